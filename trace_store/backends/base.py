@@ -1,0 +1,180 @@
+"""The one object-store interface every backend implements.
+
+Backends implement a handful of primitives; everything that can be built on them is
+built once, here. Keys passed to a store are relative to the store's own prefix and
+are validated by :func:`trace_store.keys.check_key` before they reach a backend.
+
+Semantics every backend guarantees (and ``tests/store_conformance.py`` checks):
+
+* ``put_new`` is create-only: an existing key raises :class:`AlreadyExists` and keeps
+  the stored bytes. New objects are always written *expirable*; pinning is separate.
+* ``get`` returns the exact stored bytes, never decoded (no transparent zstd).
+* ``sign_get`` returns a URL that a plain, credential-less GET can fetch until
+  ``expires_at``, for that one object only.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from trace_store.errors import AlreadyExists, InvalidInput, ObjectNotFound
+from trace_store.keys import check_key, check_prefix
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from datetime import datetime, timedelta
+
+JSON_CONTENT_TYPE = "application/json"
+ZSTD_ENCODING = "zstd"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What ``head`` and ``list`` report about one stored object."""
+
+    key: str
+    size: int
+    content_type: str | None = None
+    content_encoding: str | None = None
+    created: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedURL:
+    """A short-lived URL for one object, fetchable with a plain GET."""
+
+    url: str
+    expires_at: datetime
+
+
+class ObjectStore(abc.ABC):
+    """Abstract object store. Subclasses implement the ``_``-prefixed primitives."""
+
+    #: Short backend name used in logs, metrics and store URLs.
+    scheme: ClassVar[str]
+    #: A signed GET answers with the stored ``Content-Encoding`` header.
+    supports_content_encoding: ClassVar[bool] = True
+    #: ``get(..., byte_range=...)`` is served by the backend itself.
+    supports_ranged_get: ClassVar[bool] = True
+    #: ``set_cors`` configures a real CORS policy on the bucket.
+    supports_cors: ClassVar[bool] = False
+    #: Signed URLs are served by strata's own editor server (``/objects/...``).
+    serves_signed_urls_itself: ClassVar[bool] = False
+
+    # -- primitives -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _put_new(
+        self, key: str, data: bytes, content_type: str, content_encoding: str | None
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _get(self, key: str, byte_range: tuple[int, int] | None) -> bytes: ...
+
+    @abc.abstractmethod
+    async def _head(self, key: str) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]: ...
+
+    @abc.abstractmethod
+    async def _sign_get(self, key: str, expires_in: timedelta) -> SignedURL: ...
+
+    @abc.abstractmethod
+    async def _copy(self, src: str, dst: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _pin(self, key: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _unpin(self, key: str) -> None: ...
+
+    # -- public API: validation once, then the primitive ------------------------------
+
+    async def put_new(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = JSON_CONTENT_TYPE,
+        content_encoding: str | None = ZSTD_ENCODING,
+    ) -> None:
+        """Create ``key`` with ``data``; raise :class:`AlreadyExists` if it exists."""
+        await self._put_new(check_key(key), data, content_type, content_encoding)
+
+    async def get(self, key: str, *, byte_range: tuple[int, int] | None = None) -> bytes:
+        """Return the stored bytes, or bytes ``[start, end]`` inclusive of ``byte_range``."""
+        if byte_range is not None:
+            start, end = byte_range
+            if start < 0 or end < start:
+                raise InvalidInput(f"invalid byte range {start}-{end}")
+        return await self._get(check_key(key), byte_range)
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Metadata of ``key``; :class:`ObjectNotFound` if missing."""
+        return await self._head(check_key(key))
+
+    async def list_objects(self, prefix: str = "") -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+        found = [info async for info in self._list(check_prefix(prefix))]
+        found.sort(key=lambda info: info.key)
+        return found
+
+    async def sign_get(self, key: str, expires_in: timedelta) -> SignedURL:
+        """A plain-GET URL for ``key`` valid for ``expires_in``."""
+        return await self._sign_get(check_key(key), expires_in)
+
+    async def copy(self, src: str, dst: str) -> None:
+        """Server-side copy; create-only on ``dst`` like :meth:`put_new`."""
+        await self._copy(check_key(src), check_key(dst))
+
+    async def pin(self, key: str) -> None:
+        """Exempt ``key`` from lifecycle expiry (idempotent)."""
+        await self._pin(check_key(key))
+
+    async def unpin(self, key: str) -> None:
+        """Make ``key`` expirable again (idempotent)."""
+        await self._unpin(check_key(key))
+
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+        try:
+            await self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    async def put_or_verify(
+        self, key: str, data: bytes, *, content_encoding: str | None = ZSTD_ENCODING
+    ) -> None:
+        """Create-only put that is safe to retry.
+
+        A retry after a lost acknowledgement finds the key taken: that is success when
+        the stored bytes are ours, and :class:`AlreadyExists` otherwise.
+        """
+        try:
+            await self.put_new(key, data, content_encoding=content_encoding)
+        except AlreadyExists:
+            stored = await self.get(key)
+            if hashlib.sha256(stored).digest() != hashlib.sha256(data).digest():
+                raise
+
+    async def set_cors(self, origins: Sequence[str]) -> None:
+        """Allow browser GETs of signed URLs from ``origins`` (no-op where unsupported)."""
+        return None
+
+    async def check(self) -> None:
+        """Raise if the store cannot be reached (used by ``/readyz`` and start-up)."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+        return None
+
+    def describe(self) -> str:
+        """A human-readable location, for logs (no secrets)."""
+        return self.scheme

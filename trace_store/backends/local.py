@@ -1,0 +1,178 @@
+"""A directory on the local disk as an object store.
+
+Create-only puts write a temporary file, fsync it and ``os.link`` it into place: the
+link fails if the key exists, so two writers can never overwrite each other and a
+reader never sees a partial object. Content headers live in a sidecar under ``.meta/``
+and pins are marker files under ``.pins/`` (key segments never start with ``.``, so
+these cannot collide with keys). Signed URLs point at the editor server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+
+from trace_store.backends.base import JSON_CONTENT_TYPE, ObjectInfo, ObjectStore, SignedURL
+from trace_store.errors import AlreadyExists, InvalidInput, ObjectNotFound
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from datetime import timedelta
+
+    from trace_store.signing import UrlSigner
+
+
+class LocalStore(ObjectStore):
+    """Objects as files under ``root``; blocking I/O runs in worker threads."""
+
+    scheme = "file"
+    serves_signed_urls_itself = True
+
+    def __init__(self, root: Path | str, signer: UrlSigner | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.signer = signer
+        for sub in (".tmp", ".meta", ".pins"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def describe(self) -> str:
+        return f"file://{self.root}"
+
+    def path_of(self, key: str, area: str = "") -> Path:
+        """The file behind ``key``, refusing anything that resolves outside the root."""
+        base = self.root / area if area else self.root
+        path = (base / key).resolve()
+        if not path.is_relative_to(base):
+            raise InvalidInput(f"object key {key!r} points outside the store")
+        return path
+
+    # -- blocking helpers, run in threads ---------------------------------------------
+
+    def _put_sync(self, key: str, data: bytes, content_type: str, encoding: str | None) -> None:
+        final = self.path_of(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / ".tmp" / uuid.uuid4().hex
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            raise AlreadyExists(f"object {key!r} already exists") from None
+        finally:
+            tmp.unlink()
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        if content_type != JSON_CONTENT_TYPE or encoding is not None:
+            meta = self.path_of(key + ".json", ".meta")
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta_tmp = self.root / ".tmp" / uuid.uuid4().hex
+            meta_tmp.write_bytes(orjson.dumps({"type": content_type, "encoding": encoding}))
+            os.replace(meta_tmp, meta)
+
+    def _get_sync(self, key: str, byte_range: tuple[int, int] | None) -> bytes:
+        try:
+            with open(self.path_of(key), "rb") as handle:
+                if byte_range is None:
+                    return handle.read()
+                handle.seek(byte_range[0])
+                return handle.read(byte_range[1] - byte_range[0] + 1)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {key!r}") from None
+
+    def _head_sync(self, key: str) -> ObjectInfo:
+        path = self.path_of(key)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {key!r}") from None
+        if not path.is_file():
+            raise ObjectNotFound(f"no object {key!r}")
+        content_type, encoding = JSON_CONTENT_TYPE, None
+        with contextlib.suppress(FileNotFoundError):
+            meta = orjson.loads(self.path_of(key + ".json", ".meta").read_bytes())
+            content_type, encoding = meta["type"], meta["encoding"]
+        metadata = {"pinned": "true"} if self.path_of(key, ".pins").exists() else {}
+        created = datetime.fromtimestamp(stat.st_mtime, UTC)
+        return ObjectInfo(key, stat.st_size, content_type, encoding, created, metadata)
+
+    def _list_sync(self, prefix: str) -> list[ObjectInfo]:
+        # Walk only the directory that the prefix names, not the whole store.
+        head, _, _ = prefix.rpartition("/")
+        start = self.path_of(head) if head else self.root
+        found: list[ObjectInfo] = []
+        if not start.is_dir():
+            return found
+        for dirpath, dirnames, filenames in os.walk(start):
+            if Path(dirpath) == self.root:
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                key = Path(dirpath, name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    with contextlib.suppress(ObjectNotFound):
+                        found.append(self._head_sync(key))
+        return found
+
+    def _pin_sync(self, key: str, pinned: bool) -> None:
+        if not self.path_of(key).is_file():
+            raise ObjectNotFound(f"no object {key!r}")
+        marker = self.path_of(key, ".pins")
+        if pinned:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
+
+    def delete_expired(self, key: str) -> None:
+        """Remove an object and its sidecars. Only the local expirer calls this."""
+        for path in (self.path_of(key), self.path_of(key + ".json", ".meta")):
+            path.unlink(missing_ok=True)
+        self.path_of(key, ".pins").unlink(missing_ok=True)
+
+    # -- primitives -------------------------------------------------------------------
+
+    async def _put_new(
+        self, key: str, data: bytes, content_type: str, content_encoding: str | None
+    ) -> None:
+        await asyncio.to_thread(self._put_sync, key, data, content_type, content_encoding)
+
+    async def _get(self, key: str, byte_range: tuple[int, int] | None) -> bytes:
+        return await asyncio.to_thread(self._get_sync, key, byte_range)
+
+    async def _head(self, key: str) -> ObjectInfo:
+        return await asyncio.to_thread(self._head_sync, key)
+
+    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        for info in await asyncio.to_thread(self._list_sync, prefix):
+            yield info
+
+    async def _sign_get(self, key: str, expires_in: timedelta) -> SignedURL:
+        await self._head(key)
+        if self.signer is None:
+            raise RuntimeError("LocalStore has no signer configured")
+        return self.signer.sign(key, expires_in)
+
+    async def _copy(self, src: str, dst: str) -> None:
+        info = await self._head(src)
+        data = await self._get(src, None)
+        await self._put_new(dst, data, info.content_type or JSON_CONTENT_TYPE, info.content_encoding)
+
+    async def _pin(self, key: str) -> None:
+        await asyncio.to_thread(self._pin_sync, key, True)
+
+    async def _unpin(self, key: str) -> None:
+        await asyncio.to_thread(self._pin_sync, key, False)
+
+    async def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise InvalidInput(f"local store {self.root} is not writable")
