@@ -38,9 +38,7 @@ def check_canvas(name: str) -> str:
 def check_handler_id(handler_id: str) -> str:
     """Return ``handler_id`` if valid, else raise :class:`InvalidInput`."""
     if not HANDLER_ID_RE.fullmatch(handler_id):
-        raise InvalidInput(
-            f"invalid handler id {handler_id[:80]!r}: expected [a-z0-9_-]{{1,64}}"
-        )
+        raise InvalidInput(f"invalid handler id {handler_id[:80]!r}: expected [a-z0-9_-]{{1,64}}")
     return handler_id
 
 
@@ -76,9 +74,12 @@ def check_prefix(prefix: str) -> str:
 
 def trace_key(canvas: str, handler_id: str, trace_id: str) -> str:
     """Key of a handler's base trace object."""
-    return "/".join(
-        (TRACES, check_canvas(canvas), check_handler_id(handler_id), check_trace_id(trace_id))
-    ) + SUFFIX
+    return (
+        "/".join(
+            (TRACES, check_canvas(canvas), check_handler_id(handler_id), check_trace_id(trace_id))
+        )
+        + SUFFIX
+    )
 
 
 def unmatched_key(canvas: str, trace_id: str) -> str:

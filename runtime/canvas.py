@@ -1,0 +1,112 @@
+"""A canvas: a named set of HTTP handlers and user functions."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from runtime.recorder import record_function
+from runtime.routing import Router, parse_route
+from runtime.sampling import Sampling
+from trace_store.errors import RoutingError
+from trace_store.keys import CANVAS_RE, FUNCTION_RE, HANDLER_ID_RE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+
+@dataclass(eq=False)
+class Handler:
+    """One HTTP handler. ``id`` is the identity its traces belong to."""
+
+    canvas: str
+    id: str
+    method: str
+    route: str
+    function: Callable[..., Any]
+    is_async: bool
+    sample: Sampling | None = None
+
+    def describe(self) -> dict[str, str]:
+        """The handler as the editor API and trace documents show it."""
+        return {"id": self.id, "kind": "http", "method": self.method, "route": self.route}
+
+
+@dataclass(eq=False)
+class UserFunction:
+    """A user function: its calls are recorded, and the editor can run it by name."""
+
+    name: str
+    function: Callable[..., Any]
+    signature: inspect.Signature
+    is_async: bool
+
+
+@dataclass(eq=False)
+class Canvas:
+    """A canvas: ``Canvas("shop")``, then ``@canvas.http(...)`` and ``@canvas.function()``."""
+
+    name: str
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    functions: dict[str, UserFunction] = field(default_factory=dict)
+    router: Router[Handler] = field(default_factory=Router)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not CANVAS_RE.fullmatch(self.name):
+            raise RoutingError(f"invalid canvas name {self.name!r}: expected [a-z0-9-]{{1,63}}")
+
+    def http(
+        self, method: str, route: str, *, id: str | None = None, sample: str | None = None
+    ) -> Callable[[F], F]:
+        """Register a handler for ``method`` and ``route``; the id defaults to its name."""
+
+        def register(function: F) -> F:
+            handler_id = id if id is not None else function.__name__.lower()
+            if not HANDLER_ID_RE.fullmatch(handler_id):
+                raise RoutingError(
+                    f"canvas {self.name!r}: invalid handler id {handler_id!r} "
+                    "(expected [a-z0-9_-]{1,64})"
+                )
+            if handler_id in self.handlers:
+                raise RoutingError(f"canvas {self.name!r}: duplicate handler id {handler_id!r}")
+            parse_route(route)
+            handler = Handler(
+                canvas=self.name,
+                id=handler_id,
+                method=method.upper(),
+                route=route,
+                function=function,
+                is_async=inspect.iscoroutinefunction(function),
+                sample=None
+                if sample is None
+                else Sampling.parse(sample, setting=f"sample= of handler {handler_id!r}"),
+            )
+            self.router.add(handler.method, route, handler)
+            self.handlers[handler_id] = handler
+            return function
+
+        return register
+
+    def function(self, name: str | None = None) -> Callable[[F], F]:
+        """Register a user function whose calls are recorded with args and result."""
+
+        def register(function: F) -> F:
+            fname = name if name is not None else function.__name__
+            if not FUNCTION_RE.fullmatch(fname):
+                raise RoutingError(f"canvas {self.name!r}: invalid function name {fname!r}")
+            if fname in self.functions:
+                raise RoutingError(f"canvas {self.name!r}: duplicate function {fname!r}")
+            wrapped = record_function(function, fname)
+            self.functions[fname] = UserFunction(
+                fname, wrapped, inspect.signature(function), inspect.iscoroutinefunction(function)
+            )
+            return wrapped  # type: ignore[return-value]
+
+        return register
+
+    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+        """The handler for a request and its path parameters, or ``None`` (a 404)."""
+        return self.router.match(method, path)

@@ -1,0 +1,87 @@
+"""Run one handler on one request, with or without recording.
+
+The gateway, reruns and replays all come through :func:`execute`, so a handler behaves
+the same wherever it runs. Sync handlers run on the event loop (they are expected to be
+short; outbound I/O goes through the async ``stdlib.http``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from runtime.http import render
+from runtime.recorder import Recorder, Replay, current
+from trace_store.errors import StrataError
+
+if TYPE_CHECKING:
+    from runtime.canvas import Handler
+    from runtime.http import Request
+
+
+@dataclass(slots=True)
+class Execution:
+    """The outcome of one handler run. ``calls`` is ``None`` when it was not recorded."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    error: BaseException | None
+    calls: list[list[Any]] | None
+    truncated_calls: bool
+    started_ns: int
+    origin_ns: int
+    duration_ns: int
+
+
+def _error_response(exc: BaseException) -> tuple[int, list[tuple[str, str]], bytes]:
+    # Input errors raised inside a handler (e.g. request.json() on bad JSON) are the
+    # grand-user's fault: answer 4xx with the message. Anything else is the handler's
+    # bug: a 500 that does not leak details (the trace has them).
+    if isinstance(exc, StrataError) and 400 <= exc.status < 500:
+        status, code, message = exc.status, exc.code, str(exc)
+    else:
+        status, code, message = 500, "handler_error", "the handler raised an error"
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return status, [("Content-Type", "application/json")], body
+
+
+async def execute(
+    handler: Handler,
+    request: Request,
+    *,
+    record: bool,
+    max_calls: int = 10_000,
+    replay: Replay | None = None,
+) -> Execution:
+    """Run ``handler`` on ``request``. Exceptions become a response and ``error``."""
+    started_ns = time.time_ns()
+    t0 = time.perf_counter_ns()
+    recorder = Recorder(max_calls, replay) if record else None
+    token = current.set(recorder) if recorder is not None else None
+    error: BaseException | None = None
+    try:
+        value = handler.function(request)
+        if handler.is_async:
+            value = await value
+        status, headers, body = render(value)
+    except Exception as exc:
+        error = exc
+        status, headers, body = _error_response(exc)
+    finally:
+        if token is not None:
+            current.reset(token)
+    return Execution(
+        status,
+        headers,
+        body,
+        error,
+        None if recorder is None else recorder.calls,
+        recorder is not None and recorder.truncated,
+        started_ns,
+        t0,
+        time.perf_counter_ns() - t0,
+    )

@@ -1,0 +1,176 @@
+"""Per-request recording of the call tree, kept as cheap as possible.
+
+A :class:`Recorder` lives in a context variable for the duration of one traced request
+(so concurrent requests never share one). Each call is appended as a flat list; nothing
+is serialised or hashed here. The writer turns the lists into the trace document after
+the response has gone out. An untraced request has no recorder, and every wrapper
+checks that first and calls straight through.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from contextvars import ContextVar
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+R = TypeVar("R")
+
+USER: Final = "user"
+BUILTIN: Final = "builtin"
+
+# Positions in a call record (a list, for speed).
+C_ID, C_PARENT, C_FUNCTION, C_KIND, C_ARGS, C_KWARGS, C_RESULT, C_ERROR, C_START, C_END = range(10)
+
+
+class Recorder:
+    """The calls of one request, plus what a replay needs to answer builtins."""
+
+    __slots__ = ("calls", "max_calls", "origin_ns", "replay", "truncated")
+
+    def __init__(self, max_calls: int = 10_000, replay: Replay | None = None) -> None:
+        self.calls: list[list[Any]] = []
+        self.max_calls = max_calls
+        self.truncated = False
+        self.origin_ns = perf_counter_ns()
+        self.replay = replay
+
+    def begin(
+        self, function: str, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[Any] | None:
+        """Start a call record, or return ``None`` once the call limit is reached."""
+        calls = self.calls
+        if len(calls) >= self.max_calls:
+            self.truncated = True
+            return None
+        record = [
+            len(calls),
+            _parent.get(),
+            function,
+            kind,
+            args,
+            kwargs,
+            None,
+            None,
+            perf_counter_ns(),
+            0,
+        ]
+        calls.append(record)
+        return record
+
+
+class Replay:
+    """Answers builtins from a trace's recorded results (see :mod:`runtime.replay`)."""
+
+    def answer(
+        self, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """``(True, value)`` when recorded, else ``(False, None)``; may raise the recorded error."""
+        raise NotImplementedError
+
+
+current: ContextVar[Recorder | None] = ContextVar("strata_recorder", default=None)
+_parent: ContextVar[int | None] = ContextVar("strata_parent_call", default=None)
+
+
+def record_function(function: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """Wrap a user function so its calls are recorded when a recorder is active."""
+    if inspect.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            recorder = current.get()
+            if recorder is None:
+                return await function(*args, **kwargs)
+            record = recorder.begin(name, USER, args, kwargs)
+            if record is None:
+                return await function(*args, **kwargs)
+            token = _parent.set(record[C_ID])
+            try:
+                result = await function(*args, **kwargs)
+            except BaseException as exc:
+                record[C_ERROR] = exc
+                raise
+            else:
+                record[C_RESULT] = result
+                return result
+            finally:
+                record[C_END] = perf_counter_ns()
+                _parent.reset(token)
+
+        return async_wrapper
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        recorder = current.get()
+        if recorder is None:
+            return function(*args, **kwargs)
+        record = recorder.begin(name, USER, args, kwargs)
+        if record is None:
+            return function(*args, **kwargs)
+        token = _parent.set(record[C_ID])
+        try:
+            result = function(*args, **kwargs)
+        except BaseException as exc:
+            record[C_ERROR] = exc
+            raise
+        else:
+            record[C_RESULT] = result
+            return result
+        finally:
+            record[C_END] = perf_counter_ns()
+            _parent.reset(token)
+
+    return wrapper
+
+
+def call_builtin(name: str, live: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run a synchronous builtin, recording it (or answering it from a replay)."""
+    recorder = current.get()
+    if recorder is None:
+        return live(*args, **kwargs)
+    record = recorder.begin(name, BUILTIN, args, kwargs)
+    try:
+        if recorder.replay is not None:
+            found, value = recorder.replay.answer(name, args, kwargs)
+            result: R = value if found else live(*args, **kwargs)
+        else:
+            result = live(*args, **kwargs)
+    except BaseException as exc:
+        if record is not None:
+            record[C_ERROR] = exc
+            record[C_END] = perf_counter_ns()
+        raise
+    if record is not None:
+        record[C_RESULT] = result
+        record[C_END] = perf_counter_ns()
+    return result
+
+
+async def call_builtin_async(
+    name: str, live: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any
+) -> R:
+    """Run an async builtin, recording it (or answering it from a replay)."""
+    recorder = current.get()
+    if recorder is None:
+        return await live(*args, **kwargs)
+    record = recorder.begin(name, BUILTIN, args, kwargs)
+    try:
+        if recorder.replay is not None:
+            found, value = recorder.replay.answer(name, args, kwargs)
+            result: R = value if found else await live(*args, **kwargs)
+        else:
+            result = await live(*args, **kwargs)
+    except BaseException as exc:
+        if record is not None:
+            record[C_ERROR] = exc
+            record[C_END] = perf_counter_ns()
+        raise
+    if record is not None:
+        record[C_RESULT] = result
+        record[C_END] = perf_counter_ns()
+    return result

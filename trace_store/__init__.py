@@ -1,0 +1,1 @@
+"""Trace storage: codec, object-store backends, Postgres index and patches, writer, merge."""

@@ -1,0 +1,226 @@
+"""Build the ``strata.trace/1`` document from what the request path captured.
+
+The request path hands over raw material only (header bytes, the query string, call
+records with live Python values). Everything costly (decoding, tagging, hashing,
+redaction, limits) happens here, in the writer, after the response has gone out.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qsl
+
+from runtime.recorder import (
+    BUILTIN,
+    C_ARGS,
+    C_END,
+    C_ERROR,
+    C_FUNCTION,
+    C_ID,
+    C_KIND,
+    C_KWARGS,
+    C_PARENT,
+    C_RESULT,
+    C_START,
+)
+from trace_store.values import hash_tagged_args, to_json
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from trace_store.types import JSONObject
+
+FORMAT: Final = "strata.trace/1"
+REDACTED: Final = "[redacted]"
+DEFAULT_REDACT_HEADERS: Final = frozenset(
+    {"authorization", "cookie", "set-cookie", "proxy-authorization"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceLimits:
+    """What a trace keeps: body bytes, call count, and which header values to redact."""
+
+    max_body_bytes: int = 1024 * 1024
+    max_calls: int = 10_000
+    redact_headers: frozenset[str] = DEFAULT_REDACT_HEADERS
+
+
+@dataclass(slots=True)
+class PendingTrace:
+    """A finished request, as the request path hands it to the writer."""
+
+    canvas: str
+    kind: str  # keys.TRACES or keys.UNMATCHED
+    handler: dict[str, str] | None
+    started_ns: int
+    duration_ns: int
+    method: str
+    path: str
+    query_string: str
+    params: dict[str, str]
+    raw_headers: Iterable[tuple[bytes, bytes]]
+    body: bytes
+    body_truncated: bool = False
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_body: bytes = b""
+    error: BaseException | None = None
+    calls: list[list[Any]] | None = None
+    calls_truncated: bool = False
+    sampled: bool = True
+    origin_ns: int = 0  # perf_counter_ns at the start, the zero of call times
+    adopted_from: str | None = None
+    trace_id: str = ""
+
+    def ensure_id(self) -> str:
+        """Assign the UUIDv7 trace id from the start time (once)."""
+        if not self.trace_id:
+            self.trace_id = uuid7(self.started_ns)
+        return self.trace_id
+
+
+def uuid7(unix_ns: int) -> str:
+    """A UUIDv7 (RFC 9562) for the given time: time-ordered, 74 random bits."""
+    ms = unix_ns // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def rfc3339(unix_ns: int) -> str:
+    """RFC 3339 UTC with microseconds and a ``Z``."""
+    stamp = datetime.fromtimestamp(unix_ns / 1e9, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def body_doc(data: bytes, limit: int, already_truncated: bool = False) -> tuple[JSONObject, bool]:
+    """A Body object; returns it and whether the limit cut it."""
+    cut = len(data) > limit
+    kept = data[:limit] if cut else data
+    try:
+        text = kept.decode("utf-8")
+        encoding, payload = "utf-8", text
+    except UnicodeDecodeError:
+        encoding, payload = "base64", base64.b64encode(kept).decode("ascii")
+    truncated = cut or already_truncated
+    return {"encoding": encoding, "data": payload, "bytes": len(data), "truncated": truncated}, cut
+
+
+def headers_doc(pairs: Iterable[tuple[str, str]], redact: frozenset[str]) -> list[list[str]]:
+    """``[[name, value], ...]`` with secret values redacted (names are kept)."""
+    return [[name, REDACTED if name.lower() in redact else value] for name, value in pairs]
+
+
+def error_doc(exc: BaseException) -> JSONObject:
+    """``{type, message, traceback}`` of an exception."""
+    return {
+        "type": type(exc).__qualname__,
+        "message": _safe_str(exc),
+        "traceback": "".join(traceback.format_exception(exc))[-16_384:],
+    }
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)[:4096]
+    except Exception:
+        return "<unprintable error>"
+
+
+def calls_doc(calls: list[list[Any]], origin_ns: int) -> list[JSONObject]:
+    """The Call objects of a recorded call list, times relative to ``origin_ns``."""
+    out: list[JSONObject] = []
+    for rec in calls:
+        tagged_args = [to_json(a) for a in rec[C_ARGS]]
+        tagged_kwargs = to_json(rec[C_KWARGS]) if rec[C_KWARGS] else {}
+        call: JSONObject = {
+            "id": rec[C_ID],
+            "parent": rec[C_PARENT],
+            "function": rec[C_FUNCTION],
+            "kind": rec[C_KIND],
+            "args_hash": hash_tagged_args(tagged_args, tagged_kwargs),
+        }
+        if rec[C_KIND] != BUILTIN:
+            call["args"] = tagged_args
+            if tagged_kwargs:
+                call["kwargs"] = tagged_kwargs
+        if rec[C_ERROR] is not None:
+            call["error"] = error_doc(rec[C_ERROR])
+        else:
+            call["result"] = to_json(rec[C_RESULT])
+        end = rec[C_END] or rec[C_START]
+        call["started_us"] = max(0, (rec[C_START] - origin_ns) // 1000)
+        call["duration_us"] = max(0, (end - rec[C_START]) // 1000)
+        out.append(call)
+    return out
+
+
+def build_trace(p: PendingTrace, limits: TraceLimits) -> JSONObject:
+    """The trace document for ``p``."""
+    redact = limits.redact_headers
+    hit: list[str] = []
+    req_body, cut = body_doc(p.body, limits.max_body_bytes, p.body_truncated)
+    if cut or p.body_truncated:
+        hit.append("request_body")
+    raw_headers = [(_text(k), _text(v)) for k, v in p.raw_headers]
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(p.query_string, keep_blank_values=True):
+        query.setdefault(key, []).append(value)
+    result: JSONObject | None = None
+    if p.status is not None:
+        resp_body, cut = body_doc(p.response_body, limits.max_body_bytes)
+        if cut:
+            hit.append("response_body")
+        result = {
+            "status": p.status,
+            "headers": headers_doc(p.response_headers, redact),
+            "body": resp_body,
+        }
+    calls = calls_doc(p.calls, p.origin_ns) if p.calls else []
+    if p.calls_truncated:
+        hit.append("calls")
+    doc: JSONObject = {
+        "format": FORMAT,
+        "trace_id": p.ensure_id(),
+        "canvas": p.canvas,
+        "handler": p.handler,
+        "started_at": rfc3339(p.started_ns),
+        "duration_ms": round(p.duration_ns / 1e6, 3),
+        "input": {
+            "kind": "http",
+            "method": p.method,
+            "path": p.path,
+            "query": query,
+            "params": p.params,
+            "headers": headers_doc(raw_headers, redact),
+            "body": req_body,
+        },
+        "result": result,
+        "error": None if p.error is None else error_doc(p.error),
+        "calls": calls,
+        "truncated": bool(hit),
+        "limits": {
+            "max_body_bytes": limits.max_body_bytes,
+            "max_calls": limits.max_calls,
+            "hit": hit,
+        },
+        "sampled": p.sampled,
+    }
+    if p.adopted_from is not None:
+        doc["adopted_from"] = p.adopted_from
+    return doc

@@ -1,0 +1,160 @@
+"""Python values as JSON, losslessly, and the canonical arguments hash.
+
+JSON cannot say bytes, tuples, datetimes, non-finite floats, big integers, sets or
+dicts with non-string keys. Such values are *tagged*: ``{"$strata": TAG, "v": ...}``.
+A plain dict that happens to contain a ``"$strata"`` key is tagged too (as ``dict``),
+so decoding is unambiguous. Values with no faithful JSON form (arbitrary objects) are
+tagged ``repr``: readable, but they decode to a :class:`Unrepresentable` marker.
+
+The args hash is ``"1:" + sha256(canonical JSON of the tagged [args, kwargs])``, where
+canonical means sorted keys and orjson's shortest round-trip floats. Bump the version
+prefix whenever the encoding changes, so old and new hashes never collide.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import hashlib
+import math
+import uuid
+from typing import Any, Final
+
+import orjson
+
+TAG: Final = "$strata"
+ARGS_HASH_VERSION: Final = "1"
+MAX_DEPTH: Final = 64
+_INT_LIMIT: Final = 2**63
+_SCALARS: Final = (str, bool, type(None))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unrepresentable:
+    """Stands for a value that was recorded only as its ``repr``."""
+
+    type: str
+    repr: str
+
+
+def to_json(value: Any, _depth: int = 0) -> Any:
+    """Tag ``value`` into something orjson encodes without loss."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is int:
+        return value if -_INT_LIMIT <= value < _INT_LIMIT else {TAG: "int", "v": str(value)}
+    if kind is float:
+        if math.isfinite(value):
+            return value
+        return {TAG: "float", "v": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if _depth >= MAX_DEPTH:
+        return _repr(value)
+    depth = _depth + 1
+    if kind is list:
+        return [to_json(item, depth) for item in value]
+    if kind is dict:
+        if TAG not in value and all(type(k) is str for k in value):
+            return {k: to_json(v, depth) for k, v in value.items()}
+        return {TAG: "dict", "v": [[to_json(k, depth), to_json(v, depth)] for k, v in value.items()]}
+    if kind is tuple:
+        return {TAG: "tuple", "v": [to_json(item, depth) for item in value]}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {TAG: "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dt.datetime):
+        return {TAG: "datetime", "v": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {TAG: "date", "v": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {TAG: "time", "v": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, decimal.Decimal):
+        return {TAG: "decimal", "v": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {TAG: "uuid", "v": str(value)}
+    if isinstance(value, (set, frozenset)):
+        items = sorted((to_json(item, depth) for item in value), key=canonical_bytes)
+        return {TAG: "frozenset" if isinstance(value, frozenset) else "set", "v": items}
+    if isinstance(value, enum.Enum):
+        return _repr(value)
+    # Subclasses of builtin types (enums were handled above) are kept as the base type.
+    base: type[Any]
+    for base in (str, int, float, list, tuple, dict):
+        if isinstance(value, base):
+            return to_json(base(value), _depth)
+    return _repr(value)
+
+
+def _repr(value: Any) -> dict[str, Any]:
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not break tracing
+        text = f"<unrepresentable: {type(exc).__name__}>"
+    return {TAG: "repr", "type": type(value).__qualname__, "v": text[:4096]}
+
+
+_DECODERS: Final[dict[str, Any]] = {
+    "int": int,
+    "float": float,
+    "bytes": lambda v: base64.b64decode(v),
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "timedelta": lambda v: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+    "decimal": decimal.Decimal,
+    "uuid": uuid.UUID,
+}
+
+
+def from_json(value: Any) -> Any:
+    """Invert :func:`to_json`."""
+    kind = type(value)
+    if kind is list:
+        return [from_json(item) for item in value]
+    if kind is not dict:
+        return value
+    tag = value.get(TAG)
+    if tag is None:
+        return {k: from_json(v) for k, v in value.items()}
+    inner = value.get("v")
+    if tag in _DECODERS:
+        return _DECODERS[tag](inner)
+    if tag == "tuple":
+        return tuple(from_json(item) for item in inner)
+    if tag == "dict":
+        return {_hashable(from_json(k)): from_json(v) for k, v in inner}
+    if tag == "set":
+        return {_hashable(from_json(item)) for item in inner}
+    if tag == "frozenset":
+        return frozenset(_hashable(from_json(item)) for item in inner)
+    if tag == "repr":
+        return Unrepresentable(str(value.get("type")), str(inner))
+    raise ValueError(f"unknown value tag {tag!r}")
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def canonical_bytes(tagged: Any) -> bytes:
+    """The canonical encoding of an already-tagged value."""
+    return orjson.dumps(tagged, option=orjson.OPT_SORT_KEYS)
+
+
+def args_hash(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None = None) -> str:
+    """The versioned hash of a call's arguments."""
+    return hash_tagged_args([to_json(a) for a in args], to_json(kwargs) if kwargs else {})
+
+
+def hash_tagged_args(tagged_args: list[Any], tagged_kwargs: Any) -> str:
+    """:func:`args_hash` for arguments that are already tagged."""
+    digest = hashlib.sha256(canonical_bytes([tagged_args, tagged_kwargs])).hexdigest()
+    return f"{ARGS_HASH_VERSION}:{digest}"
