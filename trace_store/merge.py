@@ -15,6 +15,8 @@ fields of the base are not carried over::
       "input": {...},                # the base's, unchanged
       "truncated": bool,             # the base's (it describes the base object)
       "limits": {...} | null,        # the base's, null when absent
+      "sampled": bool,               # the base's, true when absent
+      "adopted_from": str | null,    # the base's, null when absent
       "base_execution": {result, error, calls, duration_ms, started_at},
       "execution": {result, error, calls, duration_ms, started_at,
                     "source": "base" | <patch_id of the rerun>},
@@ -22,12 +24,13 @@ fields of the base are not carried over::
       "applied_patches": [<patch_id>, ...],      # fold order
     }
 
-    Entry = {function, kind: "user" | "builtin", args_hash, args?,
+    Entry = {function, kind: "user" | "builtin", args_hash, args?, kwargs?,
              result | error,                     # exactly one of the two keys
              source: "base" | <patch_id>,
              calls?, duration_ms?}               # only for function_run entries
 
-A missing base field reads as ``null`` (``calls`` as ``[]``, ``truncated`` as ``false``).
+A missing base field reads as ``null`` (``calls`` as ``[]``, ``truncated`` as ``false``,
+``sampled`` as ``true``).
 
 Rules where SPEC §9 is silent (both implementations follow them):
 
@@ -46,16 +49,17 @@ Rules where SPEC §9 is silent (both implementations follow them):
   rebuilds ``function_results`` from its calls alone.
 * ``function_run`` needs ``function`` and ``args_hash`` (strings), ``args`` and
   ``calls`` (lists), ``duration_ms``, and a ``result`` or an ``error`` key. It replaces
-  the entry of its own key only, with ``kind: "user"`` and its nested ``calls`` and
-  ``duration_ms`` kept inside the entry. Nested calls do not override other entries:
-  they ran inside a one-off run, and letting them (say, a ``time.now`` builtin) replace
-  the execution's entries would make ``function_results`` disagree with the execution
-  the editor shows next to it.
+  the entry of its own key only, with ``kind: "user"``, its ``kwargs`` when it has that
+  key, and its nested ``calls`` and ``duration_ms`` kept inside the entry. Nested calls
+  do not override other entries: they ran inside a one-off run, and letting them (say,
+  a ``time.now`` builtin) replace the execution's entries would make
+  ``function_results`` disagree with the execution the editor shows next to it.
 * Entries built from calls. Every call of the current execution with a string
   ``function`` and ``args_hash`` gives an entry, user functions and builtins alike
-  (``kind`` says which; ``args`` only when the call has that key, so builtins have
-  none). Calls are in start order and the later call with the same key wins ("latest
-  known"). An entry keeps the key's first position in the mapping when replaced.
+  (``kind`` says which; ``args`` and ``kwargs`` only when the call has those keys, so
+  builtins have neither). Calls are in start order and the later call with the same
+  key wins ("latest known"). An entry keeps the key's first position in the mapping
+  when replaced.
 * Result or error. An object holds an error when its ``error`` key is present and not
   ``null``; then the entry gets ``error`` and no ``result``. Otherwise it gets
   ``result`` (``null`` when absent).
@@ -115,7 +119,7 @@ def merge(base: JSONObject, patches: list[JSONObject]) -> JSONObject:
                 "function": patch["function"],
                 "kind": "user",
                 "args_hash": patch["args_hash"],
-                "args": _clone(patch["args"]),
+                **_arguments(patch),
                 **_outcome(patch),
                 "source": patch_id,
                 "calls": _clone(patch["calls"]),
@@ -135,6 +139,8 @@ def merge(base: JSONObject, patches: list[JSONObject]) -> JSONObject:
         "input": _clone(base.get("input")),
         "truncated": _clone(base.get("truncated", False)),
         "limits": _clone(base.get("limits")),
+        "sampled": _clone(base.get("sampled", True)),
+        "adopted_from": _clone(base.get("adopted_from")),
         "base_execution": base_execution,
         "execution": execution,
         "function_results": function_results,
@@ -194,12 +200,15 @@ def _results_from_calls(calls: list[JSON], source: str) -> JSONObject:
             "kind": _clone(call.get("kind")),
             "args_hash": args_hash,
         }
-        if "args" in call:
-            entry["args"] = _clone(call["args"])
+        entry.update(_arguments(call))
         entry.update(_outcome(call))
         entry["source"] = source
         results[_key(function, args_hash)] = entry
     return results
+
+
+def _arguments(record: JSONObject) -> JSONObject:
+    return {name: _clone(record[name]) for name in ("args", "kwargs") if name in record}
 
 
 def _outcome(record: JSONObject) -> JSONObject:

@@ -51,7 +51,7 @@ export function merge(base, patches) {
         function: patch.function,
         kind: "user",
         args_hash: patch.args_hash,
-        args: clone(patch.args),
+        ...argumentsOf(patch),
         ...outcome(patch),
         source: patchId,
         calls: clone(patch.calls),
@@ -72,6 +72,8 @@ export function merge(base, patches) {
     input: clone(get(base, "input")),
     truncated: has(base, "truncated") ? clone(base.truncated) : false,
     limits: clone(get(base, "limits")),
+    sampled: has(base, "sampled") ? clone(base.sampled) : true,
+    adopted_from: clone(get(base, "adopted_from")),
     base_execution: baseExecution,
     execution,
     function_results: functionResults,
@@ -124,12 +126,19 @@ function resultsFromCalls(calls, source) {
     const argsHash = get(call, "args_hash");
     if (typeof fn !== "string" || typeof argsHash !== "string") continue;
     const entry = { function: fn, kind: clone(get(call, "kind")), args_hash: argsHash };
-    if (has(call, "args")) entry.args = clone(call.args);
-    Object.assign(entry, outcome(call));
+    Object.assign(entry, argumentsOf(call), outcome(call));
     entry.source = source;
     results[key(fn, argsHash)] = entry;
   }
   return results;
+}
+
+function argumentsOf(record) {
+  const out = {};
+  for (const name of ["args", "kwargs"]) {
+    if (has(record, name)) out[name] = clone(record[name]);
+  }
+  return out;
 }
 
 function outcome(record) {
