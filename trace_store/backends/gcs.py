@@ -1,0 +1,388 @@
+"""Google Cloud Storage as an object store, on google-cloud-storage.
+
+The client is blocking, so every call runs in the store's thread pool. Create-only
+writes send ``ifGenerationMatch=0``: GCS refuses them with 412 when the name is taken.
+
+Lifecycle (SPEC §10): objects are written with ``customTime`` = now, and the bucket
+rule deletes them ``daysSinceCustomTime >= retain_days``. ``customTime`` may only move
+forward, so a pin is a *lease*: :meth:`GCSStore.pin` moves ``customTime`` to now, and a
+periodic task re-pins pinned objects before the lease runs out. :meth:`GCSStore.unpin`
+does nothing; an object that is no longer renewed expires at most ``retain_days``
+after its last renewal.
+
+Set ``STORAGE_EMULATOR_HOST`` to talk to an emulator: data calls are then anonymous,
+but signing URLs still needs a service-account key (``?credentials=/path/key.json``),
+and signed URLs point at the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import google.auth
+import requests
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials, Signing
+from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
+from google.auth.transport.requests import Request as AuthRequest
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+from google.oauth2 import service_account
+
+from trace_store.backends.base import ObjectInfo, ObjectStore, SignedURL
+from trace_store.errors import (
+    AlreadyExists,
+    ConfigError,
+    InvalidInput,
+    ObjectNotFound,
+    StoreUnavailable,
+    StrataError,
+)
+from trace_store.store_url import SETTING
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+
+    from google.auth.credentials import Credentials
+
+T = TypeVar("T")
+
+SCOPES = ("https://www.googleapis.com/auth/devstorage.full_control",)
+#: V4 signed URLs live at most seven days.
+MAX_SIGNED_EXPIRY = timedelta(days=7)
+POOL_SIZE = 16
+CORS_HEADERS = ["Content-Encoding", "Content-Length", "Content-Type", "ETag"]
+#: Data calls give up (and report the store unavailable) after this long.
+RETRY = DEFAULT_RETRY.with_timeout(30.0)
+#: ``check`` answers fast: one attempt, short timeout.
+CHECK_TIMEOUT = 5.0
+
+_TRANSIENT = (
+    gexc.TooManyRequests,
+    gexc.ServerError,
+    gexc.RetryError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    TransportError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GCSSettings:
+    """Where the store lives and which key signs its URLs."""
+
+    bucket: str
+    prefix: str = ""
+    credentials_file: str | None = None
+    emulator_host: str | None = None
+
+    @classmethod
+    def from_query(
+        cls, bucket: str, prefix: str, query: Mapping[str, str], environ: Mapping[str, str]
+    ) -> GCSSettings:
+        """Parse ``?credentials=`` strictly; take the emulator from ``environ``."""
+        unknown = sorted(set(query) - {"credentials"})
+        if unknown:
+            raise ConfigError(
+                f"{SETTING}: unknown gs:// query parameter(s) {', '.join(unknown)};"
+                " expected credentials=/path/to/service-account.json"
+            )
+        emulator = environ.get("STORAGE_EMULATOR_HOST") or None
+        if emulator is not None and "://" not in emulator:
+            emulator = f"http://{emulator}"  # the variable is often given as host:port
+        return cls(bucket, prefix.strip("/"), query.get("credentials") or None, emulator)
+
+
+def _load_key(path: str) -> service_account.Credentials:
+    try:
+        return service_account.Credentials.from_service_account_file(path, scopes=SCOPES)  # type: ignore[no-untyped-call, no-any-return]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(
+            f"{SETTING}: gs:// credentials={path!r} is not a readable service-account"
+            f" key file ({err})"
+        ) from None
+
+
+def make_client(settings: GCSSettings) -> tuple[storage.Client, Credentials | None]:
+    """The data client and the credentials that sign URLs (``None``: cannot sign)."""
+    key = _load_key(settings.credentials_file) if settings.credentials_file else None
+    if settings.emulator_host:
+        # The emulator accepts no real tokens: data calls are anonymous, the key signs.
+        client = storage.Client(
+            project="strata-emulator",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": settings.emulator_host},
+        )
+        return client, key
+    if key is not None:
+        return storage.Client(project=key.project_id, credentials=key), key
+    try:
+        credentials, project = google.auth.default(scopes=SCOPES)
+    except DefaultCredentialsError as err:
+        raise ConfigError(
+            f"{SETTING}: no Google credentials for gs://{settings.bucket}; add"
+            " ?credentials=/path/key.json or set GOOGLE_APPLICATION_CREDENTIALS"
+            f" ({err})"
+        ) from None
+    return storage.Client(project=project, credentials=credentials), credentials
+
+
+def sign_blob_url(
+    blob: storage.Blob,
+    credentials: Credentials,
+    expiration: timedelta,
+    *,
+    api_access_endpoint: str | None = None,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    query_parameters: dict[str, str] | None = None,
+) -> str:
+    """A V4 signed URL for ``blob``: the one signing path the store uses.
+
+    Service-account keys sign locally. Other credentials (GCE metadata, workload
+    identity) sign through the IAM ``signBlob`` API with their service-account email.
+    """
+    extra: dict[str, Any] = {}
+    if not isinstance(credentials, Signing):
+        email = getattr(credentials, "service_account_email", None)
+        if not email:
+            raise ConfigError(
+                f"{SETTING}: signing gs:// URLs needs a service account; add"
+                " ?credentials=/path/key.json"
+            )
+        if not credentials.valid:
+            credentials.refresh(AuthRequest())  # type: ignore[no-untyped-call]
+        extra = {"service_account_email": email, "access_token": credentials.token}
+    return str(
+        blob.generate_signed_url(
+            version="v4",
+            expiration=expiration,
+            method=method,
+            credentials=credentials,
+            api_access_endpoint=api_access_endpoint,
+            headers=headers,
+            query_parameters=query_parameters,
+            **extra,
+        )
+    )
+
+
+class GCSStore(ObjectStore):
+    """Objects in one GCS bucket under an optional name prefix."""
+
+    scheme = "gs"
+    supports_cors = True
+    pins_are_leases: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        settings: GCSSettings,
+        *,
+        client: storage.Client | None = None,
+        signing_credentials: Credentials | None = None,
+    ) -> None:
+        if client is None:
+            client, signing_credentials = make_client(settings)
+        self.settings = settings
+        self.client = client
+        self.signing_credentials = signing_credentials
+        self.prefix = settings.prefix
+        self.bucket = client.bucket(settings.bucket)
+        self._pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="strata-gcs")
+
+    @classmethod
+    def from_url(cls, bucket: str, prefix: str, query: dict[str, str]) -> GCSStore:
+        """Build a store from ``gs://bucket/prefix?credentials=``, honouring the emulator."""
+        return cls(GCSSettings.from_query(bucket, prefix, query, os.environ))
+
+    def describe(self) -> str:
+        where = f" at {self.settings.emulator_host}" if self.settings.emulator_host else ""
+        return f"gs://{self.settings.bucket}/{self.prefix}{where}"
+
+    def full_key(self, key: str) -> str:
+        """The object name behind a store-relative key."""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    # -- calling the client -----------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any, key: str = "") -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args))
+        except StrataError:
+            raise
+        except Exception as err:
+            raise self._translate(err, key) from err
+
+    def _translate(self, err: Exception, key: str) -> Exception:
+        what = f"object {key!r}" if key else f"bucket {self.settings.bucket!r}"
+        if isinstance(err, gexc.NotFound):
+            return ObjectNotFound(f"no {what} in {self.describe()}")
+        if isinstance(err, gexc.PreconditionFailed):
+            return AlreadyExists(f"{what} already exists")
+        if isinstance(err, gexc.Unauthorized | gexc.Forbidden | RefreshError):
+            return ConfigError(f"{SETTING}: GCS refused the credentials for {self.describe()}")
+        if isinstance(err, _TRANSIENT):
+            return StoreUnavailable(f"GCS is unavailable for {what}: {err}")
+        if isinstance(err, gexc.GoogleAPICallError):
+            return StrataError(f"GCS request for {what} failed: {err}")
+        return err
+
+    # -- primitives -------------------------------------------------------------------
+
+    def _put_sync(self, key: str, data: bytes, content_type: str, encoding: str | None) -> None:
+        blob = self.bucket.blob(self.full_key(key))
+        blob.content_encoding = encoding
+        blob.custom_time = datetime.now(UTC)
+        blob.upload_from_string(data, content_type=content_type, if_generation_match=0, retry=RETRY)
+
+    async def _put_new(
+        self, key: str, data: bytes, content_type: str, content_encoding: str | None
+    ) -> None:
+        await self._run(self._put_sync, key, data, content_type, content_encoding, key=key)
+
+    def _get_sync(self, key: str, byte_range: tuple[int, int] | None) -> bytes:
+        blob = self.bucket.blob(self.full_key(key))
+        start, end = byte_range if byte_range else (None, None)
+        try:
+            # raw_download: the exact stored bytes, whatever Content-Encoding says.
+            return bytes(
+                blob.download_as_bytes(start=start, end=end, raw_download=True, retry=RETRY)
+            )
+        except gexc.RequestRangeNotSatisfiable:
+            # GCS answers 416 for a range starting at or past the end; the interface
+            # (like a file read past EOF) returns no bytes.
+            return b""
+
+    async def _get(self, key: str, byte_range: tuple[int, int] | None) -> bytes:
+        return await self._run(self._get_sync, key, byte_range, key=key)
+
+    def _info(self, blob: storage.Blob) -> ObjectInfo:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return ObjectInfo(
+            key=blob.name[strip:],
+            size=int(blob.size or 0),
+            content_type=blob.content_type,
+            content_encoding=blob.content_encoding,
+            created=blob.time_created,
+            metadata=dict(blob.metadata or {}),
+        )
+
+    def _blob_sync(self, key: str) -> storage.Blob:
+        blob = self.bucket.get_blob(self.full_key(key), retry=RETRY)
+        if blob is None:
+            raise ObjectNotFound(f"no object {key!r} in {self.describe()}")
+        return blob
+
+    async def _head(self, key: str) -> ObjectInfo:
+        return self._info(await self._run(self._blob_sync, key, key=key))
+
+    async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        listing = self.client.list_blobs(self.bucket, prefix=self.full_key(prefix), retry=RETRY)
+        pages: Iterator[Any] = iter(listing.pages)
+        while (page := await self._run(next, pages, None)) is not None:
+            for blob in page:
+                yield self._info(blob)
+
+    async def _sign_get(self, key: str, expires_in: timedelta) -> SignedURL:
+        if not timedelta(seconds=1) <= expires_in <= MAX_SIGNED_EXPIRY:
+            raise InvalidInput("GCS signed URLs must expire between 1 second and 7 days")
+        if self.signing_credentials is None:
+            raise ConfigError(
+                f"{SETTING}: signing gs:// URLs needs a service-account key; add"
+                " ?credentials=/path/key.json"
+            )
+        expires_at = datetime.now(UTC) + expires_in
+        blob = self.bucket.blob(self.full_key(key))
+        url = await self._run(
+            sign_blob_url,
+            blob,
+            self.signing_credentials,
+            expires_in,
+            # With an emulator the client's endpoint is the emulator, so a plain GET of
+            # the URL reaches it; otherwise this is https://storage.googleapis.com.
+            self.client.api_endpoint,
+            key=key,
+        )
+        return SignedURL(url=url, expires_at=expires_at)
+
+    def _copy_sync(self, src: str, dst: str) -> None:
+        source = self.bucket.blob(self.full_key(src))
+        copied = self.bucket.copy_blob(
+            source, self.bucket, self.full_key(dst), if_generation_match=0, retry=RETRY
+        )
+        # A copy keeps the source's customTime, which would give it the source's
+        # remaining lease; the copy is a new object, so its lease starts now.
+        self._renew_sync(copied)
+
+    async def _copy(self, src: str, dst: str) -> None:
+        await self._run(self._copy_sync, src, dst, key=src)
+
+    def _renew_sync(self, blob: storage.Blob) -> None:
+        now = datetime.now(UTC)
+        # GCS rejects a customTime earlier than the current one (400); a clock behind
+        # the last writer's leaves the lease as it is, which is still at least now.
+        if blob.custom_time is None or blob.custom_time < now:
+            blob.custom_time = now
+            blob.patch(retry=RETRY)
+
+    async def _pin(self, key: str) -> None:
+        """Renew the lease: move ``customTime`` forward to now."""
+        await self._run(lambda: self._renew_sync(self._blob_sync(key)), key=key)
+
+    async def _unpin(self, key: str) -> None:
+        """Nothing to do: an unpinned object is simply no longer renewed.
+
+        ``customTime`` cannot move backwards, so GCS has no "expirable again" write. The
+        object expires ``retain_days`` after its last renewal (its last :meth:`pin`).
+        """
+        await self._head(key)  # same contract as other backends: missing key -> error
+
+    # -- bucket-level -----------------------------------------------------------------
+
+    def _set_cors_sync(self, origins: list[str]) -> None:
+        bucket = self.client.get_bucket(self.settings.bucket, retry=RETRY)
+        # GCS CORS entries carry no id, so strata owns the bucket's whole CORS list.
+        bucket.cors = [
+            {
+                "origin": origins,
+                "method": ["GET", "HEAD"],
+                "responseHeader": CORS_HEADERS,
+                "maxAgeSeconds": 3600,
+            }
+        ]
+        bucket.patch(retry=RETRY)
+
+    async def set_cors(self, origins: Sequence[str]) -> None:
+        if not origins:
+            raise InvalidInput("set_cors needs at least one origin")
+        await self._run(self._set_cors_sync, list(origins))
+
+    async def check(self) -> None:
+        where = self.settings.emulator_host or "storage.googleapis.com"
+        try:
+            await self._run(
+                lambda: self.client.get_bucket(
+                    self.settings.bucket, timeout=CHECK_TIMEOUT, retry=None
+                )
+            )
+        except ObjectNotFound:
+            raise ConfigError(
+                f"{SETTING}: bucket {self.settings.bucket!r} does not exist at {where}"
+            ) from None
+        except StoreUnavailable as err:
+            raise ConfigError(f"{SETTING}: cannot reach GCS at {where}: {err}") from err
+        if self.signing_credentials is None:
+            raise ConfigError(
+                f"{SETTING}: signing gs:// URLs needs a service-account key; add"
+                " ?credentials=/path/key.json"
+            )
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._pool.shutdown, True)
+        self.client.close()
