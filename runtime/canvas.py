@@ -29,10 +29,16 @@ class Handler:
     function: Callable[..., Any]
     is_async: bool
     sample: Sampling | None = None
+    #: The handler as the editor API and trace documents show it (built once).
+    description: dict[str, str] = field(init=False)
 
-    def describe(self) -> dict[str, str]:
-        """The handler as the editor API and trace documents show it."""
-        return {"id": self.id, "kind": "http", "method": self.method, "route": self.route}
+    def __post_init__(self) -> None:
+        self.description = {
+            "id": self.id,
+            "kind": "http",
+            "method": self.method,
+            "route": self.route,
+        }
 
 
 @dataclass(eq=False)

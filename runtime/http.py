@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy, MultiMapping
 
 from trace_store.errors import InvalidInput
 
@@ -29,15 +29,22 @@ class Request:
         path: str,
         *,
         params: dict[str, str] | None = None,
-        query: Iterable[tuple[str, str]] = (),
-        headers: Iterable[tuple[str, str]] = (),
+        query: MultiMapping[str] | Iterable[tuple[str, str]] = (),
+        headers: MultiMapping[str] | Iterable[tuple[str, str]] = (),
         body: bytes = b"",
     ) -> None:
         self.method = method
         self.path = path
         self.params: dict[str, str] = params or {}
-        self.query: MultiDictProxy[str] = MultiDictProxy(MultiDict(query))
-        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(headers))
+        # The gateway passes aiohttp's own read-only proxies through without copying.
+        self.query: MultiMapping[str] = (
+            query if isinstance(query, MultiDictProxy) else MultiDictProxy(MultiDict(query))
+        )
+        self.headers: MultiMapping[str] = (
+            headers
+            if isinstance(headers, CIMultiDictProxy)
+            else CIMultiDictProxy(CIMultiDict(headers))
+        )
         self.body = body
         self._json: Any = _UNSET
 

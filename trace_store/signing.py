@@ -33,7 +33,9 @@ class UrlSigner:
     def sign(self, key: str, expires_in: timedelta, *, now: float | None = None) -> SignedURL:
         """A URL for ``key`` that stops working ``expires_in`` from now."""
         expires = int((time.time() if now is None else now) + expires_in.total_seconds())
-        url = f"{self.base_url}/objects/{quote(key)}?expires={expires}&sig={self._mac(key, expires)}"
+        url = (
+            f"{self.base_url}/objects/{quote(key)}?expires={expires}&sig={self._mac(key, expires)}"
+        )
         return SignedURL(url=url, expires_at=datetime.fromtimestamp(expires, UTC))
 
     def verify(self, key: str, expires: str, sig: str, *, now: float | None = None) -> str:

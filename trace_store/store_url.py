@@ -26,7 +26,9 @@ def parse_store_url(url: str, *, signer: UrlSigner | None = None) -> ObjectStore
         # file:///abs/dir, or the relative form file:dir
         path = parts.path if parts.netloc in ("", "localhost") else ""
         if not path:
-            raise ConfigError(f"{SETTING}: {url!r} names no directory (file:///abs/dir or file:dir)")
+            raise ConfigError(
+                f"{SETTING}: {url!r} names no directory (file:///abs/dir or file:dir)"
+            )
         from trace_store.backends.local import LocalStore
 
         return LocalStore(Path(path), signer)
@@ -46,6 +48,4 @@ def parse_store_url(url: str, *, signer: UrlSigner | None = None) -> ObjectStore
         from trace_store.backends.gcs import GCSStore
 
         return GCSStore.from_url(parts.netloc, prefix, query)
-    raise ConfigError(
-        f"{SETTING}: unsupported store URL {url!r}; expected file:, s3:// or gs://"
-    )
+    raise ConfigError(f"{SETTING}: unsupported store URL {url!r}; expected file:, s3:// or gs://")

@@ -59,7 +59,10 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     if kind is dict:
         if TAG not in value and all(type(k) is str for k in value):
             return {k: to_json(v, depth) for k, v in value.items()}
-        return {TAG: "dict", "v": [[to_json(k, depth), to_json(v, depth)] for k, v in value.items()]}
+        return {
+            TAG: "dict",
+            "v": [[to_json(k, depth), to_json(v, depth)] for k, v in value.items()],
+        }
     if kind is tuple:
         return {TAG: "tuple", "v": [to_json(item, depth) for item in value]}
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -165,7 +165,9 @@ class LocalStore(ObjectStore):
     async def _copy(self, src: str, dst: str) -> None:
         info = await self._head(src)
         data = await self._get(src, None)
-        await self._put_new(dst, data, info.content_type or JSON_CONTENT_TYPE, info.content_encoding)
+        await self._put_new(
+            dst, data, info.content_type or JSON_CONTENT_TYPE, info.content_encoding
+        )
 
     async def _pin(self, key: str) -> None:
         await asyncio.to_thread(self._pin_sync, key, True)

@@ -56,8 +56,12 @@ class MemoryStore(ObjectStore):
     def _info(self, key: str, stored: _Stored) -> ObjectInfo:
         metadata = {"pinned": "true"} if stored.pinned else {}
         return ObjectInfo(
-            key, len(stored.data), stored.content_type, stored.content_encoding,
-            stored.created, metadata,
+            key,
+            len(stored.data),
+            stored.content_type,
+            stored.content_encoding,
+            stored.created,
+            metadata,
         )
 
     async def _head(self, key: str) -> ObjectInfo:

@@ -1,0 +1,156 @@
+"""``strata serve`` settings: one frozen dataclass, parsed strictly at start-up.
+
+Every flag has an environment variable; a flag given on the command line wins. A bad
+value fails at start-up with the variable's name. Nothing reads the environment at
+import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runtime.sampling import Sampling
+from trace_store.document import DEFAULT_REDACT_HEADERS, TraceLimits
+from trace_store.errors import ConfigError
+from trace_store.writer import WriterConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+ROLES = ("all", "gateway", "editor")
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, low: int = 0, high: int = 2**31
+) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is out of range [{low}, {high}]")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    return _int(env, name, default, low=0, high=65535)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything ``strata serve`` needs to start."""
+
+    apps: tuple[str, ...] = ()
+    store_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Path(".strata")
+    gateway_port: int = 8000
+    editor_port: int = 8001
+    host: str = "127.0.0.1"
+    role: str = "all"
+    domain: str = "localhost"
+    secret: bytes | None = None
+    admin_token: str | None = None
+    sample: Sampling = field(default_factory=lambda: Sampling(1))
+    limits: TraceLimits = field(default_factory=TraceLimits)
+    writer: WriterConfig = field(default_factory=WriterConfig)
+    signed_url_ttl: timedelta = timedelta(minutes=15)
+    editor_url: str | None = None
+    editor_origins: tuple[str, ...] = ()
+    max_request_bytes: int = 10 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **flags: object) -> ServeSettings:
+        """Settings from environment variables, overridden by non-``None`` ``flags``."""
+
+        def pick(flag: str, var: str) -> str | None:
+            value = flags.get(flag)
+            if value is not None:
+                return str(value)
+            return env.get(var) or None
+
+        apps_flag = flags.get("apps")
+        if apps_flag:
+            apps = tuple(str(a) for a in apps_flag)  # type: ignore[attr-defined]
+        else:
+            apps = tuple(a.strip() for a in env.get("STRATA_APP", "").split(",") if a.strip())
+        role = pick("role", "STRATA_ROLE") or "all"
+        if role not in ROLES:
+            raise ConfigError(f"STRATA_ROLE (--role): expected one of {ROLES}, got {role!r}")
+        ports = {}
+        for flag, var, default in (
+            ("gateway_port", "STRATA_GATEWAY_PORT", 8000),
+            ("editor_port", "STRATA_EDITOR_PORT", 8001),
+        ):
+            ports[flag] = _port({var: pick(flag, var) or ""}, var, default)
+        secret_raw = env.get("STRATA_SECRET")
+        if secret_raw is not None and len(secret_raw) < 16:
+            raise ConfigError("STRATA_SECRET: must be at least 16 characters")
+        redact_raw = env.get("STRATA_REDACT_HEADERS")
+        redact = (
+            DEFAULT_REDACT_HEADERS
+            if redact_raw is None
+            else frozenset(h.strip().lower() for h in redact_raw.split(",") if h.strip())
+        )
+        limits = TraceLimits(
+            max_body_bytes=_int(env, "STRATA_MAX_BODY_BYTES", 1024 * 1024, low=0),
+            max_calls=_int(env, "STRATA_MAX_CALLS", 10_000, low=0),
+            redact_headers=redact,
+        )
+        writer = WriterConfig(
+            queue_traces=_int(env, "STRATA_QUEUE_TRACES", 10_000, low=1),
+            queue_bytes=_int(env, "STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
+            batch_size=_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
+            upload_concurrency=_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
+        )
+        ttl = _int(env, "STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
+        origins = tuple(
+            o.strip() for o in env.get("STRATA_EDITOR_ORIGINS", "").split(",") if o.strip()
+        )
+        return cls(
+            apps=apps,
+            store_url=pick("store", "STRATA_STORE"),
+            database_url=pick("database_url", "STRATA_DATABASE_URL"),
+            data_dir=Path(pick("data_dir", "STRATA_DATA_DIR") or ".strata"),
+            gateway_port=ports["gateway_port"],
+            editor_port=ports["editor_port"],
+            host=pick("host", "STRATA_HOST") or "127.0.0.1",
+            role=role,
+            domain=(env.get("STRATA_DOMAIN") or "localhost").lower().strip("."),
+            secret=secret_raw.encode() if secret_raw else None,
+            admin_token=env.get("STRATA_ADMIN_TOKEN") or None,
+            sample=Sampling.parse(env.get("STRATA_TRACE_SAMPLE", "all")),
+            limits=limits,
+            writer=writer,
+            signed_url_ttl=timedelta(seconds=ttl),
+            editor_url=env.get("STRATA_EDITOR_URL") or None,
+            editor_origins=origins,
+            max_request_bytes=_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
+        )
+
+    def resolve_secret(self) -> bytes:
+        """``STRATA_SECRET``, or one generated once and kept in the data dir (mode 0600)."""
+        if self.secret is not None:
+            return self.secret
+        path = self.data_dir / "secret"
+        if path.exists():
+            return path.read_bytes().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(32).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value)
+        return value
+
+    @property
+    def default_store_url(self) -> str:
+        """The store used when none is configured: ``objects/`` in the data dir."""
+        return f"file://{(self.data_dir / 'objects').resolve()}"

@@ -1,0 +1,127 @@
+"""The editor API (SPEC §8): handlers, trace lists, manifests.
+
+Every route checks the token first, then validates ids, then reads. Trace bodies never
+pass through here: a manifest hands out a signed URL and the editor fetches the base
+object straight from the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway.auth import TokenChecker
+from gateway.services import SERVICES, Services
+from trace_store import index, keys
+from trace_store.document import rfc3339
+from trace_store.errors import InvalidInput, NotFound, TraceNotFound
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from runtime.canvas import Canvas
+
+API = "/api/v1/canvases/{canvas}"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+TOKENS = web.AppKey("tokens", TokenChecker)
+
+
+def _stamp(value: datetime) -> str:
+    return rfc3339(int(value.timestamp() * 1e9))
+
+
+async def _canvas(request: web.Request) -> tuple[Services, Canvas]:
+    """Authorise the request for the path's canvas and return it."""
+    services = request.app[SERVICES]
+    name = request.match_info["canvas"]
+    if not keys.CANVAS_RE.fullmatch(name):
+        # Authorise before saying anything about the name.
+        await request.app[TOKENS].canvas_for(request)
+        raise InvalidInput(f"invalid canvas name {name[:80]!r}")
+    await request.app[TOKENS].require(request, name)
+    canvas = services.canvases.get(name)
+    if canvas is None:
+        raise NotFound(f"unknown canvas {name!r}")
+    return services, canvas
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw[:40]!r}")
+    return int(raw)
+
+
+async def list_handlers(request: web.Request) -> web.Response:
+    """``GET .../handlers``."""
+    _, canvas = await _canvas(request)
+    handlers = [h.description for h in sorted(canvas.handlers.values(), key=lambda h: h.id)]
+    return web.json_response({"handlers": handlers})
+
+
+def trace_summary(row: index.IndexRow) -> dict[str, Any]:
+    """One entry of a trace list."""
+    return {
+        "trace_id": row.trace_id,
+        "handler_id": row.handler_id,
+        "started_at": _stamp(row.started_at),
+        "status": row.status,
+        "duration_ms": round(row.duration_ms, 3),
+        "pinned": False,
+        "patch_count": 0,
+    }
+
+
+async def list_traces(request: web.Request) -> web.Response:
+    """``GET .../handlers/{handler_id}/traces?limit=&before=``, newest first."""
+    services, canvas = await _canvas(request)
+    handler_id = keys.check_handler_id(request.match_info["handler_id"])
+    if handler_id not in canvas.handlers:
+        raise NotFound(f"unknown handler {handler_id!r} in canvas {canvas.name!r}")
+    limit = _limit(request)
+    before = request.query.get("before")
+    if before is not None:
+        before = keys.check_trace_id(before)
+    rows = await index.list_traces(
+        services.pool, canvas.name, handler_id, limit=limit, before=before
+    )
+    next_cursor = rows[-1].trace_id if len(rows) == limit else None
+    return web.json_response({"traces": [trace_summary(r) for r in rows], "next": next_cursor})
+
+
+async def manifest(request: web.Request) -> web.Response:
+    """``GET .../traces/{trace_id}``: a signed URL for the base, plus the patches."""
+    services, canvas = await _canvas(request)
+    trace_id = keys.check_trace_id(request.match_info["trace_id"])
+    row = await index.get_trace(services.pool, canvas.name, trace_id)
+    if row is None:
+        raise TraceNotFound(f"no trace {trace_id} in canvas {canvas.name!r}")
+    signed = await services.store.sign_get(row.object_key, services.settings.signed_url_ttl)
+    return web.json_response(
+        {
+            "trace_id": row.trace_id,
+            "handler_id": row.handler_id,
+            "started_at": _stamp(row.started_at),
+            "base": {
+                "url": signed.url,
+                "expires_at": _stamp(signed.expires_at),
+                "bytes": row.size_bytes,
+                "sha256": row.sha256.hex(),
+                "content_encoding": "zstd",
+            },
+            "patches": [],
+        }
+    )
+
+
+def add_api_routes(app: web.Application, services: Services) -> None:
+    """Register the editor API on ``app``."""
+    app[TOKENS] = TokenChecker(services)
+    app.router.add_get(f"{API}/handlers", list_handlers)
+    app.router.add_get(f"{API}/handlers/{{handler_id}}/traces", list_traces)
+    app.router.add_get(f"{API}/traces/{{trace_id}}", manifest)

@@ -1,0 +1,59 @@
+"""Domain errors to HTTP, in one middleware.
+
+Handlers raise :class:`~trace_store.errors.StrataError` subclasses; this middleware
+turns each into ``{"error": {"code", "message"}}`` with the class's status. Anything
+else is a bug: it is logged and answered 500 without details.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from trace_store.errors import StrataError
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Handler
+
+log = logging.getLogger("strata.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    """An error response in strata's JSON shape."""
+    return web.Response(
+        status=status,
+        body=orjson.dumps({"error": {"code": code, "message": message}}),
+        content_type="application/json",
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure as JSON with a fitting status."""
+    try:
+        return await handler(request)
+    except StrataError as exc:
+        status = exc.status if 400 <= exc.status < 600 else 500
+        if status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, exc)
+        return json_error(status, exc.code, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return json_error(exc.status, code, exc.reason or code)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return json_error(500, "internal_error", "internal error")

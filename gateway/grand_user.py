@@ -1,0 +1,120 @@
+"""The grand-user gateway: host -> canvas, route -> handler, run, answer, hand off.
+
+This is the hot path. It does the routing, runs the handler (recording only when the
+request is sampled), builds the HTTP response and appends the raw material of the
+trace to the writer's queue. Nothing here waits for the object store or Postgres.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway.errors import json_error
+from gateway.health import add_health_routes
+from gateway.services import SERVICES, Services
+from runtime.execute import execute
+from runtime.http import Request
+from trace_store import keys
+from trace_store.document import PendingTrace
+
+if TYPE_CHECKING:
+    from runtime.canvas import Canvas
+
+
+class HostRouter:
+    """Picks the canvas for a ``Host`` header: ``<canvas>.<domain>``.
+
+    With exactly one canvas loaded, every host reaches it.
+    """
+
+    def __init__(self, canvases: dict[str, Canvas], domain: str) -> None:
+        self._canvases = canvases
+        self._suffix = "." + domain
+        self._only = next(iter(canvases.values())) if len(canvases) == 1 else None
+        self._cache: dict[str, Canvas | None] = {}
+
+    def pick(self, host: str | None) -> Canvas | None:
+        if self._only is not None:
+            return self._only
+        if not host:
+            return None
+        found = self._cache.get(host, self)
+        if found is not self:
+            return found  # type: ignore[return-value]
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.lower().rstrip(".")
+        canvas = None
+        if name.endswith(self._suffix):
+            canvas = self._canvases.get(name[: -len(self._suffix)])
+        if len(self._cache) < 4096:  # bounded: hosts are client input
+            self._cache[host] = canvas
+        return canvas
+
+
+def _no_canvas(host: str | None) -> web.Response:
+    return json_error(404, "unknown_canvas", f"no canvas serves host {str(host)[:200]!r}")
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Answer one grand-user request."""
+    services = request.app[SERVICES]
+    canvas = request.app[HOSTS].pick(request.host)
+    if canvas is None:
+        services.metrics.requests.labels("-", "unknown_canvas").inc()
+        return _no_canvas(request.host)
+    method, path = request.method, request.path
+    match = canvas.match(method, path)
+    if match is None:
+        services.metrics.requests.labels(canvas.name, "unmatched").inc()
+        return json_error(404, "not_found", f"no handler for {method} {path[:200]}")
+    handler, params = match
+    body = await request.read()
+    sampling = handler.sample or services.settings.sample
+    sampled = sampling.decide()
+    req = Request(
+        method, path, params=params, query=request.query, headers=request.headers, body=body
+    )
+    run = await execute(handler, req, record=sampled, max_calls=services.settings.limits.max_calls)
+    response = web.Response(status=run.status, body=run.body, headers=CIMultiDict(run.headers))
+    services.metrics.requests.labels(canvas.name, "error" if run.error else "ok").inc()
+    if sampled or run.error is not None:  # errors are always traced
+        services.writer.submit(
+            PendingTrace(
+                canvas=canvas.name,
+                kind=keys.TRACES,
+                handler=handler.description,
+                started_ns=run.started_ns,
+                origin_ns=run.origin_ns,
+                duration_ns=run.duration_ns,
+                method=method,
+                path=path,
+                query_string=request.query_string,
+                params=params,
+                raw_headers=request.raw_headers,
+                body=body,
+                status=run.status,
+                response_headers=run.headers,
+                response_body=run.body,
+                error=run.error,
+                calls=run.calls,
+                calls_truncated=run.truncated_calls,
+                sampled=sampled,
+            )
+        )
+    return response
+
+
+HOSTS = web.AppKey("hosts", HostRouter)
+
+
+def build_gateway_app(services: Services) -> web.Application:
+    """The grand-user app: health routes, then every other path to :func:`dispatch`."""
+    app = web.Application(client_max_size=services.settings.max_request_bytes)
+    app[SERVICES] = services
+    app[HOSTS] = HostRouter(services.canvases, services.settings.domain)
+    add_health_routes(app)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

@@ -1,0 +1,202 @@
+"""``strata serve``: open the services, start both ports, run until a signal.
+
+Start-up order matters: Postgres (embedded if no URL) and migrations, then the store
+(checked, so a bad bucket fails here and not on the first trace), then the writer, then
+the listening sockets. Shutdown runs in reverse and drains the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from gateway.editor_api import add_api_routes
+from gateway.errors import error_middleware
+from gateway.grand_user import build_gateway_app
+from gateway.health import add_health_routes
+from gateway.loader import load_canvases
+from gateway.objects import add_object_routes
+from gateway.services import SERVICES, Services
+from runtime import stdlib
+from trace_store import db, tokens
+from trace_store.metrics import Metrics
+from trace_store.signing import UrlSigner
+from trace_store.store_url import parse_store_url
+from trace_store.writer import TraceWriter
+
+if TYPE_CHECKING:
+    from gateway.config import ServeSettings
+    from runtime.canvas import Canvas
+
+log = logging.getLogger("strata.serve")
+
+
+@dataclass
+class Running:
+    """A started server: its services, bound URLs and what to close."""
+
+    services: Services
+    urls: dict[str, str] = field(default_factory=dict)
+    runners: list[web.AppRunner] = field(default_factory=list)
+    stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    async def close(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+        await self.services.writer.stop()
+        await self.stack.aclose()
+
+
+async def resolve_database(settings: ServeSettings, stack: contextlib.AsyncExitStack) -> str:
+    """The DSN to use: the configured one, or the data dir's embedded server."""
+    if settings.database_url:
+        return settings.database_url
+    from gateway.embedded_pg import start_embedded
+
+    dsn, server = await asyncio.to_thread(start_embedded, settings.data_dir)
+    stack.callback(server.cleanup)
+    return dsn
+
+
+async def register_handlers(pool: db.Pool, canvases: dict[str, Canvas]) -> None:
+    """Record the loaded handlers; handlers no longer in the code become inactive."""
+    async with pool.acquire() as conn, conn.transaction():
+        for canvas in canvases.values():
+            await conn.execute(
+                "UPDATE handlers SET active = false, updated_at = now()"
+                " WHERE canvas = $1 AND NOT (handler_id = ANY($2::text[]))",
+                canvas.name,
+                list(canvas.handlers),
+            )
+            await conn.executemany(
+                "INSERT INTO handlers (canvas, handler_id, method, route) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (canvas, handler_id) DO UPDATE SET method = EXCLUDED.method,"
+                " route = EXCLUDED.route, active = true, updated_at = now()",
+                [(canvas.name, h.id, h.method, h.route) for h in canvas.handlers.values()],
+            )
+
+
+def build_editor_app(services: Services) -> web.Application:
+    """The editor port: API, signed object downloads, health."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[SERVICES] = services
+    add_health_routes(app)
+    add_api_routes(app, services)
+    add_object_routes(app)
+    return app
+
+
+async def open_services(
+    settings: ServeSettings, canvases: dict[str, Canvas], stack: contextlib.AsyncExitStack
+) -> Services:
+    """Connect Postgres and the store, migrate, and start the writer."""
+    dsn = await resolve_database(settings, stack)
+    pool = await db.connect_pool(dsn)
+    stack.push_async_callback(pool.close)
+    async with pool.acquire() as conn:
+        await db.migrate(conn)
+    await register_handlers(pool, canvases)
+    signer = UrlSigner(settings.resolve_secret(), "http://127.0.0.1")
+    store = parse_store_url(settings.store_url or settings.default_store_url, signer=signer)
+    stack.push_async_callback(store.close)
+    await store.check()
+    metrics = Metrics()
+    writer = TraceWriter(store, pool, metrics, limits=settings.limits, config=settings.writer)
+    writer.start()
+    stack.push_async_callback(stdlib.http.close)
+    return Services(settings, canvases, store, pool, writer, metrics, signer)
+
+
+async def _start_site(runner: web.AppRunner, host: str, port: int) -> int:
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = site._server
+    assert server is not None
+    sockets: Any = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else port
+
+
+async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = None) -> Running:
+    """Start everything ``settings`` asks for and return the running server."""
+    if canvases is None:
+        canvases = load_canvases(settings.apps)
+    stack = contextlib.AsyncExitStack()
+    try:
+        services = await open_services(settings, canvases, stack)
+    except BaseException:
+        await stack.aclose()
+        raise
+    running = Running(services, stack=stack)
+    try:
+        if settings.role in ("all", "editor"):
+            runner = web.AppRunner(build_editor_app(services), access_log=None)
+            port = await _start_site(runner, settings.host, settings.editor_port)
+            running.runners.append(runner)
+            running.urls["editor"] = f"http://{settings.host}:{port}"
+            services.signer.base_url = (settings.editor_url or running.urls["editor"]).rstrip("/")
+        elif settings.editor_url:
+            services.signer.base_url = settings.editor_url.rstrip("/")
+        if settings.role in ("all", "gateway"):
+            runner = web.AppRunner(build_gateway_app(services), access_log=None)
+            port = await _start_site(runner, settings.host, settings.gateway_port)
+            running.runners.append(runner)
+            running.urls["gateway"] = f"http://{settings.host}:{port}"
+    except BaseException:
+        await running.close()
+        raise
+    return running
+
+
+async def dev_tokens(running: Running) -> dict[str, str]:
+    """One editor token per canvas for local development, kept in the data dir (0600)."""
+    services = running.services
+    path = services.settings.data_dir / "dev-tokens.json"
+    known: dict[str, str] = {}
+    if path.exists():
+        known = orjson.loads(path.read_bytes())
+    result: dict[str, str] = {}
+    for name in services.canvases:
+        token = known.get(name)
+        if token is None or await tokens.canvas_of(services.pool, token) != name:
+            token = await tokens.create_token(services.pool, name)
+        result[name] = token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(orjson.dumps(result))
+    return result
+
+
+async def serve_forever(settings: ServeSettings, *, print_dev_tokens: bool = False) -> None:
+    """Run until SIGINT or SIGTERM, printing the URLs once listening."""
+    running = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for role in ("gateway", "editor"):
+            if role in running.urls:
+                print(f"{role}: {running.urls[role]}", flush=True)
+        if "gateway" in running.urls and len(running.services.canvases) > 1:
+            port = running.urls["gateway"].rsplit(":", 1)[1]
+            for name in running.services.canvases:
+                print(f"canvas {name}: http://{name}.{settings.domain}:{port}", flush=True)
+        if print_dev_tokens:
+            for name, token in (await dev_tokens(running)).items():
+                print(f"token {name}: {token}", flush=True)
+        print("ready", flush=True)
+        await stop.wait()
+    finally:
+        print("stopping", file=sys.stderr, flush=True)
+        await running.close()

@@ -1,0 +1,145 @@
+"""The Postgres trace index: one compact row per stored base object.
+
+An index row is written only after its object exists, so a visible row is the commit
+marker of a trace. Rows arrive in batches from the writer as one multi-row statement
+(``unnest`` of arrays), idempotent under retries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import asyncpg
+
+    from trace_store.db import Pool
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """What the index keeps about one stored trace."""
+
+    canvas: str
+    handler_id: str
+    trace_id: str
+    started_at: datetime
+    object_key: str
+    size_bytes: int
+    sha256: bytes
+    status: int | None
+    duration_ms: float
+    functions: tuple[str, ...]
+    has_error: bool
+
+    @classmethod
+    def from_record(cls, r: asyncpg.Record) -> IndexRow:
+        return cls(
+            r["canvas"],
+            r["handler_id"],
+            str(r["trace_id"]),
+            r["started_at"],
+            r["object_key"],
+            r["size_bytes"],
+            bytes(r["sha256"]),
+            r["status"],
+            r["duration_ms"],
+            tuple(r["functions"]),
+            r["has_error"],
+        )
+
+
+_COLUMNS = (
+    "canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256, status, "
+    "duration_ms, functions, has_error"
+)
+
+_INSERT = f"""
+INSERT INTO traces ({_COLUMNS})
+SELECT u.canvas, u.handler_id, u.trace_id, u.started_at, u.object_key, u.size_bytes, u.sha256,
+       u.status, u.duration_ms, string_to_array(u.functions, E'\\x1f'), u.has_error
+FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::text[], $6::int[],
+            $7::bytea[], $8::smallint[], $9::real[], $10::text[], $11::bool[])
+     AS u(canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256, status,
+          duration_ms, functions, has_error)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def insert_rows(pool: Pool, rows: Sequence[IndexRow]) -> int:
+    """Insert a batch in one statement; rows already present are left as they are."""
+    if not rows:
+        return 0
+    # Function lists travel as one delimited string per row: Postgres cannot unnest a
+    # ragged text[][] array.
+    result = await pool.execute(
+        _INSERT,
+        [r.canvas for r in rows],
+        [r.handler_id for r in rows],
+        [r.trace_id for r in rows],
+        [r.started_at for r in rows],
+        [r.object_key for r in rows],
+        [r.size_bytes for r in rows],
+        [r.sha256 for r in rows],
+        [r.status for r in rows],
+        [r.duration_ms for r in rows],
+        ["\x1f".join(r.functions) for r in rows],
+        [r.has_error for r in rows],
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+def trace_time_window(trace_id: str) -> tuple[datetime, datetime]:
+    """The ``started_at`` range a UUIDv7 implies, so lookups prune to one partition."""
+    ms = uuid.UUID(trace_id).int >> 80
+    start = datetime.fromtimestamp(ms / 1000, UTC)
+    return start - timedelta(milliseconds=1), start + timedelta(milliseconds=2)
+
+
+async def get_trace(pool: Pool, canvas: str, trace_id: str) -> IndexRow | None:
+    """The index row of one trace, or ``None``."""
+    low, high = trace_time_window(trace_id)
+    record = await pool.fetchrow(
+        f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND trace_id = $2"
+        " AND started_at >= $3 AND started_at < $4",
+        canvas,
+        trace_id,
+        low,
+        high,
+    )
+    return None if record is None else IndexRow.from_record(record)
+
+
+async def list_traces(
+    pool: Pool, canvas: str, handler_id: str, *, limit: int, before: str | None = None
+) -> list[IndexRow]:
+    """A handler's traces, newest first, strictly older than ``before`` when given."""
+    if before is None:
+        records = await pool.fetch(
+            f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND handler_id = $2"
+            " ORDER BY trace_id DESC LIMIT $3",
+            canvas,
+            handler_id,
+            limit,
+        )
+    else:
+        records = await pool.fetch(
+            f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND handler_id = $2"
+            " AND trace_id < $3 ORDER BY trace_id DESC LIMIT $4",
+            canvas,
+            handler_id,
+            before,
+            limit,
+        )
+    return [IndexRow.from_record(r) for r in records]
+
+
+async def count_traces(pool: Pool, canvas: str | None = None) -> int:
+    """How many index rows there are (tests and benchmarks)."""
+    if canvas is None:
+        return int(await pool.fetchval("SELECT count(*) FROM traces"))
+    return int(await pool.fetchval("SELECT count(*) FROM traces WHERE canvas = $1", canvas))

@@ -1,0 +1,60 @@
+"""Prometheus metrics of one strata process, in a registry of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass
+class Metrics:
+    """Every metric strata exports. One instance per process (tests make several)."""
+
+    registry: CollectorRegistry = field(default_factory=_registry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "strata_requests", "Grand-user requests answered", ["canvas", "outcome"], registry=r
+        )
+        self.traces_enqueued = Counter(
+            "strata_traces_enqueued", "Traces handed to the writer", registry=r
+        )
+        self.traces_dropped = Counter(
+            "strata_traces_dropped",
+            "Traces dropped instead of slowing requests",
+            ["reason"],
+            registry=r,
+        )
+        self.traces_written = Counter(
+            "strata_traces_written", "Base objects written to the store", ["kind"], registry=r
+        )
+        self.traces_indexed = Counter(
+            "strata_traces_indexed", "Index rows committed to Postgres", registry=r
+        )
+        self.writer_retries = Counter(
+            "strata_writer_retries", "Writer retries after a failure", ["stage"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "strata_writer_queue_depth", "Traces waiting in the writer queue", registry=r
+        )
+        self.queue_bytes = Gauge(
+            "strata_writer_queue_bytes", "Body bytes held by queued traces", registry=r
+        )
+        self.batch_seconds = Histogram(
+            "strata_writer_batch_seconds",
+            "Time to encode, store and index one batch",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.batch_size = Histogram(
+            "strata_writer_batch_size",
+            "Traces per writer batch",
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )

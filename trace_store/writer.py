@@ -1,0 +1,235 @@
+"""The background trace writer: bounded queue in, objects then index rows out.
+
+``submit`` is all the request path ever calls: a length check and an append. A full
+queue drops the trace and counts it; the request is never slowed. The writer task takes
+batches, builds and compresses the documents in a worker thread (zstd releases the
+GIL), uploads the objects with bounded concurrency, and only then inserts the index
+rows, so a visible index row always points at an existing object. Failures are retried
+with capped exponential backoff; while the store or Postgres is down the queue holds
+what it can and drops (counted) beyond its bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from runtime.recorder import C_FUNCTION, C_KIND, USER
+from trace_store import codec, keys
+from trace_store.document import PendingTrace, TraceLimits, build_trace
+from trace_store.index import IndexRow, insert_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from trace_store.backends.base import ObjectStore
+    from trace_store.db import Pool
+    from trace_store.metrics import Metrics
+
+log = logging.getLogger("strata.writer")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    """Bounds and pacing of the writer."""
+
+    queue_traces: int = 10_000
+    queue_bytes: int = 256 * 1024 * 1024
+    batch_size: int = 256
+    batch_wait: float = 0.02
+    upload_concurrency: int = 16
+    max_backoff: float = 5.0
+
+
+@dataclass(slots=True)
+class Encoded:
+    """One trace ready to store: its key, bytes and index row."""
+
+    pending: PendingTrace
+    key: str
+    data: bytes
+    row: IndexRow | None
+
+
+class TraceWriter:
+    """Owns the queue and the background task that drains it."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        pool: Pool | None,
+        metrics: Metrics,
+        *,
+        limits: TraceLimits | None = None,
+        config: WriterConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.metrics = metrics
+        self.limits = limits or TraceLimits()
+        self.config = config or WriterConfig()
+        self._queue: deque[PendingTrace] = deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.on_indexed: list[Callable[[Sequence[IndexRow]], Awaitable[None]]] = []
+        #: Test seam: awaited before each store put; lets a test hold the writer.
+        self.before_put: Callable[[], Awaitable[None]] | None = None
+
+    # -- the request path -------------------------------------------------------------
+
+    def submit(self, pending: PendingTrace) -> bool:
+        """Queue a finished request; ``False`` (and a counted drop) when full."""
+        size = len(pending.body) + len(pending.response_body)
+        cfg = self.config
+        if len(self._queue) >= cfg.queue_traces or self._queued_bytes + size > cfg.queue_bytes:
+            self.metrics.traces_dropped.labels("queue_full").inc()
+            return False
+        self._queue.append(pending)
+        self._queued_bytes += size
+        self.metrics.traces_enqueued.inc()
+        self._idle.clear()
+        if not self._wake.is_set():
+            self._wake.set()
+        return True
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="trace-writer")
+
+    async def stop(self, *, drain_timeout: float = 10.0) -> None:
+        """Write what is queued (up to ``drain_timeout``), then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), drain_timeout)
+        except TimeoutError:
+            log.warning("writer stopped with %d traces unwritten", len(self._queue))
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._task = None
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is stored and indexed."""
+        await self._idle.wait()
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    # -- the background task ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        cfg = self.config
+        while True:
+            if not self._queue:
+                self._idle.set()
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                # Let a burst accumulate into one batch.
+                if not self._stopping and len(self._queue) < cfg.batch_size:
+                    await asyncio.sleep(cfg.batch_wait)
+            batch = [self._queue.popleft() for _ in range(min(cfg.batch_size, len(self._queue)))]
+            self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
+            self.metrics.queue_depth.set(len(self._queue))
+            self.metrics.queue_bytes.set(self._queued_bytes)
+            try:
+                await self._write_batch(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let one bad batch kill the writer
+                log.exception("writer dropped a batch of %d traces", len(batch))
+                self.metrics.traces_dropped.labels("error").inc(len(batch))
+
+    async def _write_batch(self, batch: list[PendingTrace]) -> None:
+        started = time.perf_counter()
+        encoded = await asyncio.to_thread(self._encode_batch, batch)
+        semaphore = asyncio.Semaphore(self.config.upload_concurrency)
+
+        async def put(item: Encoded) -> None:
+            async with semaphore:
+                await self._retry("store", lambda: self._put(item))
+
+        await asyncio.gather(*(put(item) for item in encoded))
+        rows = [item.row for item in encoded if item.row is not None]
+        if rows and self.pool is not None:
+            pool = self.pool
+            await self._retry("index", lambda: insert_rows(pool, rows))
+            self.metrics.traces_indexed.inc(len(rows))
+            for hook in self.on_indexed:
+                try:
+                    await hook(rows)
+                except Exception:
+                    log.exception("on_indexed hook failed")
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _put(self, item: Encoded) -> None:
+        if self.before_put is not None:
+            await self.before_put()
+        await self.store.put_or_verify(item.key, item.data)
+        self.metrics.traces_written.labels(item.pending.kind).inc()
+
+    async def _retry(self, stage: str, attempt: Callable[[], Awaitable[Any]]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await attempt()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping and delay >= self.config.max_backoff:
+                    raise
+                self.metrics.writer_retries.labels(stage).inc()
+                log.warning("writer %s failed (%s); retrying in %.2fs", stage, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.config.max_backoff)
+
+    # -- encoding, in a worker thread ---------------------------------------------------
+
+    def _encode_batch(self, batch: list[PendingTrace]) -> list[Encoded]:
+        return [self._encode(p) for p in batch]
+
+    def _encode(self, p: PendingTrace) -> Encoded:
+        doc = build_trace(p, self.limits)
+        data = codec.encode(doc)
+        trace_id = doc["trace_id"]
+        if p.kind == keys.UNMATCHED or p.handler is None:
+            return Encoded(p, keys.unmatched_key(p.canvas, trace_id), data, None)
+        handler_id = p.handler["id"]
+        key = keys.trace_key(p.canvas, handler_id, trace_id)
+        functions = sorted({c[C_FUNCTION] for c in p.calls if c[C_KIND] == USER}) if p.calls else []
+        row = IndexRow(
+            canvas=p.canvas,
+            handler_id=handler_id,
+            trace_id=trace_id,
+            started_at=datetime.fromtimestamp(p.started_ns / 1e9, UTC),
+            object_key=key,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).digest(),
+            status=p.status,
+            duration_ms=p.duration_ns / 1e6,
+            functions=tuple(functions),
+            has_error=p.error is not None,
+        )
+        return Encoded(p, key, data, row)
