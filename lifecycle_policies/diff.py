@@ -95,9 +95,11 @@ class Plan:
         ]
         for change in self.changes:
             lines.append(f"  {_SYMBOLS[change.kind]} {change.kind:<6} {change.name}")
-            if change.kind != "keep":
-                for path, old, new in change.field_changes():
+            for path, old, new in change.field_changes():
+                if change.kind == "change":
                     lines.append(f"      {path}: {_show(old)} -> {_show(new)}")
+                else:  # an add or a remove: the whole rule, one leaf a line
+                    lines.append(f"      {path} = {_show(new if old is None else old)}")
         for rule in self.foreign:
             lines.append(f"    foreign {_foreign_name(self.provider, rule)} (untouched)")
         lines.extend(f"  ! {warning}" for warning in self.warnings)
