@@ -46,7 +46,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from lifecycle_policies.evaluate import (
     DAY,
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from lifecycle_policies.policy import Policy
 
 S = TypeVar("S")
+Provider = Literal["s3", "gcs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ class Simulation:
             and (fate.unpinned_at is None or at < fate.unpinned_at)
         )
 
-    def eligible_while_pinned(self, provider: str) -> list[TraceFate]:
+    def eligible_while_pinned(self, provider: Provider) -> list[TraceFate]:
         """Traces the provider could delete while the database still pinned them.
         Empty whenever the protocol's preconditions hold."""
         return [
@@ -254,7 +255,7 @@ def _commit_order(arrivals: Sequence[Arrival]) -> list[int]:
     return sorted(range(len(arrivals)), key=lambda i: (arrivals[i].at, i))
 
 
-def _eligible_at(fate: TraceFate, provider: str) -> datetime | None:
+def _eligible_at(fate: TraceFate, provider: Provider) -> datetime | None:
     if provider == "s3":
         return fate.s3_eligible_at
     if provider == "gcs":
