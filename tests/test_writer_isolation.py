@@ -1,0 +1,111 @@
+"""Grand-user responses never wait for the writer: not for the store, not for Postgres,
+and a full queue drops traces (counted), never requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import asyncpg
+
+from tests.canvases import shop
+from tests.harness import serve
+from trace_store import index
+from trace_store.writer import WriterConfig
+
+
+async def _hammer(server, n: int) -> float:
+    """Send ``n`` requests, return the slowest response time in seconds."""
+    slowest = 0.0
+    for i in range(n):
+        t0 = time.perf_counter()
+        async with server.http.get(server.gateway + f"/users/{i}") as response:
+            assert response.status == 200
+            await response.read()
+        slowest = max(slowest, time.perf_counter() - t0)
+    return slowest
+
+
+async def test_requests_are_answered_while_the_store_is_held(database_url: str, tmp_path: Path) -> None:
+    async with serve(database_url, tmp_path, {"shop": shop}) as server:
+        gate = asyncio.Event()
+        writer = server.running.services.writer
+        waiting = 0
+
+        async def hold() -> None:
+            nonlocal waiting
+            waiting += 1
+            await gate.wait()
+
+        writer.before_put = hold
+        slowest = await _hammer(server, 50)
+        await asyncio.sleep(0.2)
+        assert waiting > 0  # the writer really is stuck on the store
+        assert await index.count_traces(server.running.services.pool) == 0
+        assert slowest < 1.0  # nobody waited for the held store
+        gate.set()
+        await server.flush()
+        assert await index.count_traces(server.running.services.pool) == 50
+
+
+async def test_requests_are_answered_while_the_index_is_locked(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with serve(database_url, tmp_path, {"shop": shop}) as server:
+        blocker = await asyncpg.connect(database_url)
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")
+        try:
+            slowest = await _hammer(server, 50)
+            await asyncio.sleep(0.3)
+            objects = list((tmp_path / "objects" / "traces" / "shop" / "get_user").iterdir())
+            assert len(objects) == 50  # objects are written first; the index waits
+            assert slowest < 1.0
+        finally:
+            await tx.rollback()
+            await blocker.close()
+        await server.flush()
+        assert await index.count_traces(server.running.services.pool) == 50
+
+
+async def test_a_full_queue_drops_traces_and_counts_them(database_url: str, tmp_path: Path) -> None:
+    config = WriterConfig(queue_traces=5)
+    async with serve(database_url, tmp_path, {"shop": shop}, writer=config) as server:
+        gate = asyncio.Event()
+
+        async def hold() -> None:
+            await gate.wait()
+
+        server.running.services.writer.before_put = hold
+        await _hammer(server, 40)  # every request is still answered
+        async with server.http.get(server.gateway + "/metrics") as response:
+            text = await response.text()
+        dropped = [
+            line for line in text.splitlines()
+            if line.startswith('strata_traces_dropped_total{reason="queue_full"}')
+        ]
+        assert dropped and float(dropped[0].split()[-1]) >= 30
+        gate.set()
+        await server.flush()
+        stored = await index.count_traces(server.running.services.pool)
+        assert 5 <= stored <= 10  # the queue's worth plus the batch in flight
+
+
+async def test_store_failures_are_retried_until_written(database_url: str, tmp_path: Path) -> None:
+    async with serve(database_url, tmp_path, {"shop": shop}) as server:
+        failures = 3
+
+        async def flaky() -> None:
+            nonlocal failures
+            if failures > 0:
+                failures -= 1
+                raise ConnectionError("store hiccup")
+
+        server.running.services.writer.before_put = flaky
+        await _hammer(server, 3)
+        await server.flush()
+        assert await index.count_traces(server.running.services.pool) == 3
+        async with server.http.get(server.editor + "/metrics") as response:
+            assert 'strata_writer_retries_total{stage="store"} 3.0' in await response.text()
