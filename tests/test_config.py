@@ -1,0 +1,72 @@
+"""Bad configuration fails at start-up with the setting's name; nothing is half-started."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ServeSettings
+from gateway.loader import load_canvases
+from trace_store.errors import ConfigError
+from trace_store.store_url import parse_store_url
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"STRATA_GATEWAY_PORT": "http"}, "STRATA_GATEWAY_PORT"),
+        ({"STRATA_EDITOR_PORT": "70000"}, "STRATA_EDITOR_PORT"),
+        ({"STRATA_ROLE": "both"}, "STRATA_ROLE"),
+        ({"STRATA_TRACE_SAMPLE": "half"}, "STRATA_TRACE_SAMPLE"),
+        ({"STRATA_SECRET": "short"}, "STRATA_SECRET"),
+        ({"STRATA_MAX_BODY_BYTES": "-1"}, "STRATA_MAX_BODY_BYTES"),
+        ({"STRATA_SIGNED_URL_TTL": "0"}, "STRATA_SIGNED_URL_TTL"),
+    ],
+)
+def test_bad_environment_names_the_variable(env: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError, match=setting):
+        ServeSettings.from_env(env)
+
+
+def test_flags_override_the_environment() -> None:
+    settings = ServeSettings.from_env(
+        {"STRATA_GATEWAY_PORT": "9000", "STRATA_APP": "a:b, c:d", "STRATA_HOST": "0.0.0.0"},
+        gateway_port=9100,
+    )
+    assert settings.gateway_port == 9100
+    assert settings.apps == ("a:b", "c:d")
+    assert settings.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x", "file://", "s3://", "gs://", "nonsense", "file://remotehost/dir"]
+)
+def test_malformed_store_urls_name_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError, match="STRATA_STORE"):
+        parse_store_url(url)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_colon", "MODULE:ATTR"),
+        ("tests.does_not_exist:canvas", "cannot import"),
+        ("tests.canvases:add_tax", "not a runtime.Canvas"),
+    ],
+)
+def test_bad_app_specs_name_the_setting(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_canvases([spec])
+
+
+def test_two_canvases_with_one_name_fail() -> None:
+    with pytest.raises(ConfigError, match="two canvases"):
+        load_canvases(["tests.canvases:shop", "tests.canvases:shop"])
+
+
+def test_secret_is_generated_once_and_private(tmp_path: Path) -> None:
+    settings = ServeSettings(data_dir=tmp_path)
+    first = settings.resolve_secret()
+    assert settings.resolve_secret() == first and len(first) >= 32
+    assert (tmp_path / "secret").stat().st_mode & 0o077 == 0
