@@ -7,6 +7,7 @@ each test gets a fresh bucket. A server that cannot start fails the test under
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -54,17 +55,23 @@ class S3Server:
 
     def client(self) -> Any:
         """A plain boto3 client: the tests' backdoor to the raw bucket."""
-        import boto3
-        from botocore.config import Config
+        return _raw_s3_client(self.endpoint, self.access_key, self.secret_key)
 
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-        )
+
+@functools.cache
+def _raw_s3_client(endpoint: str, access_key: str, secret_key: str) -> Any:
+    # One per server for the session: boto3 clients are thread-safe and slow to build.
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
 
 
 def server_unavailable(reason: str) -> NoReturn:

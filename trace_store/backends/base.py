@@ -64,6 +64,10 @@ class ObjectStore(abc.ABC):
     supports_cors: ClassVar[bool] = False
     #: Signed URLs are served by strata's own editor server (``/objects/...``).
     serves_signed_urls_itself: ClassVar[bool] = False
+    #: ``pin`` renews a lease that runs out unless renewed again, and ``unpin`` is a
+    #: no-op (GCS: ``customTime`` only moves forward). Pinned objects must be re-pinned
+    #: periodically, well within the retention window.
+    pins_are_leases: ClassVar[bool] = False
 
     # -- primitives -------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import google.auth
 import requests
@@ -177,7 +177,9 @@ class GCSStore(ObjectStore):
 
     scheme = "gs"
     supports_cors = True
-    pins_are_leases: ClassVar[bool] = True
+    pins_are_leases = True
+    #: Objects per list page (GCS's maximum; tests lower it to see pagination).
+    list_page_size: int = 1000
 
     def __init__(
         self,
@@ -283,7 +285,9 @@ class GCSStore(ObjectStore):
         return self._info(await self._run(self._blob_sync, key, key=key))
 
     async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        listing = self.client.list_blobs(self.bucket, prefix=self.full_key(prefix), retry=RETRY)
+        listing = self.client.list_blobs(
+            self.bucket, prefix=self.full_key(prefix), page_size=self.list_page_size, retry=RETRY
+        )
         pages: Iterator[Any] = iter(listing.pages)
         while (page := await self._run(next, pages, None)) is not None:
             for blob in page:
@@ -299,14 +303,12 @@ class GCSStore(ObjectStore):
             )
         expires_at = datetime.now(UTC) + expires_in
         blob = self.bucket.blob(self.full_key(key))
+        credentials = self.signing_credentials
+        # With an emulator the client's endpoint is the emulator, so a plain GET of the
+        # URL reaches it; otherwise it is https://storage.googleapis.com.
+        endpoint = self.client.api_endpoint
         url = await self._run(
-            sign_blob_url,
-            blob,
-            self.signing_credentials,
-            expires_in,
-            # With an emulator the client's endpoint is the emulator, so a plain GET of
-            # the URL reaches it; otherwise this is https://storage.googleapis.com.
-            self.client.api_endpoint,
+            lambda: sign_blob_url(blob, credentials, expires_in, api_access_endpoint=endpoint),
             key=key,
         )
         return SignedURL(url=url, expires_at=expires_at)

@@ -130,6 +130,8 @@ class S3Store(ObjectStore):
     #: ignore the header on copy, so ``_copy`` also checks the destination first. On a
     #: server that ignores it, two copies racing to one new key can both succeed.
     copy_checks_destination: ClassVar[bool] = True
+    #: Keys per ListObjectsV2 page (S3's maximum; tests lower it to see pagination).
+    list_page_size: int = 1000
 
     def __init__(self, settings: S3Settings, *, client: Any | None = None) -> None:
         self.settings = settings
@@ -250,7 +252,11 @@ class S3Store(ObjectStore):
         paginator = self.client.get_paginator("list_objects_v2")
         # full_key("") is the store's own prefix with its slash, or "" without one.
         pages: Iterator[dict[str, Any]] = iter(
-            paginator.paginate(Bucket=self.bucket, Prefix=self.full_key(prefix))
+            paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=self.full_key(prefix),
+                PaginationConfig={"PageSize": self.list_page_size},
+            )
         )
         strip = len(self.prefix) + 1 if self.prefix else 0
         while (page := await self._run(next, pages, None)) is not None:

@@ -1,0 +1,58 @@
+"""The local-directory store against the conformance suite; the backdoor is the disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import orjson
+import pytest
+
+from tests.store_conformance import KEYS, SelfServedSignedUrls, StoreFactory, StoreTests
+from trace_store.backends.base import ObjectStore
+from trace_store.backends.local import LocalStore
+from trace_store.signing import UrlSigner
+
+
+def _root(store: ObjectStore) -> Path:
+    assert isinstance(store, LocalStore)
+    return store.root
+
+
+class TestLocalStore(SelfServedSignedUrls, StoreTests):
+    machine_examples: ClassVar[int] = 30
+    signer = UrlSigner(b"local-store-test-secret-32-bytes", "http://127.0.0.1:8001")
+
+    @pytest.fixture
+    def store_factory(self, tmp_path: Path) -> StoreFactory:
+        return lambda prefix: LocalStore(tmp_path / prefix, self.signer)
+
+    def raw_get(self, store: ObjectStore, key: str) -> bytes | None:
+        path = _root(store) / key
+        return path.read_bytes() if path.is_file() else None
+
+    def raw_keys(self, store: ObjectStore) -> set[str]:
+        root = _root(store)
+        found = set()
+        for dirpath, dirnames, filenames in os.walk(root):
+            if Path(dirpath) == root:
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            found.update(Path(dirpath, n).relative_to(root).as_posix() for n in filenames)
+        return found
+
+    def raw_content_headers(self, store: ObjectStore, key: str) -> tuple[str | None, str | None]:
+        sidecar = _root(store) / ".meta" / (key + ".json")
+        if not sidecar.exists():
+            return "application/json", None
+        meta = orjson.loads(sidecar.read_bytes())
+        return meta["type"], meta["encoding"]
+
+    def raw_is_pinned(self, store: ObjectStore, key: str) -> bool:
+        return (_root(store) / ".pins" / key).is_file()
+
+    async def test_no_temporary_files_are_left_behind(self, store: ObjectStore) -> None:
+        await store.put_new(KEYS[0], b"a")
+        with pytest.raises(FileExistsError):
+            await store.put_new(KEYS[0], b"b")
+        assert list((_root(store) / ".tmp").iterdir()) == []
