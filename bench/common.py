@@ -1,0 +1,160 @@
+"""Shared benchmark plumbing: an embedded Postgres, fresh databases, ``strata serve``
+processes and ``wrk``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    """An admin DSN: ``STRATA_TEST_DATABASE_URL`` or a throwaway embedded server."""
+    given = os.environ.get("STRATA_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    from gateway.embedded_pg import start_embedded
+
+    with tempfile.TemporaryDirectory(prefix="strata-bench-pg-") as tmp:
+        dsn, server = start_embedded(Path(tmp))
+        try:
+            yield dsn
+        finally:
+            server.cleanup()
+
+
+def fresh_database(admin_dsn: str) -> str:
+    """Create an empty database and return its DSN."""
+    import asyncio
+
+    import asyncpg
+
+    name = "bench_" + uuid.uuid4().hex[:12]
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    parts = urlsplit(admin_dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    gateway: str
+    editor: str
+    database_url: str
+
+
+@contextlib.contextmanager
+def serve(database_url: str, env: dict[str, str], app: str = "examples.demo:canvas") -> Iterator[Served]:
+    """A ``strata serve`` process on free ports."""
+    data_dir = tempfile.mkdtemp(prefix="strata-bench-data-")
+    full_env = {
+        **os.environ,
+        "STRATA_DATABASE_URL": database_url,
+        "STRATA_DATA_DIR": data_dir,
+        "STRATA_ADMIN_TOKEN": "bench-admin",
+        **env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--app", app,
+         "--gateway-port", "0", "--editor-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=full_env, cwd=ROOT,
+    )
+    urls: dict[str, str] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.strip()
+        if line == "ready":
+            break
+        key, _, value = line.partition(": ")
+        urls[key] = value
+    try:
+        yield Served(proc, urls["gateway"], urls["editor"], database_url)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _latency(text: str, pct: str) -> float:
+    match = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+
+def wrk(url: str, seconds: float, connections: int = 32, threads: int = 1) -> WrkResult:
+    """Run wrk against ``url`` (loopback only) and parse its summary."""
+    assert urlsplit(url).hostname in ("127.0.0.1", "localhost"), "load tests stay on loopback"
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return WrkResult(requests, rps, _latency(out, "50"), _latency(out, "99"), errors)
+
+
+def count_rows(database_url: str, handler_id: str | None = None, settle: float = 30.0) -> int:
+    """Index rows (for one handler), after the writer has settled."""
+    import asyncio
+
+    import asyncpg
+
+    async def count() -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            if handler_id is None:
+                return int(await conn.fetchval("SELECT count(*) FROM traces"))
+            return int(
+                await conn.fetchval("SELECT count(*) FROM traces WHERE handler_id = $1", handler_id)
+            )
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + settle
+    last = -1
+    while True:
+        now = asyncio.run(count())
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+        time.sleep(1.0)
