@@ -76,7 +76,7 @@ def moto_server() -> Iterator[str]:
 
 
 def _config(pool: int) -> Config:
-    return Config(max_pool_connections=pool, retries={"mode": "standard", "max_attempts": 3})
+    return Config(max_pool_connections=pool, retries={"mode": "standard", "total_max_attempts": 3})
 
 
 def _client_kwargs(endpoint: str) -> dict[str, Any]:

@@ -95,12 +95,12 @@ class S3Settings:
         return cls(bucket, prefix.strip("/"), endpoint, region)
 
 
-def make_client(settings: S3Settings, pool_size: int = POOL_SIZE) -> Any:
-    """The botocore S3 client a store uses (also used to check presigning against vectors)."""
+def make_client(settings: S3Settings, pool_size: int = POOL_SIZE, attempts: int = 3) -> Any:
+    """The boto3 S3 client a store uses: standard retries, path style for custom endpoints."""
     config = Config(
         signature_version="s3v4",
         max_pool_connections=pool_size,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=5,
         read_timeout=60,
         # A custom endpoint (moto, MinIO, s3rver) has no per-bucket DNS names.
@@ -347,8 +347,10 @@ class S3Store(ObjectStore):
 
     async def check(self) -> None:
         endpoint = self.settings.endpoint or "the default AWS endpoint"
+        # One attempt: start-up and /readyz want a prompt answer, not retries.
+        probe = make_client(self.settings, pool_size=1, attempts=1)
         try:
-            await self._run(lambda: self.client.head_bucket(Bucket=self.bucket))
+            await self._run(lambda: probe.head_bucket(Bucket=self.bucket))
         except ObjectNotFound:
             # HeadBucket has no body, so a missing bucket arrives as a bare 404.
             raise ConfigError(
@@ -356,6 +358,8 @@ class S3Store(ObjectStore):
             ) from None
         except StoreUnavailable as err:
             raise ConfigError(f"{SETTING}: cannot reach S3 at {endpoint}: {err}") from err
+        finally:
+            probe.close()
 
     async def close(self) -> None:
         await asyncio.to_thread(self._pool.shutdown, True)
