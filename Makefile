@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/strata serve --app examples.demo:canvas
+	$(BIN)/strata serve --app examples.demo:canvas --print-dev-token
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

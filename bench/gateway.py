@@ -25,9 +25,10 @@ def main() -> None:
 
     with postgres() as admin:
         dbs = {mode: fresh_database(admin) for mode in ("none", "all")}
-        with serve(dbs["none"], {"STRATA_TRACE_SAMPLE": "none"}) as off, serve(
-            dbs["all"], {"STRATA_TRACE_SAMPLE": "all"}
-        ) as on:
+        with (
+            serve(dbs["none"], {"STRATA_TRACE_SAMPLE": "none"}) as off,
+            serve(dbs["all"], {"STRATA_TRACE_SAMPLE": "all"}) as on,
+        ):
             servers = {"none": off, "all": on}
             results: dict[tuple[str, str], list] = {}
             answered = {route: 0 for route in ROUTES}
@@ -43,20 +44,20 @@ def main() -> None:
                         results.setdefault((route, mode), []).append(result)
             for route in ROUTES:
                 answered[route] += sum(r.requests for r in results[(route, "all")])
-            stored = {
-                route: count_rows(dbs["all"], handler) for route, handler in ROUTES.items()
-            }
+            stored = {route: count_rows(dbs["all"], handler) for route, handler in ROUTES.items()}
 
     print("\n## Gateway: tracing off (STRATA_TRACE_SAMPLE=none) vs on (all)\n")
-    print("| route | untraced req/s | traced req/s | ratio | p50 ms off/on | p99 ms off/on "
-          "| overhead µs/req | stored |")
+    print(
+        "| route | untraced req/s | traced req/s | ratio | p50 ms off/on | p99 ms off/on "
+        "| overhead µs/req | stored |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for route in ROUTES:
         off_runs, on_runs = results[(route, "none")], results[(route, "all")]
         off_rps = statistics.median(r.rps for r in off_runs)
         on_rps = statistics.median(r.rps for r in on_runs)
-        p50 = (statistics.median(r.p50_ms for r in off_runs), statistics.median(r.p50_ms for r in on_runs))
-        p99 = (statistics.median(r.p99_ms for r in off_runs), statistics.median(r.p99_ms for r in on_runs))
+        p50 = [statistics.median(r.p50_ms for r in runs) for runs in (off_runs, on_runs)]
+        p99 = [statistics.median(r.p99_ms for r in runs) for runs in (off_runs, on_runs)]
         overhead = (1 / on_rps - 1 / off_rps) * 1e6
         fraction = stored[route] / max(1, answered[route])
         errors = sum(r.errors for r in off_runs + on_runs)
