@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from tests.fixtures_cloud import S3Server
 from tests.store_conformance import KEYS, StoreFactory, StoreTests
 from trace_store.backends.base import ObjectStore
-from trace_store.backends.s3 import S3Store
-from trace_store.errors import ObjectNotFound
+from trace_store.backends.s3 import S3Settings, S3Store
+from trace_store.errors import AlreadyExists, ConfigError, ObjectNotFound, StoreUnavailable
 
 EXPIRABLE = [{"Key": "strata-expirable", "Value": "true"}]
 PINNED = [{"Key": "strata-pinned", "Value": "true"}]
@@ -135,3 +135,27 @@ async def test_s3rver_ignores_if_none_match_so_create_only_is_tested_on_moto(
         assert await store.get(KEYS[0]) == b"second"
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        ("NoSuchKey", 404, ObjectNotFound),
+        ("404", 404, ObjectNotFound),
+        ("PreconditionFailed", 412, AlreadyExists),
+        ("ConditionalRequestConflict", 409, StoreUnavailable),
+        ("SlowDown", 503, StoreUnavailable),
+        ("InternalError", 500, StoreUnavailable),
+        ("AccessDenied", 403, ConfigError),
+        ("NoSuchBucket", 404, ConfigError),
+    ],
+)
+def test_provider_errors_map_to_the_error_tree(
+    code: str, status: int, expected: type[Exception]
+) -> None:
+    """Answers moto never gives (503, 409) are mapped from botocore's error shape."""
+    store = S3Store(S3Settings("bucket"))
+    error = ClientError(
+        {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+    )
+    assert type(store._translate(error, "k")) is expected
