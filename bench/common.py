@@ -67,7 +67,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(database_url: str, env: dict[str, str], app: str = "examples.demo:canvas") -> Iterator[Served]:
+def serve(
+    database_url: str, env: dict[str, str], app: str = "examples.demo:canvas"
+) -> Iterator[Served]:
     """A ``strata serve`` process on free ports."""
     data_dir = tempfile.mkdtemp(prefix="strata-bench-data-")
     full_env = {
@@ -78,9 +80,23 @@ def serve(database_url: str, env: dict[str, str], app: str = "examples.demo:canv
         **env,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--app", app,
-         "--gateway-port", "0", "--editor-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=full_env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--app",
+            app,
+            "--gateway-port",
+            "0",
+            "--editor-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=full_env,
+        cwd=ROOT,
     )
     urls: dict[str, str] = {}
     assert proc.stdout is not None
@@ -122,8 +138,18 @@ def wrk(url: str, seconds: float, connections: int = 32, threads: int = 1) -> Wr
     """Run wrk against ``url`` (loopback only) and parse its summary."""
     assert urlsplit(url).hostname in ("127.0.0.1", "localhost"), "load tests stay on loopback"
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
-        capture_output=True, text=True, check=True, timeout=seconds + 60,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
     ).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

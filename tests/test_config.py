@@ -68,5 +68,6 @@ def test_two_canvases_with_one_name_fail() -> None:
 def test_secret_is_generated_once_and_private(tmp_path: Path) -> None:
     settings = ServeSettings(data_dir=tmp_path)
     first = settings.resolve_secret()
-    assert settings.resolve_secret() == first and len(first) >= 32
+    assert settings.resolve_secret() == first
+    assert len(first) >= 32
     assert (tmp_path / "secret").stat().st_mode & 0o077 == 0

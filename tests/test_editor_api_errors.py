@@ -43,7 +43,9 @@ async def _trace_id(server: Server, token: str) -> str:
         ({"Authorization": "Bearer " + "x" * 5000}, "oversized token"),
     ],
 )
-async def test_missing_or_invalid_token_is_401(server: Server, headers: dict[str, str], why: str) -> None:
+async def test_missing_or_invalid_token_is_401(
+    server: Server, headers: dict[str, str], why: str
+) -> None:
     status, body = await server.api(f"{API}/shop/handlers", None, headers=headers)
     assert status == 401, why
     assert body["error"]["code"] == "unauthorized"
@@ -80,7 +82,9 @@ async def test_token_of_another_canvas_is_403(server: Server) -> None:
         (f"{API}/shop/unknown-route", 404, "not_found"),
     ],
 )
-async def test_bad_ids_and_unknown_things(server: Server, path: str, status: int, code: str) -> None:
+async def test_bad_ids_and_unknown_things(
+    server: Server, path: str, status: int, code: str
+) -> None:
     got, body = await server.api(path, "admin-token-for-tests")
     assert got == status, body
     assert body["error"]["code"] == code
@@ -88,7 +92,9 @@ async def test_bad_ids_and_unknown_things(server: Server, path: str, status: int
 
 
 async def test_wrong_method_is_405_json(server: Server) -> None:
-    status, body = await server.api(f"{API}/shop/handlers", "admin-token-for-tests", method="DELETE")
+    status, body = await server.api(
+        f"{API}/shop/handlers", "admin-token-for-tests", method="DELETE"
+    )
     assert status == 405
     assert body["error"]["code"] == "method_not_allowed"
 
@@ -109,7 +115,8 @@ async def test_cursor_pages_through_all_traces(server: Server) -> None:
         cursor = body["next"]
         if cursor is None:
             break
-    assert len(seen) == 5 and len(set(seen)) == 5
+    assert len(seen) == 5
+    assert len(set(seen)) == 5
     assert seen == sorted(seen, reverse=True)  # UUIDv7: newest first
 
 
@@ -119,7 +126,9 @@ def _tamper(url: str, **changes: str) -> str:
     query.update(changes)
     path = changes.pop("_path", parts.path) if "_path" in changes else parts.path
     query.pop("_path", None)
-    return f"{parts.scheme}://{parts.netloc}{path}?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return f"{parts.scheme}://{parts.netloc}{path}?" + "&".join(
+        f"{k}={v}" for k, v in query.items()
+    )
 
 
 async def test_signed_urls_refuse_tampering_expiry_and_traversal(server: Server) -> None:
@@ -132,7 +141,11 @@ async def test_signed_urls_refuse_tampering_expiry_and_traversal(server: Server)
     sig = parse_qs(urlsplit(url).query)["sig"][0]
     flipped = ("0" if sig[0] != "0" else "1") + sig[1:]
     expires = parse_qs(urlsplit(url).query)["expires"][0]
-    other_key = re.sub(r"[0-9a-f-]{36}\.json\.zst", "00000000-0000-7000-8000-000000000000.json.zst", urlsplit(url).path)
+    other_key = re.sub(
+        r"[0-9a-f-]{36}\.json\.zst",
+        "00000000-0000-7000-8000-000000000000.json.zst",
+        urlsplit(url).path,
+    )
     bad_urls = {
         "signature": _tamper(url, sig=flipped),
         "expiry pushed later": _tamper(url, expires=str(int(expires) + 3600)),

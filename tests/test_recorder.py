@@ -66,11 +66,23 @@ async def concurrent(request: Request) -> str:
 def _doc(handler_id: str, run: Any, request: Request) -> dict[str, Any]:
     handler = canvas.handlers[handler_id]
     pending = PendingTrace(
-        canvas="rec", kind="traces", handler=handler.description, started_ns=run.started_ns,
-        origin_ns=run.origin_ns, duration_ns=run.duration_ns, method=request.method,
-        path=request.path, query_string="", params=request.params, raw_headers=[],
-        body=request.body, status=run.status, response_headers=run.headers,
-        response_body=run.body, error=run.error, calls=run.calls,
+        canvas="rec",
+        kind="traces",
+        handler=handler.description,
+        started_ns=run.started_ns,
+        origin_ns=run.origin_ns,
+        duration_ns=run.duration_ns,
+        method=request.method,
+        path=request.path,
+        query_string="",
+        params=request.params,
+        raw_headers=[],
+        body=request.body,
+        status=run.status,
+        response_headers=run.headers,
+        response_body=run.body,
+        error=run.error,
+        calls=run.calls,
         calls_truncated=run.truncated_calls,
     )
     doc = build_trace(pending, TraceLimits(max_calls=10))
@@ -87,12 +99,14 @@ async def test_call_tree_has_parents_and_builtins() -> None:
     assert [c[C_PARENT] for c in run.calls] == [None, 0, 0, None, None]
     assert run.calls[0][C_RESULT] == 6
     doc = _doc("tree", run, request)
-    assert doc["calls"][4]["kind"] == "builtin" and 1 <= doc["calls"][4]["result"] <= 6
+    assert doc["calls"][4]["kind"] == "builtin"
+    assert 1 <= doc["calls"][4]["result"] <= 6
 
 
 async def test_unsampled_runs_record_nothing() -> None:
     run = await execute(canvas.handlers["tree"], Request("GET", "/tree"), record=False)
-    assert run.calls is None and run.status == 200
+    assert run.calls is None
+    assert run.status == 200
 
 
 async def test_concurrent_requests_never_share_a_recorder() -> None:
@@ -100,7 +114,9 @@ async def test_concurrent_requests_never_share_a_recorder() -> None:
         req = Request("GET", f"/concurrent/{tag}", params={"tag": tag}, query=[("d", str(delay))])
         return await execute(canvas.handlers["concurrent"], req, record=True)
 
-    runs = await asyncio.gather(*(one(t, 0.01 * (i % 3)) for i, t in enumerate(["a", "bb", "ccc", "dddd"])))
+    runs = await asyncio.gather(
+        *(one(t, 0.01 * (i % 3)) for i, t in enumerate(["a", "bb", "ccc", "dddd"]))
+    )
     for run, tag in zip(runs, ["a", "bb", "ccc", "dddd"], strict=True):
         assert run.calls is not None
         assert [c[C_FUNCTION] for c in run.calls] == ["waits", "leaf"]
@@ -112,16 +128,19 @@ async def test_call_limit_cuts_the_trace_and_says_so() -> None:
     request = Request("GET", "/many", query=[("n", "25")])
     run = await execute(canvas.handlers["many"], request, record=True, max_calls=10)
     assert run.body == str(sum(i + 1 for i in range(25))).encode()  # the handler ran fully
-    assert run.calls is not None and len(run.calls) == 10
+    assert run.calls is not None
+    assert len(run.calls) == 10
     assert run.truncated_calls
     doc = _doc("many", run, request)
-    assert doc["truncated"] and doc["limits"]["hit"] == ["calls"]
+    assert doc["truncated"]
+    assert doc["limits"]["hit"] == ["calls"]
 
 
 async def test_a_caught_error_in_a_function_is_recorded_as_its_error() -> None:
     request = Request("GET", "/caught")
     run = await execute(canvas.handlers["caught"], request, record=True)
-    assert run.body == b"handled" and run.error is None
+    assert run.body == b"handled"
+    assert run.error is None
     doc = _doc("caught", run, request)
     assert doc["calls"][0]["error"]["type"] == "KeyError"
     assert "result" not in doc["calls"][0]
@@ -151,6 +170,7 @@ def test_one_in_n_samples_about_one_in_n() -> None:
 
 def test_uuid7_is_time_ordered_and_unique() -> None:
     ids = [uuid7(1_700_000_000_000_000_000 + i * 1_000_000) for i in range(200)]
-    assert ids == sorted(ids) and len(set(ids)) == 200
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 200
     same_ms = {uuid7(1_700_000_000_000_000_000) for _ in range(1000)}
     assert len(same_ms) == 1000

@@ -28,7 +28,10 @@ def strata_serve(args: list[str], env: dict[str, str]) -> Iterator[dict[str, Any
     """Run ``strata serve`` and yield what it printed once ``ready``."""
     proc = subprocess.Popen(
         [*STRATA, "serve", "--gateway-port", "0", "--editor-port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env}, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        cwd=ROOT,
         text=True,
     )
     printed: dict[str, Any] = {"tokens": {}, "proc": proc}
@@ -46,7 +49,9 @@ def strata_serve(args: list[str], env: dict[str, str]) -> Iterator[dict[str, Any
                 printed[key] = value
             assert time.monotonic() < deadline, "serve did not become ready"
         else:
-            raise AssertionError(f"serve exited: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"serve exited: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}"
+            )
         yield printed
     finally:
         if proc.poll() is None:
@@ -58,7 +63,9 @@ def strata_serve(args: list[str], env: dict[str, str]) -> Iterator[dict[str, Any
                 proc.wait()
 
 
-def _get(url: str, token: str | None = None, host: str | None = None) -> tuple[int, dict[str, str], bytes]:
+def _get(
+    url: str, token: str | None = None, host: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
@@ -89,7 +96,8 @@ def test_serve_on_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         gateway, editor = printed["gateway"], printed["editor"]
         dev_token = printed["tokens"]["demo"]
         status, _, body = _get(f"{gateway}/users/7?verbose=1", host="demo.localhost")
-        assert status == 200 and orjson.loads(body)["id"] == "7"
+        assert status == 200
+        assert orjson.loads(body)["id"] == "7"
         assert _get(f"{gateway}/healthz")[0] == 200
         assert _get(f"{editor}/readyz")[0] == 200
         assert b"strata_requests_total" in _get(f"{gateway}/metrics")[2]
@@ -97,28 +105,44 @@ def test_serve_on_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         # A token made by the CLI against the same data dir works on the running server.
         made = subprocess.run(
             [*STRATA, "token", "create", "--canvas", "demo", "--data-dir", str(data_dir)],
-            capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, timeout=60,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            cwd=ROOT,
+            timeout=60,
         )
         assert made.returncode == 0, made.stderr
         cli_token = made.stdout.strip()
-        assert cli_token.startswith("strata_") and cli_token != dev_token
+        assert cli_token.startswith("strata_")
+        assert cli_token != dev_token
 
         traces = _wait_for_traces(editor, cli_token, "get_user", 1)
         assert len(traces) == 1
-        status, _, body = _get(f"{editor}/api/v1/canvases/demo/traces/{traces[0]['trace_id']}", dev_token)
+        status, _, body = _get(
+            f"{editor}/api/v1/canvases/demo/traces/{traces[0]['trace_id']}", dev_token
+        )
         manifest = orjson.loads(body)
         status, headers, data = _get(manifest["base"]["url"])  # plain GET, no credentials
-        assert status == 200 and headers["Content-Encoding"] == "zstd"
+        assert status == 200
+        assert headers["Content-Encoding"] == "zstd"
         assert hashlib.sha256(data).hexdigest() == manifest["base"]["sha256"]
         doc = codec.decode(data)
         schema.validate("trace", doc)
         assert doc["input"]["params"] == {"id": "7"}
     # Tokens are stored hashed: the database never holds the token itself.
-    assert cli_token.encode() not in b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file() and "pg" in p.parts and p.stat().st_size < 50_000_000)
+    assert cli_token.encode() not in b"".join(
+        p.read_bytes()
+        for p in data_dir.rglob("*")
+        if p.is_file() and "pg" in p.parts and p.stat().st_size < 50_000_000
+    )
 
 
 async def test_sigterm_drains_queued_traces(database_url: str, tmp_path: Path) -> None:
-    env = {"STRATA_DATABASE_URL": database_url, "STRATA_DATA_DIR": str(tmp_path), "STRATA_STORE": ""}
+    env = {
+        "STRATA_DATABASE_URL": database_url,
+        "STRATA_DATA_DIR": str(tmp_path),
+        "STRATA_STORE": "",
+    }
     with strata_serve(["--app", "examples.demo:canvas"], env) as printed:
         for i in range(30):
             assert _get(f"{printed['gateway']}/users/{i}")[0] == 200
@@ -140,9 +164,23 @@ def test_bad_configuration_fails_at_start_naming_the_setting(tmp_path: Path) -> 
     ]
     for env, setting in cases:
         run = subprocess.run(
-            [*STRATA, "serve", "--app", "examples.demo:canvas", "--data-dir", str(tmp_path),
-             "--gateway-port", "0", "--editor-port", "0"],
-            capture_output=True, text=True, env={**os.environ, **env}, cwd=ROOT, timeout=60,
+            [
+                *STRATA,
+                "serve",
+                "--app",
+                "examples.demo:canvas",
+                "--data-dir",
+                str(tmp_path),
+                "--gateway-port",
+                "0",
+                "--editor-port",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            cwd=ROOT,
+            timeout=60,
         )
         assert run.returncode == 2, (env, run.stderr)
         assert setting in run.stderr

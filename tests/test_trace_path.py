@@ -51,7 +51,12 @@ async def test_request_becomes_a_trace_readable_through_its_signed_url(server: S
     doc = await server.trace_doc("shop", token, trace_id)
     schema.validate("trace", doc)
     assert doc["trace_id"] == trace_id
-    assert doc["handler"] == {"id": "get_user", "kind": "http", "method": "GET", "route": "/users/:id"}
+    assert doc["handler"] == {
+        "id": "get_user",
+        "kind": "http",
+        "method": "GET",
+        "route": "/users/:id",
+    }
     assert doc["input"]["path"] == "/users/42"
     assert doc["input"]["params"] == {"id": "42"}
     assert doc["input"]["query"] == {"verbose": ["1"], "tag": ["a", "b"]}
@@ -163,7 +168,12 @@ async def test_body_limit_truncates_and_says_so(database_url: str, tmp_path: Pat
     schema.validate("trace", doc)
     assert doc["truncated"] is True
     assert set(doc["limits"]["hit"]) == {"request_body", "response_body"}
-    assert doc["input"]["body"] == {"encoding": "utf-8", "data": "x" * 16, "bytes": 100, "truncated": True}
+    assert doc["input"]["body"] == {
+        "encoding": "utf-8",
+        "data": "x" * 16,
+        "bytes": 100,
+        "truncated": True,
+    }
 
 
 async def test_two_canvases_by_host_and_tokens_do_not_cross(
@@ -186,10 +196,15 @@ async def test_two_canvases_by_host_and_tokens_do_not_cross(
             assert (await response.json())["error"]["code"] == "unknown_canvas"
         await server.flush()
         shop_token, blog_token = await server.token("shop"), await server.token("blog")
-        status, body = await server.api("/api/v1/canvases/blog/handlers/get_post/traces", blog_token)
-        assert status == 200 and len(body["traces"]) == 1
+        status, body = await server.api(
+            "/api/v1/canvases/blog/handlers/get_post/traces", blog_token
+        )
+        assert status == 200
+        assert len(body["traces"]) == 1
         blog_trace = body["traces"][0]["trace_id"]
-        status, body = await server.api("/api/v1/canvases/blog/handlers/get_post/traces", shop_token)
+        status, body = await server.api(
+            "/api/v1/canvases/blog/handlers/get_post/traces", shop_token
+        )
         assert status == 403
         assert body["error"]["code"] == "forbidden"
         status, _ = await server.api(f"/api/v1/canvases/blog/traces/{blog_trace}", shop_token)

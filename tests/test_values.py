@@ -28,11 +28,13 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    | st.dictionaries(st.integers(), inner, max_size=3)
-    | st.frozensets(st.integers() | st.text(max_size=5), max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        | st.dictionaries(st.integers(), inner, max_size=3)
+        | st.frozensets(st.integers() | st.text(max_size=5), max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -59,7 +61,9 @@ def test_unrepresentable_values_become_readable_markers() -> None:
             return "<Thing 1>"
 
     marker = _roundtrip(Thing())
-    assert marker == Unrepresentable("test_unrepresentable_values_become_readable_markers.<locals>.Thing", "<Thing 1>")
+    assert marker == Unrepresentable(
+        "test_unrepresentable_values_become_readable_markers.<locals>.Thing", "<Thing 1>"
+    )
 
 
 def test_cycles_do_not_hang() -> None:
@@ -85,12 +89,20 @@ def _canonical_equal(a: Any, b: Any) -> bool:
 
 def test_args_hash_is_versioned_and_separates_lookalikes() -> None:
     h = args_hash((1, 2))
-    assert h.startswith("1:") and len(h) == 2 + 64
+    assert h.startswith("1:")
+    assert len(h) == 2 + 64
     assert args_hash((1, 2)) == args_hash([1, 2])  # positional args: list or tuple alike
     distinct = {
-        args_hash((1,)), args_hash((1.0,)), args_hash((True,)), args_hash(("1",)),
-        args_hash(((1,),)), args_hash(([1],)), args_hash((b"1",)),
-        args_hash((), {"a": 1}), args_hash((1,), {}), args_hash(({"a": 1},)),
+        args_hash((1,)),
+        args_hash((1.0,)),
+        args_hash((True,)),
+        args_hash(("1",)),
+        args_hash(((1,),)),
+        args_hash(([1],)),
+        args_hash((b"1",)),
+        args_hash((), {"a": 1}),
+        args_hash((1,), {}),
+        args_hash(({"a": 1},)),
     }
     assert len(distinct) == 9  # args_hash((1,), {}) == args_hash((1,))
     assert args_hash((), {"b": 2, "a": 1}) == args_hash((), {"a": 1, "b": 2})

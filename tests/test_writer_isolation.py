@@ -27,7 +27,9 @@ async def _hammer(server, n: int) -> float:
     return slowest
 
 
-async def test_requests_are_answered_while_the_store_is_held(database_url: str, tmp_path: Path) -> None:
+async def test_requests_are_answered_while_the_store_is_held(
+    database_url: str, tmp_path: Path
+) -> None:
     async with serve(database_url, tmp_path, {"shop": shop}) as server:
         gate = asyncio.Event()
         writer = server.running.services.writer
@@ -83,10 +85,12 @@ async def test_a_full_queue_drops_traces_and_counts_them(database_url: str, tmp_
         async with server.http.get(server.gateway + "/metrics") as response:
             text = await response.text()
         dropped = [
-            line for line in text.splitlines()
+            line
+            for line in text.splitlines()
             if line.startswith('strata_traces_dropped_total{reason="queue_full"}')
         ]
-        assert dropped and float(dropped[0].split()[-1]) >= 30
+        assert dropped
+        assert float(dropped[0].split()[-1]) >= 30
         gate.set()
         await server.flush()
         stored = await index.count_traces(server.running.services.pool)
