@@ -308,7 +308,7 @@ def test_merge_never_mutates_its_inputs(base: dict[str, Any], patches: list[Any]
 
 
 def _containers(value: Any) -> list[Any]:
-    found = []
+    found: list[Any] = []
     stack = [value]
     while stack:
         item = stack.pop()
