@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     import asyncpg
 
-    from trace_store.db import Pool
+    from trace_store.db import Connection, Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def insert_rows(pool: Pool, rows: Sequence[IndexRow]) -> int:
+async def insert_rows(pool: Pool | Connection, rows: Sequence[IndexRow]) -> int:
     """Insert a batch in one statement; rows already present are left as they are."""
     if not rows:
         return 0

@@ -1,6 +1,7 @@
 """Python values as JSON, losslessly, and the canonical arguments hash.
 
-JSON cannot say bytes, tuples, datetimes, non-finite floats, big integers, sets or
+JSON cannot say bytes, tuples, datetimes, non-finite floats, integers beyond 2**53
+(unsafe in browsers), sets or
 dicts with non-string keys. Such values are *tagged*: ``{"$strata": TAG, "v": ...}``.
 A plain dict that happens to contain a ``"$strata"`` key is tagged too (as ``dict``),
 so decoding is unambiguous. Values with no faithful JSON form (arbitrary objects) are
@@ -28,7 +29,8 @@ import orjson
 TAG: Final = "$strata"
 ARGS_HASH_VERSION: Final = "1"
 MAX_DEPTH: Final = 64
-_INT_LIMIT: Final = 2**63
+# Beyond 2**53 a browser's JSON.parse loses precision, so larger ints are tagged.
+_SAFE_INT: Final = 2**53 - 1
 _SCALARS: Final = (str, bool, type(None))
 
 
@@ -46,7 +48,7 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     if kind in _SCALARS:
         return value
     if kind is int:
-        return value if -_INT_LIMIT <= value < _INT_LIMIT else {TAG: "int", "v": str(value)}
+        return value if -_SAFE_INT <= value <= _SAFE_INT else {TAG: "int", "v": str(value)}
     if kind is float:
         if math.isfinite(value):
             return value

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from runtime.recorder import C_FUNCTION, C_KIND, USER
 from trace_store import codec, keys
 from trace_store.document import PendingTrace, TraceLimits, build_trace
-from trace_store.index import IndexRow, insert_rows
+from trace_store.commit import Batch, commit_batch
+from trace_store.index import IndexRow
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -170,10 +171,14 @@ class TraceWriter:
                 await self._retry("store", lambda: self._put(item))
 
         await asyncio.gather(*(put(item) for item in encoded))
-        rows = [item.row for item in encoded if item.row is not None]
-        if rows and self.pool is not None:
+        committed = Batch(
+            rows=[item.row for item in encoded if item.row is not None],
+            unmatched=[(item.pending, item.key) for item in encoded if item.row is None],
+        )
+        rows = committed.rows
+        if (rows or committed.unmatched) and self.pool is not None:
             pool = self.pool
-            await self._retry("index", lambda: insert_rows(pool, rows))
+            await self._retry("index", lambda: commit_batch(pool, committed))
             self.metrics.traces_indexed.inc(len(rows))
             for hook in self.on_indexed:
                 try:

@@ -1,0 +1,35 @@
+"""What one writer batch commits to Postgres, in one transaction.
+
+The writer calls :func:`commit_batch` after every object of the batch is in the store.
+Everything the batch changes in Postgres happens here, atomically: the index rows (the
+commit markers), and what derives from them. A retry after a lost acknowledgement
+re-runs the whole function; every step is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from trace_store.index import insert_rows
+
+if TYPE_CHECKING:
+    from trace_store.db import Pool
+    from trace_store.document import PendingTrace
+    from trace_store.index import IndexRow
+
+
+@dataclass(slots=True)
+class Batch:
+    """One writer batch after its objects were stored."""
+
+    #: Index rows of handler traces, one per stored base object.
+    rows: list[IndexRow] = field(default_factory=list)
+    #: Unmatched (404) requests whose objects were stored, with their keys.
+    unmatched: list[tuple[PendingTrace, str]] = field(default_factory=list)
+
+
+async def commit_batch(pool: Pool, batch: Batch) -> None:
+    """Commit everything ``batch`` changes in Postgres in one transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_rows(conn, batch.rows)
