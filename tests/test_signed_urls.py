@@ -26,7 +26,7 @@ from tests.store_conformance import KEYS, fetch
 from trace_store.backends.gcs import GCSSettings, GCSStore, _load_key, sign_blob_url
 from trace_store.backends.s3 import S3Settings, S3Store
 
-VECTORS = Path("/work/shared/vectors")
+VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 GCS_KEY = VECTORS / "gcs-v4-signing" / "test_service_account.not-a-test.json"
 
 

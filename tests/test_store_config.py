@@ -15,7 +15,10 @@ from trace_store.backends.s3 import S3Settings, S3Store, make_client
 from trace_store.errors import ConfigError, StoreUnavailable
 from trace_store.store_url import parse_store_url
 
-DUMMY_KEY = Path("/work/shared/vectors/gcs-v4-signing/test_service_account.not-a-test.json")
+DUMMY_KEY = (
+    Path(__file__).resolve().parents[2]
+    / "shared/vectors/gcs-v4-signing/test_service_account.not-a-test.json"
+)
 
 
 @pytest.mark.parametrize(

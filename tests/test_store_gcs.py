@@ -31,7 +31,10 @@ from trace_store.backends.gcs import GCSSettings, GCSStore, _load_key
 from trace_store.errors import AlreadyExists, ConfigError, ObjectNotFound, StoreUnavailable
 
 #: Google's dummy conformance-test key: it signs, it authenticates nothing.
-DUMMY_KEY = Path("/work/shared/vectors/gcs-v4-signing/test_service_account.not-a-test.json")
+DUMMY_KEY = (
+    Path(__file__).resolve().parents[2]
+    / "shared/vectors/gcs-v4-signing/test_service_account.not-a-test.json"
+)
 
 
 class RecordingSession(requests.Session):
