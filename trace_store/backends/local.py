@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from trace_store.backends.base import JSON_CONTENT_TYPE, ObjectInfo, ObjectStore, SignedURL
-from trace_store.errors import AlreadyExists, InvalidInput, ObjectNotFound
+from trace_store.errors import AlreadyExists, ConfigError, InvalidInput, ObjectNotFound
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -177,4 +177,4 @@ class LocalStore(ObjectStore):
 
     async def check(self) -> None:
         if not os.access(self.root, os.W_OK):
-            raise InvalidInput(f"local store {self.root} is not writable")
+            raise ConfigError(f"STRATA_STORE (--store): local store {self.root} is not writable")
