@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.auth import TokenChecker
 from gateway.services import SERVICES, Services
-from trace_store import index, keys
+from trace_store import index, keys, patches
 from trace_store.document import rfc3339
 from trace_store.errors import InvalidInput, NotFound, TraceNotFound
 
@@ -64,7 +64,7 @@ async def list_handlers(request: web.Request) -> web.Response:
     return web.json_response({"handlers": handlers})
 
 
-def trace_summary(row: index.IndexRow) -> dict[str, Any]:
+def trace_summary(row: index.IndexRow, *, patch_count: int = 0) -> dict[str, Any]:
     """One entry of a trace list."""
     return {
         "trace_id": row.trace_id,
@@ -73,7 +73,7 @@ def trace_summary(row: index.IndexRow) -> dict[str, Any]:
         "status": row.status,
         "duration_ms": round(row.duration_ms, 3),
         "pinned": False,
-        "patch_count": 0,
+        "patch_count": patch_count,
     }
 
 
@@ -91,17 +91,26 @@ async def list_traces(request: web.Request) -> web.Response:
         services.pool, canvas.name, handler_id, limit=limit, before=before
     )
     next_cursor = rows[-1].trace_id if len(rows) == limit else None
-    return web.json_response({"traces": [trace_summary(r) for r in rows], "next": next_cursor})
+    counts = await patches.count_patches(services.pool, canvas.name, [r.trace_id for r in rows])
+    summaries = [trace_summary(r, patch_count=counts.get(r.trace_id, 0)) for r in rows]
+    return web.json_response({"traces": summaries, "next": next_cursor})
 
 
-async def manifest(request: web.Request) -> web.Response:
-    """``GET .../traces/{trace_id}``: a signed URL for the base, plus the patches."""
+async def authorised_trace(request: web.Request) -> tuple[Services, Canvas, index.IndexRow]:
+    """Authorise the path's canvas and return the index row of the path's trace."""
     services, canvas = await _canvas(request)
     trace_id = keys.check_trace_id(request.match_info["trace_id"])
     row = await index.get_trace(services.pool, canvas.name, trace_id)
     if row is None:
         raise TraceNotFound(f"no trace {trace_id} in canvas {canvas.name!r}")
+    return services, canvas, row
+
+
+async def manifest(request: web.Request) -> web.Response:
+    """``GET .../traces/{trace_id}``: a signed URL for the base, plus the patches."""
+    services, canvas, row = await authorised_trace(request)
     signed = await services.store.sign_get(row.object_key, services.settings.signed_url_ttl)
+    trace_patches = await patches.list_patches(services.pool, canvas.name, row.trace_id)
     return web.json_response(
         {
             "trace_id": row.trace_id,
@@ -114,7 +123,7 @@ async def manifest(request: web.Request) -> web.Response:
                 "sha256": row.sha256.hex(),
                 "content_encoding": "zstd",
             },
-            "patches": [],
+            "patches": trace_patches,
         }
     )
 

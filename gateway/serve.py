@@ -25,6 +25,7 @@ from gateway.grand_user import build_gateway_app
 from gateway.health import add_health_routes
 from gateway.loader import load_canvases
 from gateway.objects import add_object_routes
+from gateway.patches_api import add_patch_routes
 from gateway.services import SERVICES, Services
 from runtime import stdlib
 from trace_store import db, tokens
@@ -91,6 +92,7 @@ def build_editor_app(services: Services) -> web.Application:
     app[SERVICES] = services
     add_health_routes(app)
     add_api_routes(app, services)
+    add_patch_routes(app)
     add_object_routes(app)
     return app
 

@@ -46,7 +46,10 @@ class UserFunction:
     """A user function: its calls are recorded, and the editor can run it by name."""
 
     name: str
+    #: The recorded wrapper (what handlers call).
     function: Callable[..., Any]
+    #: The undecorated function (what a function run calls under its own recorder).
+    raw: Callable[..., Any]
     signature: inspect.Signature
     is_async: bool
 
@@ -107,7 +110,11 @@ class Canvas:
                 raise RoutingError(f"canvas {self.name!r}: duplicate function {fname!r}")
             wrapped = record_function(function, fname)
             self.functions[fname] = UserFunction(
-                fname, wrapped, inspect.signature(function), inspect.iscoroutinefunction(function)
+                fname,
+                wrapped,
+                function,
+                inspect.signature(function),
+                inspect.iscoroutinefunction(function),
             )
             return wrapped  # type: ignore[return-value]
 

@@ -1,0 +1,94 @@
+"""Reruns and function runs (SPEC §8-§9): each appends a patch; the base never changes.
+
+``POST .../traces/{id}/rerun`` runs the handler's current code on the trace's input
+with builtins live. ``POST .../traces/{id}/functions/{function}/run`` runs one user
+function on ``{"args": [...]}`` (tagged values, as traces record them, are accepted).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from gateway.editor_api import API, authorised_trace
+from runtime.execute import execute
+from runtime.rerun import request_from_input, run_function
+from trace_store import codec, keys, patches
+from trace_store.errors import InvalidInput, NotFound
+from trace_store.values import from_json
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+    from trace_store.index import IndexRow
+    from trace_store.types import JSONObject
+
+MAX_ARGS_BYTES = 1024 * 1024
+
+
+async def _base(services: Services, row: IndexRow) -> JSONObject:
+    doc: JSONObject = codec.decode(await services.store.get(row.object_key))
+    return doc
+
+
+def _created(patch: JSONObject) -> web.Response:
+    return web.Response(status=201, body=orjson.dumps(patch), content_type="application/json")
+
+
+async def rerun(request: web.Request) -> web.Response:
+    """Run the handler again on the trace's input and store a ``rerun`` patch."""
+    services, canvas, row = await authorised_trace(request)
+    handler = canvas.handlers.get(row.handler_id)
+    if handler is None:
+        raise NotFound(f"handler {row.handler_id!r} is no longer in canvas {canvas.name!r}")
+    base = await _base(services, row)
+    limits = services.settings.limits
+    run = await execute(
+        handler, request_from_input(base["input"]), record=True, max_calls=limits.max_calls
+    )
+    body = patches.rerun_document(run, limits)
+    patch = await patches.append(services.pool, canvas.name, row.trace_id, row.started_at, body)
+    return _created(patch)
+
+
+async def _args(request: web.Request) -> list[Any]:
+    raw = await request.read()
+    if len(raw) > MAX_ARGS_BYTES:
+        raise InvalidInput(f"request body over {MAX_ARGS_BYTES} bytes")
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or set(payload) != {"args"}:
+        raise InvalidInput('body must be a JSON object {"args": [...]}')
+    args = payload["args"]
+    if not isinstance(args, list):
+        raise InvalidInput('"args" must be a list of positional arguments')
+    try:
+        decoded: list[Any] = from_json(args)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput(f'"args" holds a malformed tagged value: {exc}') from None
+    return decoded
+
+
+async def run_one_function(request: web.Request) -> web.Response:
+    """Run one user function with the given args and store a ``function_run`` patch."""
+    services, canvas, row = await authorised_trace(request)
+    name = request.match_info["function"]
+    if not keys.FUNCTION_RE.fullmatch(name):
+        raise InvalidInput(f"invalid function name {name[:80]!r}")
+    function = canvas.functions.get(name)
+    if function is None:
+        raise NotFound(f"no function {name!r} in canvas {canvas.name!r}")
+    args = await _args(request)
+    run = await run_function(function, args, max_calls=services.settings.limits.max_calls)
+    body = patches.function_run_document(name, args, run)
+    patch = await patches.append(services.pool, canvas.name, row.trace_id, row.started_at, body)
+    return _created(patch)
+
+
+def add_patch_routes(app: web.Application) -> None:
+    """Register the two run routes."""
+    app.router.add_post(f"{API}/traces/{{trace_id}}/rerun", rerun)
+    app.router.add_post(f"{API}/traces/{{trace_id}}/functions/{{function}}/run", run_one_function)

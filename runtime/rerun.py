@@ -1,0 +1,87 @@
+"""Run code again on what a trace recorded: the handler on its input, or one function
+on given arguments. Builtins run live here; :mod:`runtime.replay` answers them from the
+trace instead."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runtime.http import Request
+from runtime.recorder import Recorder, current
+from trace_store.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from runtime.canvas import UserFunction
+
+#: How long one function run may take before it is stopped (async functions only).
+FUNCTION_TIMEOUT = 30.0
+
+
+def request_from_input(doc_input: dict[str, Any]) -> Request:
+    """Rebuild the handler's :class:`Request` from a trace's ``input``.
+
+    Redacted header values stay redacted: a rerun sees ``[redacted]``, never a secret.
+    """
+    body_doc = doc_input.get("body") or {}
+    data = body_doc.get("data", "")
+    body = base64.b64decode(data) if body_doc.get("encoding") == "base64" else data.encode()
+    query = [(k, v) for k, values in (doc_input.get("query") or {}).items() for v in values]
+    headers = [(name, value) for name, value in doc_input.get("headers") or []]
+    return Request(
+        doc_input.get("method", "GET"),
+        doc_input.get("path", "/"),
+        params=dict(doc_input.get("params") or {}),
+        query=query,
+        headers=headers,
+        body=body,
+    )
+
+
+@dataclass(slots=True)
+class FunctionRun:
+    """The outcome of one user function run with its nested calls."""
+
+    result: Any
+    error: BaseException | None
+    calls: list[list[Any]]
+    truncated_calls: bool
+    origin_ns: int
+    duration_ns: int
+
+
+def bind_args(function: UserFunction, args: list[Any]) -> None:
+    """Raise :class:`InvalidInput` unless ``args`` fit the function's parameters."""
+    try:
+        function.signature.bind(*args)
+    except TypeError as exc:
+        raise InvalidInput(
+            f"arguments do not fit {function.name}{function.signature}: {exc}"
+        ) from None
+
+
+async def run_function(function: UserFunction, args: list[Any], *, max_calls: int) -> FunctionRun:
+    """Call ``function(*args)`` under a fresh recorder; nested calls are recorded."""
+    bind_args(function, args)
+    recorder = Recorder(max_calls)
+    token = current.set(recorder)
+    t0 = time.perf_counter_ns()
+    result: Any = None
+    error: BaseException | None = None
+    try:
+        value = function.raw(*args)
+        if inspect.isawaitable(value):
+            async with asyncio.timeout(FUNCTION_TIMEOUT):
+                value = await value
+        result = value
+    except Exception as exc:
+        error = exc
+    finally:
+        current.reset(token)
+    return FunctionRun(
+        result, error, recorder.calls, recorder.truncated, t0, time.perf_counter_ns() - t0
+    )
