@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         from gateway.store_cli import add_store_commands
 
         add_store_commands(sub)
+    from gateway.traces_cli import add_traces_commands
+
+    add_traces_commands(sub)
     return parser
 
 

@@ -81,6 +81,11 @@ async def quiet(request: Request) -> str:
     return "unsampled"
 
 
+@shop.http("GET", "/dice")
+async def dice(request: Request) -> dict[str, int]:
+    return {"roll": stdlib.random.randint(1, 6)}
+
+
 @shop.http("POST", "/echo")
 async def echo(request: Request) -> bytes:
     return request.body
