@@ -33,6 +33,7 @@ jstest:
 test: lint typecheck jstest pytest
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

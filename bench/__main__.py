@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import gateway
+from bench import capture, gateway
 
 
 def main() -> None:
     sys.argv = [sys.argv[0], *sys.argv[1:]]
+    capture.main()
     gateway.main()
 
 

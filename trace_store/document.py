@@ -16,20 +16,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
-from runtime.recorder import (
-    BUILTIN,
-    C_ARGS,
-    C_END,
-    C_ERROR,
-    C_FUNCTION,
-    C_ID,
-    C_KIND,
-    C_KWARGS,
-    C_PARENT,
-    C_RESULT,
-    C_START,
-)
-from trace_store.values import hash_tagged_args, to_json
+from runtime.recorder import BUILTIN
+from trace_store.values import hash_tagged_args, to_json, to_json_list
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -145,28 +133,31 @@ def _safe_str(exc: BaseException) -> str:
 def calls_doc(calls: list[list[Any]], origin_ns: int) -> list[JSONObject]:
     """The Call objects of a recorded call list, times relative to ``origin_ns``."""
     out: list[JSONObject] = []
-    for rec in calls:
-        tagged_args = [to_json(a) for a in rec[C_ARGS]]
-        tagged_kwargs = to_json(rec[C_KWARGS]) if rec[C_KWARGS] else {}
+    append = out.append
+    for cid, parent, function, kind, args, kwargs, result, error, start, end in calls:
+        tagged_args = to_json_list(args)
+        tagged_kwargs = to_json(kwargs) if kwargs else {}
         call: JSONObject = {
-            "id": rec[C_ID],
-            "parent": rec[C_PARENT],
-            "function": rec[C_FUNCTION],
-            "kind": rec[C_KIND],
+            "id": cid,
+            "parent": parent,
+            "function": function,
+            "kind": kind,
             "args_hash": hash_tagged_args(tagged_args, tagged_kwargs),
         }
-        if rec[C_KIND] != BUILTIN:
+        if kind != BUILTIN:
             call["args"] = tagged_args
             if tagged_kwargs:
                 call["kwargs"] = tagged_kwargs
-        if rec[C_ERROR] is not None:
-            call["error"] = error_doc(rec[C_ERROR])
+        if error is not None:
+            call["error"] = error_doc(error)
         else:
-            call["result"] = to_json(rec[C_RESULT])
-        end = rec[C_END] or rec[C_START]
-        call["started_us"] = max(0, (rec[C_START] - origin_ns) // 1000)
-        call["duration_us"] = max(0, (end - rec[C_START]) // 1000)
-        out.append(call)
+            call["result"] = to_json(result)
+        if not end:
+            end = start
+        started = (start - origin_ns) // 1000
+        call["started_us"] = started if started > 0 else 0
+        call["duration_us"] = (end - start) // 1000
+        append(call)
     return out
 
 

@@ -94,6 +94,18 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     return _repr(value)
 
 
+def to_json_list(values: tuple[Any, ...] | list[Any]) -> list[Any]:
+    """:func:`to_json` of each item; plain strings and safe ints pass through untouched."""
+    out = []
+    for value in values:
+        kind = type(value)
+        if kind is str or (kind is int and -_SAFE_INT <= value <= _SAFE_INT):
+            out.append(value)
+        else:
+            out.append(to_json(value))
+    return out
+
+
 def _repr(value: Any) -> dict[str, Any]:
     try:
         text = repr(value)
@@ -161,5 +173,8 @@ def args_hash(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None =
 
 def hash_tagged_args(tagged_args: list[Any], tagged_kwargs: Any) -> str:
     """:func:`args_hash` for arguments that are already tagged."""
-    digest = hashlib.sha256(canonical_bytes([tagged_args, tagged_kwargs])).hexdigest()
-    return f"{ARGS_HASH_VERSION}:{digest}"
+    canonical = orjson.dumps([tagged_args, tagged_kwargs], option=orjson.OPT_SORT_KEYS)
+    return _HASH_PREFIX + hashlib.sha256(canonical).hexdigest()
+
+
+_HASH_PREFIX: Final = ARGS_HASH_VERSION + ":"
