@@ -84,6 +84,7 @@ class TraceWriter:
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._in_flight = 0
         self.on_indexed: list[Callable[[Sequence[IndexRow]], Awaitable[None]]] = []
         #: Test seam: awaited before each store put; lets a test hold the writer.
         self.before_put: Callable[[], Awaitable[None]] | None = None
@@ -137,33 +138,60 @@ class TraceWriter:
 
     # -- the background task ----------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _next_batch(self) -> list[PendingTrace] | None:
+        """The next batch off the queue, or ``None`` once stopping with nothing left."""
         cfg = self.config
-        while True:
-            if not self._queue:
+        while not self._queue:
+            if self._in_flight == 0:
                 self._idle.set()
-                if self._stopping:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                # Let a burst accumulate into one batch.
-                if not self._stopping and len(self._queue) < cfg.batch_size:
-                    await asyncio.sleep(cfg.batch_wait)
-            batch = [self._queue.popleft() for _ in range(min(cfg.batch_size, len(self._queue)))]
-            self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
-            self.metrics.queue_depth.set(len(self._queue))
-            self.metrics.queue_bytes.set(self._queued_bytes)
+            if self._stopping:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+            # Let a burst accumulate into one batch.
+            if not self._stopping and len(self._queue) < cfg.batch_size:
+                await asyncio.sleep(cfg.batch_wait)
+        batch = [self._queue.popleft() for _ in range(min(cfg.batch_size, len(self._queue)))]
+        self._in_flight += len(batch)
+        self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
+        self.metrics.queue_depth.set(len(self._queue))
+        self.metrics.queue_bytes.set(self._queued_bytes)
+        return batch
+
+    async def _run(self) -> None:
+        # Two stages: while one batch is being stored and committed, the next one is
+        # encoded in a worker thread. At most two encoded batches wait in between.
+        encoded: asyncio.Queue[tuple[list[Encoded], int] | None] = asyncio.Queue(maxsize=2)
+        storer = asyncio.get_running_loop().create_task(self._store_stage(encoded))
+        try:
+            while (batch := await self._next_batch()) is not None:
+                items = await asyncio.to_thread(self._encode_batch, batch)
+                await encoded.put((items, len(batch)))
+        except asyncio.CancelledError:
+            storer.cancel()
+            raise
+        await encoded.put(None)
+        await storer
+
+    async def _store_stage(self, encoded: asyncio.Queue[tuple[list[Encoded], int] | None]) -> None:
+        while (job := await encoded.get()) is not None:
+            items, size = job
+            started = time.perf_counter()
             try:
-                await self._write_batch(batch)
+                await self._store_and_commit(items)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one bad batch kill the writer
-                log.exception("writer dropped a batch of %d traces", len(batch))
-                self.metrics.traces_dropped.labels("error").inc(len(batch))
+                log.exception("writer dropped a batch of %d traces", len(items))
+                self.metrics.traces_dropped.labels("error").inc(len(items))
+            finally:
+                self._in_flight -= size
+                if self._in_flight == 0 and not self._queue:
+                    self._idle.set()
+            self.metrics.batch_size.observe(size)
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    async def _write_batch(self, batch: list[PendingTrace]) -> None:
-        started = time.perf_counter()
-        encoded = await asyncio.to_thread(self._encode_batch, batch)
+    async def _store_and_commit(self, encoded: list[Encoded]) -> None:
         pending = {item.key: item for item in encoded}
 
         async def put_pending() -> None:
@@ -198,8 +226,6 @@ class TraceWriter:
                     await hook(rows)
                 except Exception:
                     log.exception("on_indexed hook failed")
-        self.metrics.batch_size.observe(len(batch))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _retry(self, stage: str, attempt: Callable[[], Awaitable[Any]]) -> None:
         delay = 0.05
@@ -220,7 +246,14 @@ class TraceWriter:
     # -- encoding, in a worker thread ---------------------------------------------------
 
     def _encode_batch(self, batch: list[PendingTrace]) -> list[Encoded]:
-        return [self._encode(p) for p in batch]
+        encoded = []
+        for pending in batch:
+            try:
+                encoded.append(self._encode(pending))
+            except Exception:  # one unencodable trace must not cost the whole batch
+                log.exception("writer could not encode a trace of %s", pending.canvas)
+                self.metrics.traces_dropped.labels("encode_error").inc()
+        return encoded
 
     def _encode(self, p: PendingTrace) -> Encoded:
         doc = build_trace(p, self.limits)
