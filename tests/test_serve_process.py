@@ -156,9 +156,11 @@ async def test_sigterm_drains_queued_traces(database_url: str, tmp_path: Path) -
         await conn.close()
 
 
-def test_bad_configuration_fails_at_start_naming_the_setting(tmp_path: Path) -> None:
+def test_bad_configuration_fails_at_start_naming_the_setting(
+    tmp_path: Path, database_url: str
+) -> None:
     cases = [
-        ({"STRATA_STORE": "ftp://nowhere"}, "STRATA_STORE"),
+        ({"STRATA_STORE": "ftp://nowhere", "STRATA_DATABASE_URL": database_url}, "STRATA_STORE"),
         ({"STRATA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "STRATA_DATABASE_URL"),
         ({"STRATA_TRACE_SAMPLE": "sometimes"}, "STRATA_TRACE_SAMPLE"),
     ]
