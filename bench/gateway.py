@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()
 
     with postgres() as admin:
         dbs = {mode: fresh_database(admin) for mode in ("none", "all")}

@@ -29,9 +29,15 @@ def moto() -> Iterator[str]:
     """A moto server on loopback; yields its endpoint."""
     port = free_port()
     proc = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
-         "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            os.path.join(os.path.dirname(sys.executable), "moto_server"),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
@@ -70,11 +76,15 @@ async def measure(store: ObjectStore, dsn: str, n: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--traces", type=int, default=5000)
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()
     results = {}
     with postgres() as admin, tempfile.TemporaryDirectory(dir=".") as tmp, moto() as endpoint:
         results["local"] = asyncio.run(
-            measure(parse_store_url(f"file://{os.path.abspath(tmp)}"), fresh_database(admin), args.traces)
+            measure(
+                parse_store_url(f"file://{os.path.abspath(tmp)}"),
+                fresh_database(admin),
+                args.traces,
+            )
         )
         os.environ.update(AWS_ACCESS_KEY_ID=MOTO_KEY[0], AWS_SECRET_ACCESS_KEY=MOTO_KEY[1])
         import boto3
