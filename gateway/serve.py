@@ -21,12 +21,14 @@ from aiohttp import web
 
 from gateway.editor_api import add_api_routes
 from gateway.errors import error_middleware
+from gateway.events import add_event_routes
 from gateway.grand_user import build_gateway_app
 from gateway.health import add_health_routes
 from gateway.loader import load_canvases
 from gateway.objects import add_object_routes
 from gateway.patches_api import add_patch_routes
 from gateway.services import SERVICES, Services
+from gateway.static_routes import add_static_routes
 from runtime import stdlib
 from trace_store import db, tokens
 from trace_store.metrics import Metrics
@@ -94,6 +96,8 @@ def build_editor_app(services: Services) -> web.Application:
     add_api_routes(app, services)
     add_patch_routes(app)
     add_object_routes(app)
+    add_event_routes(app, services)
+    add_static_routes(app)
     return app
 
 

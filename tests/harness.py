@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 from gateway.config import ServeSettings
 from gateway.serve import Running, start
@@ -83,3 +85,66 @@ async def serve(
             yield Server(running, http)
     finally:
         await running.close()
+
+
+@dataclasses.dataclass
+class SseEvent:
+    """One server-sent event (``type`` "comment" for a comment line)."""
+
+    type: str
+    data: str
+    id: str | None
+
+    def json(self) -> Any:
+        return orjson.loads(self.data)
+
+
+class SseReader:
+    """A minimal event-stream parser over an aiohttp response, for tests."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.last_id: str | None = None
+        self.retry: int | None = None
+
+    async def next(self, timeout: float = 5.0, *, comments: bool = False) -> SseEvent:
+        """The next event (or comment, when asked), failing after ``timeout`` seconds."""
+        return await asyncio.wait_for(self._next(comments), timeout)
+
+    async def _next(self, comments: bool) -> SseEvent:
+        event, data, seen_id = "message", [], None
+        while True:
+            raw = await self.response.content.readline()
+            if not raw:
+                raise EOFError("the event stream ended")
+            line = raw.decode().rstrip("\r\n")
+            if line == "":
+                if seen_id is not None:
+                    self.last_id = seen_id
+                if data:
+                    return SseEvent(event, "\n".join(data), self.last_id)
+                event, data, seen_id = "message", [], None
+                continue
+            if line.startswith(":"):
+                if comments:
+                    return SseEvent("comment", line[1:].strip(), None)
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+            elif name == "id":
+                seen_id = value
+            elif name == "retry" and value.isdigit():
+                self.retry = int(value)
+
+    async def until(self, kind: str, timeout: float = 5.0) -> SseEvent:
+        """Skip events until one of type ``kind``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            event = await self.next(max(remaining, 0.001))
+            if event.type == kind:
+                return event

@@ -1,0 +1,485 @@
+"""Live editor events (SPEC §8): Postgres ``LISTEN`` fanned out as server-sent events.
+
+Writers publish ``trace``, ``patch`` and ``unmatched`` events with ``pg_notify`` inside
+the transaction that makes the change visible (:mod:`trace_store.notify`), so every
+``serve`` process sharing the database hears every event. Each process holds **one**
+``LISTEN`` connection and fans each notification out to the event streams of its
+canvas: ``GET /api/v1/canvases/{canvas}/events`` (``text/event-stream``).
+
+Bounded memory, whatever the clients do:
+
+- each stream has a bounded buffer (events and bytes). A client that does not read
+  stops draining its socket, its buffer fills, and the server drops the connection
+  (``strata_events_clients_dropped_total{reason="slow"}``) instead of buffering more;
+  a write stuck longer than ``write_timeout`` is dropped the same way;
+- each canvas keeps a bounded ring of recent events for resumption.
+
+Resumption: event ids are ``<epoch>-<seq>``. ``seq`` increases by one per event in this
+process; ``epoch`` is new for every process start and every re-established ``LISTEN``
+connection, because notifications sent while no connection listened are lost. A client
+reconnecting with ``Last-Event-ID`` from the current epoch, whose missed events are all
+still in the ring, gets them replayed. Otherwise (another process behind a load
+balancer, a restart, a listener gap, a ring overrun) it gets a ``resync`` event, meaning
+"reload your lists": the stream cannot prove nothing was missed, so it says so. Every
+stream starts with ``retry:`` and the current id, so a client that saw no event yet can
+still resume precisely. Events are at-least-once: a writer retry after a lost commit
+acknowledgement may publish an event twice, so clients de-duplicate by id in ``data``.
+
+Browsers' ``EventSource`` cannot send an ``Authorization`` header. The stream takes the
+bearer token in the header only, like every other ``/api/`` route, and the editor page
+reads it with ``fetch()`` streaming: a token in a query string would end up in access
+logs, proxies and browser history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import Counter, Gauge
+
+from gateway.editor_api import TOKENS
+from gateway.services import SERVICES, Services
+from trace_store import keys, notify
+from trace_store.errors import ConfigError, InvalidInput, NotFound
+from trace_store.tokens import ALL_CANVASES
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from trace_store.db import Connection
+
+log = logging.getLogger("strata.events")
+
+RESYNC = "resync"
+#: Seconds ``serve`` waits at start-up for the first ``LISTEN`` before going on without.
+START_TIMEOUT = 10.0
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: {value} is out of range [{low}, {high}]")
+    return value
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """Bounds and timings of the event streams."""
+
+    #: Seconds between comment lines on an idle stream (keeps proxies from closing it).
+    heartbeat: float = 15.0
+    #: Recent events kept per canvas for ``Last-Event-ID`` resumption.
+    ring_size: int = 1024
+    #: Per-connection buffer: beyond either bound the client is dropped as too slow.
+    client_events: int = 256
+    client_bytes: int = 256 * 1024
+    #: A single write blocked longer than this drops the client.
+    write_timeout: float = 30.0
+    #: Reconnection delay the server suggests to clients (the ``retry:`` field).
+    retry_ms: int = 3000
+    #: Seconds between liveness probes of the ``LISTEN`` connection.
+    keepalive: float = 15.0
+    #: Open streams per process; beyond it new streams get 503.
+    max_clients: int = 10_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EventSettings:
+        """Settings from ``STRATA_EVENTS_*`` variables; a bad value names its variable."""
+        return cls(
+            heartbeat=_number(env, "STRATA_EVENTS_HEARTBEAT", 15.0, 0.05, 3600),
+            ring_size=int(_number(env, "STRATA_EVENTS_RING", 1024, 0, 1_000_000)),
+            client_events=int(_number(env, "STRATA_EVENTS_CLIENT_BUFFER", 256, 1, 100_000)),
+            client_bytes=int(
+                _number(env, "STRATA_EVENTS_CLIENT_BYTES", 256 * 1024, 8192, 64 * 1024 * 1024)
+            ),
+            write_timeout=_number(env, "STRATA_EVENTS_WRITE_TIMEOUT", 30.0, 0.1, 3600),
+            keepalive=_number(env, "STRATA_EVENTS_KEEPALIVE", 15.0, 0.1, 3600),
+            max_clients=int(_number(env, "STRATA_EVENTS_MAX_CLIENTS", 10_000, 1, 1_000_000)),
+        )
+
+
+class EventMetrics:
+    """The event streams' Prometheus metrics, in the process registry."""
+
+    def __init__(self, hub: EventHub) -> None:
+        registry = hub.services.metrics.registry
+        self.clients = Gauge("strata_events_clients", "Open event streams", registry=registry)
+        self.buffered = Gauge(
+            "strata_events_buffered_bytes",
+            "Bytes waiting in event-stream buffers (all clients)",
+            registry=registry,
+        )
+        self.buffered.set_function(hub.buffered_bytes)
+        self.dropped = Counter(
+            "strata_events_clients_dropped",
+            "Event streams closed by the server because the client did not keep up",
+            ["reason"],
+            registry=registry,
+        )
+        self.received = Counter(
+            "strata_events_received", "Notifications received from Postgres", registry=registry
+        )
+        self.reconnects = Counter(
+            "strata_events_listener_reconnects",
+            "Times the LISTEN connection was lost and opened again",
+            registry=registry,
+        )
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open event stream: a bounded buffer of encoded SSE chunks."""
+
+    canvas: str
+    max_events: int
+    max_bytes: int
+    transport: asyncio.Transport | None = None
+    chunks: deque[bytes] = field(default_factory=deque)
+    size: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: str | None = None
+
+    def offer(self, chunk: bytes) -> bool:
+        """Buffer ``chunk``; ``False`` (and the stream is closed) when the buffer is full."""
+        if self.closed is not None:
+            return False
+        if len(self.chunks) >= self.max_events or self.size + len(chunk) > self.max_bytes:
+            self.close("slow")
+            return False
+        self.chunks.append(chunk)
+        self.size += len(chunk)
+        self.wake.set()
+        return True
+
+    def take(self) -> bytes:
+        """Everything buffered, as one write."""
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        self.size = 0
+        return data
+
+    def close(self, reason: str) -> None:
+        """End the stream. A dropped client's socket is aborted, not flushed: a client that
+        does not read would otherwise keep the kernel and transport buffers forever."""
+        if self.closed is not None:
+            return
+        self.closed = reason
+        self.chunks.clear()
+        self.size = 0
+        self.wake.set()
+        if reason != "shutdown" and self.transport is not None:
+            self.transport.abort()
+
+
+@dataclass
+class _Ring:
+    events: deque[tuple[int, bytes]]
+    #: The seq of the newest event pushed out of the ring (0: none yet).
+    evicted: int = 0
+
+
+def _chunk(event: str, event_id: str, data: Any) -> bytes:
+    # orjson never emits a newline, so the data is one ``data:`` line.
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
+        event_id.encode(),
+        event.encode(),
+        orjson.dumps(data),
+    )
+
+
+class EventHub:
+    """The process's one ``LISTEN`` connection and the streams it feeds."""
+
+    def __init__(self, services: Services, settings: EventSettings) -> None:
+        self.services = services
+        self.settings = settings
+        self.epoch = secrets.token_hex(4)
+        self.seq = 0
+        self.rings: dict[str, _Ring] = {}
+        self.subscribers: dict[str, set[Subscriber]] = {}
+        #: Set while a ``LISTEN`` connection is up (tests wait on it).
+        self.listening = asyncio.Event()
+        self.listener_pid: int | None = None
+        self.metrics = EventMetrics(self)
+        self._task: asyncio.Task[None] | None = None
+        self._listened = False
+
+    # -- state --------------------------------------------------------------------
+
+    @property
+    def last_id(self) -> str:
+        """The id of the newest event of this process (what a fresh stream starts at)."""
+        return f"{self.epoch}-{self.seq}"
+
+    def client_count(self) -> int:
+        return sum(len(s) for s in self.subscribers.values())
+
+    def buffered_bytes(self) -> int:
+        """Bytes held by all stream buffers right now."""
+        return sum(sub.size for subs in self.subscribers.values() for sub in subs)
+
+    # -- fan-out ------------------------------------------------------------------
+
+    def dispatch(self, payload: str) -> None:
+        """Deliver one notification payload to the streams of its canvas."""
+        self.metrics.received.inc()
+        try:
+            message = orjson.loads(payload)
+            canvas, event, data = message["canvas"], message["event"], message["data"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignoring a malformed notification: %.200s", payload)
+            return
+        if event not in notify.EVENTS or not isinstance(data, dict):
+            log.warning("ignoring an unknown notification: %.200s", payload)
+            return
+        if canvas not in self.services.canvases:
+            return  # a canvas another process serves; nobody here may subscribe to it
+        self.seq += 1
+        chunk = _chunk(event, self.last_id, data)
+        ring = self.rings.setdefault(canvas, _Ring(deque()))
+        if self.settings.ring_size:
+            if len(ring.events) >= self.settings.ring_size:
+                ring.evicted = ring.events.popleft()[0]
+            ring.events.append((self.seq, chunk))
+        else:
+            ring.evicted = self.seq
+        for sub in list(self.subscribers.get(canvas, ())):
+            if not sub.offer(chunk):
+                self.drop(sub)
+
+    def drop(self, sub: Subscriber) -> None:
+        """Forget a closed stream, counting it when the server dropped it."""
+        if sub.closed in ("slow", "write_timeout"):
+            self.metrics.dropped.labels(sub.closed).inc()
+        self.unsubscribe(sub)
+
+    def _gap(self, reason: str) -> None:
+        """Events may have been lost: new epoch, empty rings, and every stream resyncs."""
+        self.epoch = secrets.token_hex(4)
+        self.rings.clear()
+        for subs in self.subscribers.values():
+            for sub in list(subs):
+                if not sub.offer(_chunk(RESYNC, self.last_id, {"reason": reason})):
+                    self.drop(sub)
+
+    def subscribe(
+        self, canvas: str, last_event_id: str | None, transport: asyncio.Transport | None
+    ) -> tuple[Subscriber, list[bytes]]:
+        """Open a stream; returns it and what to send first (replay or ``resync``).
+
+        Synchronous on purpose: the replay snapshot and the registration happen with no
+        await between them, so no event falls between the two.
+        """
+        sub = Subscriber(canvas, self.settings.client_events, self.settings.client_bytes, transport)
+        first = [b"retry: %d\nid: %s\n\n" % (self.settings.retry_ms, self.last_id.encode())]
+        if last_event_id:
+            first.extend(self._replay(canvas, last_event_id))
+        self.subscribers.setdefault(canvas, set()).add(sub)
+        self.metrics.clients.set(self.client_count())
+        return sub, first
+
+    def _replay(self, canvas: str, last_event_id: str) -> list[bytes]:
+        epoch, _, raw_seq = last_event_id.strip().partition("-")
+        ring = self.rings.get(canvas, _Ring(deque()))
+        if epoch == self.epoch and raw_seq.isdigit() and int(raw_seq) <= self.seq:
+            seq = int(raw_seq)
+            if seq >= ring.evicted:
+                return [chunk for s, chunk in ring.events if s > seq]
+            reason = "the events after Last-Event-ID are no longer buffered"
+        else:
+            reason = "Last-Event-ID is from another process or connection epoch"
+        return [_chunk(RESYNC, self.last_id, {"reason": reason})]
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self.subscribers.get(sub.canvas)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self.subscribers[sub.canvas]
+        self.metrics.clients.set(self.client_count())
+
+    def close_all(self, reason: str) -> None:
+        """End every stream (at shutdown, so the server need not wait for them)."""
+        for subs in list(self.subscribers.values()):
+            for sub in list(subs):
+                sub.close(reason)
+
+    # -- the LISTEN connection ----------------------------------------------------
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        self.dispatch(str(payload))
+
+    async def _listen_once(self) -> bool:
+        """Hold one ``LISTEN`` connection until it is lost; ``True`` if it listened."""
+        lost = asyncio.Event()
+        async with self.services.pool.acquire() as conn:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(notify.CHANNEL, self._on_notify)
+            try:
+                self.listener_pid = conn.get_server_pid()
+                if self._listened:
+                    # Listening again: whatever was published in between is lost.
+                    self._gap("the server's event listener reconnected to Postgres")
+                self._listened = True
+                self.listening.set()
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), self.settings.keepalive)
+                        break
+                    # A peer that vanished without a reset is only noticed by talking.
+                    await _ping(conn, self.settings.keepalive)
+            finally:
+                self.listening.clear()
+                if not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.remove_listener(notify.CHANNEL, self._on_notify)
+        return True
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                if await self._listen_once():
+                    delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event listener lost its connection: %s", exc)
+            self.metrics.reconnects.inc()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def start(self) -> None:
+        """Start listening; waits (bounded) for the first ``LISTEN`` to be in place."""
+        self._task = asyncio.create_task(self._run(), name="strata-events-listener")
+        try:
+            await asyncio.wait_for(self.listening.wait(), START_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "event listener not ready after %.0fs; retrying in background", START_TIMEOUT
+            )
+
+    async def stop(self) -> None:
+        """Close every stream and the ``LISTEN`` connection."""
+        self.close_all("shutdown")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+async def _ping(conn: Connection, seconds: float) -> None:
+    await conn.fetchval("SELECT 1", timeout=seconds)
+
+
+EVENTS = web.AppKey("events", EventHub)
+
+
+async def _authorised_canvas(request: web.Request) -> str:
+    """The path's canvas, once the token may read it (401/403 before anything else)."""
+    name = request.match_info["canvas"]
+    checker = request.app[TOKENS]
+    if not keys.CANVAS_RE.fullmatch(name):
+        await checker.canvas_for(request)
+        raise InvalidInput(f"invalid canvas name {name[:80]!r}")
+    await checker.require(request, name)
+    if name not in request.app[SERVICES].canvases:
+        raise NotFound(f"unknown canvas {name!r}")
+    return name
+
+
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v1/canvases/{canvas}/events``: ``trace``, ``patch``, ``unmatched``
+    (and ``resync``) events as ``text/event-stream``."""
+    canvas = await _authorised_canvas(request)
+    hub = request.app[EVENTS]
+    if hub.client_count() >= hub.settings.max_clients:
+        raise web.HTTPServiceUnavailable(reason="too many open event streams")
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache, no-store",
+            # Tell buffering reverse proxies (nginx) to pass events through at once.
+            "X-Accel-Buffering": "no",
+        }
+    )
+    sub, first = hub.subscribe(canvas, request.headers.get("Last-Event-ID"), request.transport)
+    settings = hub.settings
+    try:
+        await response.prepare(request)
+        await asyncio.wait_for(response.write(b"".join(first)), settings.write_timeout)
+        while sub.closed is None:
+            if sub.chunks:
+                data = sub.take()
+            else:
+                sub.wake.clear()
+                try:
+                    await asyncio.wait_for(sub.wake.wait(), settings.heartbeat)
+                    continue
+                except TimeoutError:
+                    data = b": keep-alive\n\n"
+            try:
+                await asyncio.wait_for(response.write(data), settings.write_timeout)
+            except TimeoutError:
+                sub.close("write_timeout")
+                hub.drop(sub)
+    except (ConnectionError, RuntimeError):
+        pass  # the client went away (or was dropped): nothing left to tell it
+    finally:
+        hub.unsubscribe(sub)
+    return response
+
+
+async def list_canvases(request: web.Request) -> web.Response:
+    """``GET /api/v1/canvases``: the loaded canvases the token may read."""
+    granted = await request.app[TOKENS].canvas_for(request)
+    services = request.app[SERVICES]
+    names = sorted(services.canvases) if granted == ALL_CANVASES else [granted]
+    canvases = [
+        {"name": name, "handlers": len(services.canvases[name].handlers)}
+        for name in names
+        if name in services.canvases
+    ]
+    return web.json_response({"canvases": canvases})
+
+
+def add_event_routes(
+    app: web.Application, services: Services, settings: EventSettings | None = None
+) -> None:
+    """Register the event stream and the canvas list; listen while ``app`` runs.
+
+    Call after :func:`gateway.editor_api.add_api_routes` (the token checker).
+    """
+    hub = EventHub(services, settings or EventSettings.from_env(os.environ))
+    app[EVENTS] = hub
+
+    async def listener(app: web.Application) -> AsyncIterator[None]:
+        await hub.start()
+        yield
+        await hub.stop()
+
+    async def end_streams(app: web.Application) -> None:
+        # Runs before the server waits for open handlers: without it every open stream
+        # would hold the shutdown for its full timeout.
+        hub.close_all("shutdown")
+
+    app.cleanup_ctx.append(listener)
+    app.on_shutdown.append(end_streams)
+    app.router.add_get("/api/v1/canvases", list_canvases)
+    app.router.add_get("/api/v1/canvases/{canvas}/events", stream_events)

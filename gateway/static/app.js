@@ -1,0 +1,380 @@
+// The strata editor page: canvases, handlers with live trace dots, unmatched requests,
+// and a trace viewer that downloads the base straight from the store and folds the
+// patches with merge.js (SPEC §8-§9).
+
+import { Api, ApiError, canvasPath } from "./api.js";
+import { BaseError, describeFailure, loadBase } from "./base.js";
+import { merge } from "./merge.js";
+import { EventStream } from "./sse.js";
+import { h, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
+
+const TOKEN_KEY = "strata.token";
+const CANVAS_KEY = "strata.canvas";
+const TRACES_PER_HANDLER = 40;
+const MAX_DOTS = 60;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  api: null,
+  canvas: null,
+  stream: null,
+  handlers: new Map(), // id -> {description, row, dots: Map(trace_id -> element)}
+  open: null, // {traceId, manifest, doc, decoder, bytes, patches}
+  timers: {},
+};
+
+// -- messages -------------------------------------------------------------------
+
+function showMessage(text, kind = "error") {
+  const box = $("message");
+  box.textContent = text;
+  box.dataset.kind = kind;
+  box.hidden = false;
+}
+
+function clearMessage() {
+  $("message").hidden = true;
+  $("message").textContent = "";
+}
+
+function describe(err) {
+  if (err instanceof ApiError || err instanceof BaseError) return err.message;
+  return `Unexpected error: ${err && err.message ? err.message : err}`;
+}
+
+function fail(err) {
+  if (err instanceof ApiError && err.status === 401) return signOut("The token was refused: enter a valid editor token.");
+  showMessage(describe(err));
+}
+
+function debounce(name, fn, ms = 250) {
+  clearTimeout(state.timers[name]);
+  state.timers[name] = setTimeout(() => fn().catch(fail), ms);
+}
+
+// -- token and canvases ---------------------------------------------------------
+
+function signOut(reason) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (state.stream) state.stream.stop();
+  Object.assign(state, { api: null, canvas: null, stream: null, open: null });
+  $("workspace").hidden = true;
+  $("canvas-select").hidden = true;
+  $("sign-out").hidden = true;
+  $("token-form").hidden = false;
+  setLive("off");
+  if (reason) showMessage(reason);
+  else clearMessage();
+  $("token-input").focus();
+}
+
+async function signIn(token) {
+  const api = new Api(token);
+  let listing;
+  try {
+    listing = await api.get("/api/v1/canvases");
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      return signOut("The token was refused: enter a valid editor token.");
+    }
+    return showMessage(describe(err));
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  state.api = api;
+  clearMessage();
+  $("token-form").hidden = true;
+  $("sign-out").hidden = false;
+  const select = $("canvas-select");
+  select.replaceChildren(...listing.canvases.map((c) => h("option", { value: c.name }, c.name)));
+  select.hidden = listing.canvases.length === 0;
+  if (!listing.canvases.length) return showMessage("This token grants no canvas loaded on this server.", "info");
+  const names = listing.canvases.map((c) => c.name);
+  const remembered = sessionStorage.getItem(CANVAS_KEY);
+  await openCanvas(names.includes(remembered) ? remembered : names[0]);
+}
+
+async function openCanvas(name) {
+  if (state.stream) state.stream.stop();
+  state.canvas = name;
+  state.open = null;
+  state.handlers = new Map();
+  sessionStorage.setItem(CANVAS_KEY, name);
+  $("canvas-select").value = name;
+  $("workspace").hidden = false;
+  $("trace-view").hidden = true;
+  $("handlers").replaceChildren();
+  // Stream first, lists second: an event arriving in between is merged by trace id.
+  state.stream = new EventStream({
+    url: canvasPath(name, "events"),
+    token: state.api.token,
+    onEvent,
+    onState: setLive,
+  }).start();
+  await loadLists();
+}
+
+function setLive(live, detail) {
+  const el = $("live-state");
+  el.dataset.state = live;
+  const labels = {
+    off: "offline",
+    connecting: "connecting…",
+    live: "live",
+    retrying: `reconnecting in ${Math.round((detail || 0) / 1000)} s`,
+    unauthorized: "token refused",
+  };
+  el.textContent = labels[live] || live;
+  if (live === "unauthorized") signOut("The event stream refused the token: enter a valid editor token.");
+}
+
+// -- lists ----------------------------------------------------------------------
+
+async function loadLists() {
+  const canvas = state.canvas;
+  const { handlers } = await state.api.get(canvasPath(canvas, "handlers"));
+  if (canvas !== state.canvas) return;
+  const container = $("handlers");
+  const known = new Map(state.handlers);
+  state.handlers = new Map();
+  const rows = handlers.map((handler) => {
+    const entry = known.get(handler.id) || { dots: new Map() };
+    entry.description = handler;
+    const dots = entry.row ? entry.row.querySelector(".dots") : h("div", { class: "dots" });
+    entry.row = h(
+      "div",
+      { class: "handler-row", dataset: { handlerId: handler.id } },
+      h("div", { class: "handler-name" }, h("code", {}, handler.id), h("span", { class: "route" }, `${handler.method} ${handler.route}`)),
+      dots,
+    );
+    state.handlers.set(handler.id, entry);
+    return entry.row;
+  });
+  container.replaceChildren(...(rows.length ? rows : [h("p", { class: "muted" }, "No handlers.")]));
+  await Promise.all([
+    ...handlers.map((handler) => loadTraces(canvas, handler.id)),
+    loadUnmatched(),
+  ]);
+}
+
+async function loadTraces(canvas, handlerId) {
+  const path = `${canvasPath(canvas, "handlers", handlerId, "traces")}?limit=${TRACES_PER_HANDLER}`;
+  const { traces } = await state.api.get(path);
+  if (canvas !== state.canvas) return;
+  // Newest first from the API; dots run oldest to newest, left to right.
+  for (const summary of traces.slice().reverse()) addDot(summary);
+}
+
+function statusClass(status) {
+  if (status === null || status === undefined) return "status-none";
+  return `status-${Math.floor(status / 100)}xx`;
+}
+
+function addDot(summary) {
+  const entry = state.handlers.get(summary.handler_id);
+  if (!entry) {
+    debounce("handlers", loadLists); // a handler this page has not seen yet
+    return;
+  }
+  if (entry.dots.has(summary.trace_id)) return;
+  const dot = h("button", {
+    type: "button",
+    class: `dot ${statusClass(summary.status)}`,
+    title: `${summary.started_at} · ${summary.status ?? "no result"} · ${summary.duration_ms} ms`,
+    "aria-label": `trace ${summary.trace_id}`,
+    dataset: { traceId: summary.trace_id, startedAt: summary.started_at },
+    onclick: () => openTrace(summary.trace_id).catch(fail),
+  });
+  const dots = entry.row.querySelector(".dots");
+  // Keep time order even when a list page and live events interleave.
+  const after = [...dots.children].find((d) => d.dataset.traceId > summary.trace_id);
+  dots.insertBefore(dot, after || null);
+  entry.dots.set(summary.trace_id, dot);
+  while (dots.children.length > MAX_DOTS) {
+    const oldest = dots.firstElementChild;
+    entry.dots.delete(oldest.dataset.traceId);
+    oldest.remove();
+  }
+}
+
+async function loadUnmatched() {
+  const box = $("unmatched");
+  try {
+    const { unmatched } = await state.api.get(canvasPath(state.canvas, "unmatched"));
+    box.replaceChildren(
+      unmatched.length
+        ? h(
+            "ul",
+            { class: "unmatched-list" },
+            unmatched.map((u) =>
+              h("li", {}, h("span", { class: "method" }, u.method), " ", h("code", {}, u.path), h("span", { class: "muted" }, ` ×${u.count}, last ${u.last_seen}`)),
+            ),
+          )
+        : h("p", { class: "muted" }, "None."),
+    );
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      // A server without the unmatched store (or an older one): not an error for the page.
+      box.replaceChildren(h("p", { class: "muted" }, "Not available on this server."));
+      return;
+    }
+    throw err;
+  }
+}
+
+// -- live events ----------------------------------------------------------------
+
+function onEvent(event) {
+  const data = event.data || {};
+  if (event.type === "trace") addDot(data);
+  else if (event.type === "unmatched") debounce("unmatched", loadUnmatched);
+  else if (event.type === "patch") {
+    if (state.open && state.open.traceId === data.trace_id) debounce("patches", refreshPatches, 50);
+  } else if (event.type === "resync") debounce("lists", loadLists, 50);
+}
+
+// -- the trace viewer -----------------------------------------------------------
+
+async function fetchManifest(traceId) {
+  return state.api.get(canvasPath(state.canvas, "traces", traceId));
+}
+
+async function openTrace(traceId) {
+  clearMessage();
+  const view = $("trace-view");
+  view.hidden = false;
+  view.replaceChildren(h("p", { class: "muted" }, `Loading trace ${traceId}…`));
+  for (const dot of document.querySelectorAll(".dot.selected")) dot.classList.remove("selected");
+  document.querySelector(`.dot[data-trace-id="${CSS.escape(traceId)}"]`)?.classList.add("selected");
+  try {
+    let manifest = await fetchManifest(traceId);
+    let loaded;
+    try {
+      loaded = await loadBase(manifest);
+    } catch (err) {
+      if (!(err instanceof BaseError && err.kind === "expired")) throw err;
+      // A link that expired while the page sat open: one fresh manifest, then give up.
+      manifest = await fetchManifest(traceId);
+      loaded = await loadBase(manifest);
+    }
+    state.open = { traceId, manifest, patches: manifest.patches || [], ...loaded };
+    renderTrace();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    showTraceError(traceId, err);
+  }
+}
+
+function showTraceError(traceId, err) {
+  let shown = err;
+  if (err instanceof ApiError && err.code === "object_not_found") {
+    // The store checked before signing: same meaning as a 404 from the signed URL.
+    shown = describeFailure(404, "", null);
+  }
+  $("trace-view").replaceChildren(
+    h("h2", {}, "Trace ", h("code", {}, traceId)),
+    h("p", { class: "trace-error", dataset: { kind: shown.kind || shown.code || "error" } }, describe(shown)),
+  );
+}
+
+async function refreshPatches() {
+  const open = state.open;
+  if (!open) return;
+  const manifest = await fetchManifest(open.traceId);
+  if (state.open !== open) return;
+  open.patches = manifest.patches || [];
+  renderTrace();
+}
+
+function addPatch(patch) {
+  const open = state.open;
+  if (!open || patch.trace_id !== open.traceId) return;
+  if (!open.patches.some((p) => p.patch_id === patch.patch_id)) open.patches = [...open.patches, patch];
+  renderTrace();
+}
+
+async function withBusy(button, action) {
+  button.disabled = true;
+  clearMessage();
+  try {
+    await action();
+  } catch (err) {
+    fail(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function rerun(button) {
+  const traceId = state.open.traceId;
+  return withBusy(button, async () => {
+    addPatch(await state.api.post(canvasPath(state.canvas, "traces", traceId, "rerun")));
+  });
+}
+
+function runFunction(call, button) {
+  const traceId = state.open.traceId;
+  return withBusy(button, async () => {
+    const path = canvasPath(state.canvas, "traces", traceId, "functions", call.function, "run");
+    addPatch(await state.api.post(path, { args: call.args }));
+  });
+}
+
+function renderTrace() {
+  const open = state.open;
+  const merged = merge(open.doc, open.patches);
+  const rerunButton = h("button", { type: "button", id: "rerun", onclick: (e) => rerun(e.currentTarget) }, "Rerun handler");
+  const handler = merged.handler || {};
+  const parts = [
+    h(
+      "header",
+      { class: "trace-head" },
+      h("h2", {}, handler.method || "", " ", h("code", {}, handler.route || ""), " ", h("span", { class: "muted" }, handler.id || "")),
+      h(
+        "p",
+        { class: "muted", id: "trace-meta", dataset: { decoder: open.decoder, traceId: open.traceId } },
+        `trace ${open.traceId} · ${merged.base_execution.started_at} · ${open.bytes.toLocaleString()} bytes ` +
+          `(${open.manifest.base.bytes.toLocaleString()} compressed, decoded ${open.decoder === "native" ? "by the browser" : "by fzstd"})`,
+        merged.truncated ? " · truncated by the trace limits" : "",
+      ),
+      h("p", { id: "patches", dataset: { applied: merged.applied_patches.length } }, `${merged.applied_patches.length} patch(es) applied `, rerunButton),
+    ),
+    renderInput(merged.input || {}),
+    renderOutcome(merged.execution),
+    renderCalls(merged.execution, merged.function_results, (call) => {
+      const button = document.querySelector(`.call[data-call-id="${CSS.escape(String(call.id))}"] .run-function`);
+      return runFunction(call, button || rerunButton);
+    }),
+    renderFunctionRuns(merged),
+  ];
+  if (merged.execution.source !== "base") {
+    parts.push(
+      h(
+        "details",
+        { class: "panel", id: "recorded" },
+        h("summary", {}, "Recorded execution"),
+        renderOutcome({ ...merged.base_execution, source: "base" }, "recorded-result"),
+        renderCalls({ ...merged.base_execution, source: "base" }, {}, () => {}, "recorded-calls"),
+      ),
+    );
+  }
+  $("trace-view").replaceChildren(...parts.filter(Boolean));
+}
+
+// -- start ----------------------------------------------------------------------
+
+function main() {
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = $("token-input").value.trim();
+    $("token-input").value = "";
+    if (token) signIn(token).catch(fail);
+  });
+  $("sign-out").addEventListener("click", () => signOut());
+  $("canvas-select").addEventListener("change", (event) => openCanvas(event.target.value).catch(fail));
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token).catch(fail);
+  else signOut();
+}
+
+main();

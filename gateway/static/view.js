@@ -1,0 +1,183 @@
+// DOM rendering of a merged trace view. Everything from a trace goes in as text nodes,
+// never as HTML: traces hold whatever grand-users sent.
+
+import { showJson } from "./exact.js";
+
+/** Characters of a body or value shown before it is cut (the full value stays in memory). */
+export const SHOW_CHARS = 64 * 1024;
+
+/** `h("div", {class: "x"}, child, "text")`: a small element builder. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") el.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+export function cut(text, limit = SHOW_CHARS) {
+  if (text.length <= limit) return text;
+  return `${text.slice(0, limit)}\n… (${text.length.toLocaleString()} characters, first ${limit.toLocaleString()} shown)`;
+}
+
+export function json(value) {
+  return cut(showJson(value));
+}
+
+function bodyText(body) {
+  if (!body) return "(none)";
+  if (body.encoding === "base64") return `(${body.bytes} bytes of binary data, base64)\n${cut(body.data)}`;
+  let text = body.data ?? "";
+  if (text.length < SHOW_CHARS) {
+    try {
+      text = JSON.stringify(JSON.parse(text), null, 2);
+    } catch {
+      // not JSON: show as sent
+    }
+  }
+  return cut(text) + (body.truncated ? `\n… (cut at ${body.bytes} bytes by the trace limits)` : "");
+}
+
+function headerTable(headers) {
+  return h(
+    "table",
+    { class: "headers" },
+    (headers || []).map(([name, value]) => h("tr", {}, h("th", {}, name), h("td", {}, value))),
+  );
+}
+
+function sourceLabel(source) {
+  return source === "base" ? "recorded" : `patch ${String(source).slice(0, 8)}`;
+}
+
+export function renderInput(input) {
+  const query = Object.entries(input.query || {})
+    .flatMap(([k, vs]) => vs.map((v) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`))
+    .join("&");
+  return h(
+    "section",
+    { class: "panel", id: "input" },
+    h("h3", {}, "Input"),
+    h(
+      "p",
+      { class: "request-line" },
+      h("span", { class: "method" }, input.method),
+      " ",
+      h("code", { id: "input-path" }, input.path),
+      query ? h("code", { class: "query" }, `?${query}`) : null,
+    ),
+    Object.keys(input.params || {}).length ? h("pre", { class: "params" }, json(input.params)) : null,
+    h("details", {}, h("summary", {}, `Headers (${(input.headers || []).length})`), headerTable(input.headers)),
+    h("h4", {}, "Body"),
+    h("pre", { class: "body" }, bodyText(input.body)),
+  );
+}
+
+export function renderOutcome(execution, id = "result") {
+  const children = [h("h3", {}, "Result ", h("span", { class: "source" }, sourceLabel(execution.source)))];
+  if (execution.error) {
+    const e = execution.error;
+    children.push(
+      h("p", { class: "error-line" }, `${e.type}: ${e.message}`),
+      e.traceback ? h("pre", { class: "traceback" }, cut(String(e.traceback))) : null,
+    );
+  }
+  const result = execution.result;
+  if (result) {
+    children.push(
+      h("p", {}, "Status ", h("strong", { class: "status" }, result.status)),
+      h("details", {}, h("summary", {}, `Headers (${(result.headers || []).length})`), headerTable(result.headers)),
+      h("pre", { class: "body result-body" }, bodyText(result.body)),
+    );
+  } else if (!execution.error) {
+    children.push(h("p", { class: "muted" }, "No result recorded (adopted from an unmatched request)."));
+  }
+  if (typeof execution.duration_ms === "number") children.push(h("p", { class: "muted" }, `${execution.duration_ms.toFixed(2)} ms`));
+  return h("section", { class: "panel", id, dataset: { source: execution.source } }, children);
+}
+
+function outcomeText(record) {
+  if (record.error) return `raised ${record.error.type ?? "error"}: ${record.error.message ?? ""}`;
+  return json(record.result);
+}
+
+/**
+ * The call tree of `execution`, with args and results; `latest` is the merged
+ * function_results; `onRun(call)` runs a user function again on the call's args.
+ */
+export function renderCalls(execution, latest, onRun, id = "calls") {
+  const calls = Array.isArray(execution.calls) ? execution.calls : [];
+  const children = new Map();
+  for (const call of calls) {
+    const parent = call.parent ?? null;
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(call);
+  }
+  const seen = new Set();
+  const node = (call) => {
+    if (seen.has(call.id)) return null; // a malformed parent cycle must not loop forever
+    seen.add(call.id);
+    const newer = latest[`${call.function}:${call.args_hash}`];
+    const hasArgs = Array.isArray(call.args);
+    return h(
+      "li",
+      { class: `call ${call.kind}`, dataset: { function: call.function, callId: call.id } },
+      h(
+        "div",
+        { class: "call-head" },
+        h("code", { class: "fn" }, call.function),
+        h("span", { class: "kind" }, call.kind),
+        typeof call.duration_us === "number" ? h("span", { class: "muted" }, `${(call.duration_us / 1000).toFixed(2)} ms`) : null,
+        call.kind === "user" && hasArgs
+          ? h("button", { type: "button", class: "run-function", onclick: () => onRun(call) }, "Run again")
+          : null,
+      ),
+      hasArgs ? h("pre", { class: "call-args" }, `args ${json(call.args)}`) : h("p", { class: "muted" }, `args hash ${call.args_hash}`),
+      call.kwargs ? h("pre", { class: "call-kwargs" }, `kwargs ${json(call.kwargs)}`) : null,
+      h("pre", { class: "call-result" }, `→ ${outcomeText(call)}`),
+      newer && newer.source !== execution.source
+        ? h("pre", { class: "call-latest", dataset: { source: newer.source } }, `latest run (${sourceLabel(newer.source)}) → ${outcomeText(newer)}`)
+        : null,
+      children.has(call.id) ? h("ul", {}, children.get(call.id).map(node)) : null,
+    );
+  };
+  const roots = calls.filter((c) => c.parent === null || c.parent === undefined || !calls.some((p) => p.id === c.parent));
+  return h(
+    "section",
+    { class: "panel", id },
+    h("h3", {}, `Calls (${calls.length})`),
+    calls.length ? h("ul", { class: "call-tree" }, roots.map(node)) : h("p", { class: "muted" }, "No calls recorded."),
+  );
+}
+
+/** Function runs from patches that are not part of the current execution. */
+export function renderFunctionRuns(merged) {
+  const runs = Object.values(merged.function_results).filter(
+    (r) => r.source !== "base" && r.source !== merged.execution.source,
+  );
+  if (!runs.length) return null;
+  return h(
+    "section",
+    { class: "panel", id: "function-runs" },
+    h("h3", {}, "Function runs"),
+    h(
+      "ul",
+      {},
+      runs.map((r) =>
+        h(
+          "li",
+          { class: "function-run", dataset: { function: r.function, source: r.source } },
+          h("code", { class: "fn" }, r.function),
+          h("pre", {}, `args ${json(r.args ?? [])}\n→ ${outcomeText(r)}`),
+        ),
+      ),
+    ),
+  );
+}
