@@ -171,9 +171,28 @@ def args_hash(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None =
     return hash_tagged_args([to_json(a) for a in args], to_json(kwargs) if kwargs else {})
 
 
+def _integral_floats_as_ints(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() and -_SAFE_INT <= value <= _SAFE_INT else value
+    if kind is list:
+        return [_integral_floats_as_ints(v) for v in value]
+    if kind is dict:
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    return value
+
+
 def hash_tagged_args(tagged_args: list[Any], tagged_kwargs: Any) -> str:
-    """:func:`args_hash` for arguments that are already tagged."""
-    canonical = orjson.dumps([tagged_args, tagged_kwargs], option=orjson.OPT_SORT_KEYS)
+    """:func:`args_hash` for arguments that are already tagged.
+
+    Integral floats hash like ints (``2.0`` like ``2``), as they do in Python: a
+    browser cannot tell them apart after ``JSON.parse``, and the editor must be able to
+    send a traced call's arguments back and land on the same hash.
+    """
+    canonical = orjson.dumps(
+        [_integral_floats_as_ints(tagged_args), _integral_floats_as_ints(tagged_kwargs)],
+        option=orjson.OPT_SORT_KEYS,
+    )
     return _HASH_PREFIX + hashlib.sha256(canonical).hexdigest()
 
 
