@@ -132,7 +132,7 @@ def main() -> None:
             ):
                 dsn = fresh_database(admin)
                 label = name.split()[0]
-                rows.append(asyncio.run(_measure(endpoint, dsn, label, run)) + (name,))
+                rows.append((*asyncio.run(_measure(endpoint, dsn, label, run)), name))
     finally:
         _stop(moto)
 

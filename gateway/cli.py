@@ -49,6 +49,7 @@ def _settings(args: argparse.Namespace) -> ServeSettings:
             "editor_port",
             "host",
             "role",
+            "policy",
         )
     }
     return ServeSettings.from_env(os.environ, **flags)
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--editor-port", type=int, help="STRATA_EDITOR_PORT (default 8001)")
     serve.add_argument("--host", help="STRATA_HOST (default 127.0.0.1)")
     serve.add_argument("--role", choices=("all", "gateway", "editor"), help="STRATA_ROLE")
+    serve.add_argument("--policy", help="retention policy TOML file (STRATA_POLICY)")
     serve.add_argument(
         "--print-dev-token",
         action="store_true",
@@ -126,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         from gateway.store_cli import add_store_commands
 
         add_store_commands(sub)
+    with contextlib.suppress(ImportError):
+        from gateway.lifecycle_cli import add_lifecycle_commands
+
+        add_lifecycle_commands(sub)
     from gateway.traces_cli import add_traces_commands
 
     add_traces_commands(sub)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lifecycle_policies.policy import Policy, PolicyError
 from runtime.sampling import Sampling
 from trace_store.document import DEFAULT_REDACT_HEADERS, TraceLimits
 from trace_store.errors import ConfigError
@@ -66,6 +67,8 @@ class ServeSettings:
     editor_url: str | None = None
     editor_origins: tuple[str, ...] = ()
     max_request_bytes: int = 10 * 1024 * 1024
+    #: Retention (SPEC §10), from the TOML file named by ``STRATA_POLICY``.
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **flags: object) -> ServeSettings:
@@ -115,6 +118,11 @@ class ServeSettings:
         origins = tuple(
             o.strip() for o in env.get("STRATA_EDITOR_ORIGINS", "").split(",") if o.strip()
         )
+        policy_file = pick("policy", "STRATA_POLICY")
+        try:
+            policy = Policy.from_file(policy_file) if policy_file else Policy()
+        except PolicyError as exc:
+            raise ConfigError(f"STRATA_POLICY (--policy): {exc}") from None
         return cls(
             apps=apps,
             store_url=pick("store", "STRATA_STORE"),
@@ -134,6 +142,7 @@ class ServeSettings:
             editor_url=env.get("STRATA_EDITOR_URL") or None,
             editor_origins=origins,
             max_request_bytes=_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
+            policy=policy,
         )
 
     def resolve_secret(self) -> bytes:

@@ -72,7 +72,7 @@ def trace_summary(row: index.IndexRow, *, patch_count: int = 0) -> dict[str, Any
         "started_at": _stamp(row.started_at),
         "status": row.status,
         "duration_ms": round(row.duration_ms, 3),
-        "pinned": False,
+        "pinned": row.pinned,
         "patch_count": patch_count,
     }
 

@@ -30,7 +30,7 @@ from gateway.patches_api import add_patch_routes
 from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
 from runtime import stdlib
-from trace_store import db, tokens
+from trace_store import db, retention, tokens
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner
 from trace_store.store_url import parse_store_url
@@ -51,11 +51,16 @@ class Running:
     urls: dict[str, str] = field(default_factory=dict)
     runners: list[web.AppRunner] = field(default_factory=list)
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    #: Background tasks (retention, ...), cancelled after the writer has drained.
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def close(self) -> None:
         for runner in self.runners:
             await runner.cleanup()
         await self.services.writer.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.stack.aclose()
 
 
@@ -144,6 +149,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
         raise
     running = Running(services, stack=stack)
     try:
+        running.tasks += await retention.start_tasks(services.store, services.pool, settings.policy)
         if settings.role in ("all", "editor"):
             runner = web.AppRunner(build_editor_app(services), access_log=None)
             port = await _start_site(runner, settings.host, settings.editor_port)

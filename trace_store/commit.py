@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from trace_store import notify
+from trace_store import notify, pins
 from trace_store.index import insert_rows
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ async def commit_batch(pool: Pool, batch: Batch) -> None:
     """Commit everything ``batch`` changes in Postgres in one transaction."""
     async with pool.acquire() as conn, conn.transaction():
         await insert_rows(conn, batch.rows)
+        await pins.update_pins(conn, batch.rows)
         await notify.publish_many(
             conn, [(r.canvas, "trace", notify.trace_event(r)) for r in batch.rows]
         )

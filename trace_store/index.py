@@ -35,6 +35,8 @@ class IndexRow:
     duration_ms: float
     functions: tuple[str, ...]
     has_error: bool
+    #: Among the latest ``keep_latest`` of its handler (read from the pins table).
+    pinned: bool = False
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> IndexRow:
@@ -50,6 +52,7 @@ class IndexRow:
             r["duration_ms"],
             tuple(r["functions"]),
             r["has_error"],
+            bool(r.get("pinned", False)),
         )
 
 
@@ -100,12 +103,30 @@ def trace_time_window(trace_id: str) -> tuple[datetime, datetime]:
     return start - timedelta(milliseconds=1), start + timedelta(milliseconds=2)
 
 
+#: Unpinned traces older than the policy's window are hidden (SPEC §10), even while
+#: their rows and objects still exist; the window is the one ``serve`` stored.
+_IN_WINDOW = (
+    "started_at >= now() - make_interval(days => (SELECT traces_retain_days FROM retention_policy))"
+)
+_NOT_PINNED = (
+    "NOT EXISTS (SELECT 1 FROM pins p WHERE p.canvas = t.canvas AND p.trace_id = t.trace_id)"
+)
+
+
 async def get_trace(pool: Pool, canvas: str, trace_id: str) -> IndexRow | None:
-    """The index row of one trace, or ``None``."""
+    """The index row of one visible trace (pinned, or within the window), or ``None``.
+    A pinned trace is found even after its daily partition was dropped."""
+    record = await pool.fetchrow(
+        f"SELECT {_COLUMNS}, true AS pinned FROM pins WHERE canvas = $1 AND trace_id = $2",
+        canvas,
+        trace_id,
+    )
+    if record is not None:
+        return IndexRow.from_record(record)
     low, high = trace_time_window(trace_id)
     record = await pool.fetchrow(
         f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND trace_id = $2"
-        " AND started_at >= $3 AND started_at < $4",
+        f" AND started_at >= $3 AND started_at < $4 AND {_IN_WINDOW}",
         canvas,
         trace_id,
         low,
@@ -117,24 +138,18 @@ async def get_trace(pool: Pool, canvas: str, trace_id: str) -> IndexRow | None:
 async def list_traces(
     pool: Pool, canvas: str, handler_id: str, *, limit: int, before: str | None = None
 ) -> list[IndexRow]:
-    """A handler's traces, newest first, strictly older than ``before`` when given."""
-    if before is None:
-        records = await pool.fetch(
-            f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND handler_id = $2"
-            " ORDER BY trace_id DESC LIMIT $3",
-            canvas,
-            handler_id,
-            limit,
-        )
-    else:
-        records = await pool.fetch(
-            f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND handler_id = $2"
-            " AND trace_id < $3 ORDER BY trace_id DESC LIMIT $4",
-            canvas,
-            handler_id,
-            before,
-            limit,
-        )
+    """A handler's visible traces, newest first, strictly older than ``before`` when
+    given: its pinned traces (from the pins table, so they outlive their partition)
+    and its unpinned traces within the retention window."""
+    cursor = "" if before is None else " AND trace_id < $4::uuid"
+    records = await pool.fetch(
+        f"SELECT * FROM (SELECT {_COLUMNS}, true AS pinned FROM pins"
+        f" WHERE canvas = $1 AND handler_id = $2{cursor}"
+        f" UNION ALL SELECT {_COLUMNS}, false FROM traces t"
+        f" WHERE canvas = $1 AND handler_id = $2{cursor} AND {_IN_WINDOW} AND {_NOT_PINNED}"
+        ") AS visible ORDER BY trace_id DESC LIMIT $3",
+        *((canvas, handler_id, limit) if before is None else (canvas, handler_id, limit, before)),
+    )
     return [IndexRow.from_record(r) for r in records]
 
 

@@ -1,0 +1,200 @@
+"""Pins and their outbox against a real Postgres and memory stores (SPEC §10)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from unittest import mock
+
+import pytest
+
+from lifecycle_policies.policy import Policy
+from tests.pin_support import CANVAS, FaultyStore, LeaseStore, index_row
+from trace_store import pins
+from trace_store.backends.memory import MemoryStore
+from trace_store.commit import Batch, commit_batch
+from trace_store.index import IndexRow, list_traces
+
+if TYPE_CHECKING:
+    from trace_store.db import Pool
+
+NOW = datetime.now(UTC)
+
+
+async def _stored(store: MemoryStore, rows: list[IndexRow]) -> list[IndexRow]:
+    for row in rows:
+        await store.put_new(row.object_key, b"{}")
+    return rows
+
+
+def _rows(
+    handler: str, count: int, *, start: datetime = NOW - timedelta(hours=1)
+) -> list[IndexRow]:
+    return [index_row(CANVAS, handler, start + timedelta(seconds=i)) for i in range(count)]
+
+
+async def _db_pins(pool: Pool) -> set[str]:
+    return await pins.pinned_keys(pool)
+
+
+def _store_pins(store: MemoryStore) -> set[str]:
+    return {key for key, stored in store.objects.items() if stored.pinned}
+
+
+async def test_only_the_batch_survivors_are_pinned(pool: Pool) -> None:
+    store = MemoryStore()
+    first = await _stored(store, _rows("busy", 25))
+    await commit_batch(pool, Batch(rows=first))
+    newest = {row.object_key for row in first[-10:]}
+    assert await _db_pins(pool) == newest
+    queued = await pool.fetch("SELECT object_key FROM pin_outbox")
+    assert sorted(r["object_key"] for r in queued) == sorted(newest)  # 10 entries, not 25
+
+    later = await _stored(store, _rows("busy", 3, start=NOW - timedelta(minutes=1)))
+    await commit_batch(pool, Batch(rows=later))
+    expected = {row.object_key for row in (first + later)[-10:]}
+    assert await _db_pins(pool) == expected
+    assert await pool.fetchval("SELECT count(*) FROM pin_outbox") == 10 + 6  # 3 in, 3 out
+
+
+async def test_a_batch_committed_again_changes_nothing(pool: Pool) -> None:
+    store = MemoryStore()
+    rows = await _stored(store, _rows("get_user", 12))
+    await commit_batch(pool, Batch(rows=rows))
+    before = await _db_pins(pool)
+    await commit_batch(pool, Batch(rows=rows))  # the writer's retry after a lost ack
+    assert await _db_pins(pool) == before
+    assert await pool.fetchval("SELECT count(*) FROM pin_outbox") == 10
+
+
+async def test_the_outbox_makes_the_store_follow_the_database(pool: Pool) -> None:
+    store = MemoryStore()
+    outbox = pins.PinOutbox(pool, store)
+    for start in range(0, 30, 4):
+        rows = await _stored(store, _rows("h", 4, start=NOW - timedelta(minutes=60 - start)))
+        await commit_batch(pool, Batch(rows=rows))
+    await outbox.drain()
+    assert _store_pins(store) == await _db_pins(pool)
+    assert len(_store_pins(store)) == 10
+    assert await outbox.pending() == 0
+
+
+async def test_failed_store_calls_stay_queued_and_are_retried(pool: Pool) -> None:
+    store = FaultyStore()
+    outbox = pins.PinOutbox(pool, store, retry_delay=timedelta(0))
+    rows = await _stored(store, _rows("h", 2))
+    await commit_batch(pool, Batch(rows=rows))
+    store.faults = ["before", "after"]
+    result = await outbox.run_once()
+    assert result.failed == 2
+    queued = await pool.fetch("SELECT attempts, last_error FROM pin_outbox ORDER BY id")
+    assert [r["attempts"] for r in queued] == [1, 1]
+    assert all("injected failure" in r["last_error"] for r in queued)
+    await outbox.drain()
+    assert await outbox.pending() == 0
+    assert _store_pins(store) == {row.object_key for row in rows}
+
+
+async def test_failed_entries_back_off(pool: Pool) -> None:
+    store = FaultyStore()
+    outbox = pins.PinOutbox(pool, store, retry_delay=timedelta(minutes=1))
+    rows = await _stored(store, _rows("h", 1))
+    await commit_batch(pool, Batch(rows=rows))
+    store.faults = ["before"]
+    assert (await outbox.run_once()).failed == 1
+    assert (await outbox.run_once()).entries == 0  # not due for a minute
+    assert await outbox.pending() == 1
+
+
+async def test_a_stale_entry_cannot_pin_an_unpinned_object(pool: Pool) -> None:
+    store = MemoryStore()
+    outbox = pins.PinOutbox(pool, store)
+    await pins.store_policy(pool, Policy(keep_latest=1))
+    old = await _stored(store, _rows("h", 1, start=NOW - timedelta(hours=2)))
+    await commit_batch(pool, Batch(rows=old))
+    new = await _stored(store, _rows("h", 1))
+    await commit_batch(pool, Batch(rows=new))  # displaces `old` before the worker ran
+    await outbox.drain()
+    assert _store_pins(store) == {new[0].object_key}
+    assert store.objects[old[0].object_key].pinned is False
+
+
+async def test_a_failure_between_pin_steps_rolls_the_whole_batch_back(pool: Pool) -> None:
+    store = MemoryStore()
+    rows = await _stored(store, _rows("h", 3))
+    with (
+        mock.patch.object(pins, "queue", side_effect=ConnectionError("crash")),
+        pytest.raises(ConnectionError),
+    ):
+        await commit_batch(pool, Batch(rows=rows))
+    assert await pool.fetchval("SELECT count(*) FROM traces") == 0
+    assert await _db_pins(pool) == set()
+    await commit_batch(pool, Batch(rows=rows))  # the writer retries the batch
+    assert await _db_pins(pool) == {row.object_key for row in rows}
+    assert await pool.fetchval("SELECT count(*) FROM pin_outbox") == 3
+
+
+async def test_a_missing_object_is_acknowledged(pool: Pool) -> None:
+    store = MemoryStore()
+    rows = _rows("h", 1)  # indexed, but the object is gone (expired before the pin)
+    await commit_batch(pool, Batch(rows=rows))
+    outbox = pins.PinOutbox(pool, store)
+    assert (await outbox.run_once()).failed == 0
+    assert await outbox.pending() == 0
+
+
+async def test_changing_keep_latest_rebuilds_the_pins(pool: Pool) -> None:
+    store = MemoryStore()
+    rows = await _stored(store, _rows("h", 12))
+    await commit_batch(pool, Batch(rows=rows))
+    assert await pins.store_policy(pool, Policy(keep_latest=3))
+    assert await _db_pins(pool) == {row.object_key for row in rows[-3:]}
+    assert await pins.store_policy(pool, Policy(keep_latest=5))
+    assert await _db_pins(pool) == {row.object_key for row in rows[-5:]}
+    assert not await pins.store_policy(pool, Policy(keep_latest=5, traces_retain_days=9))
+    outbox = pins.PinOutbox(pool, store)
+    await outbox.drain()
+    assert _store_pins(store) == {row.object_key for row in rows[-5:]}
+
+
+async def test_pinned_flag_in_listings_follows_the_pins(pool: Pool) -> None:
+    store = MemoryStore()
+    rows = await _stored(store, _rows("h", 13))
+    await commit_batch(pool, Batch(rows=rows))
+    listed = await list_traces(pool, CANVAS, "h", limit=50)
+    assert [row.trace_id for row in listed] == [row.trace_id for row in reversed(rows)]
+    assert [row.pinned for row in listed] == [True] * 10 + [False] * 3
+
+
+async def test_on_a_lease_store_fresh_pins_and_unpins_cost_no_request(pool: Pool) -> None:
+    store = LeaseStore()
+    rows = await _stored(store, _rows("h", 14))
+    await commit_batch(pool, Batch(rows=rows[:7]))
+    await commit_batch(pool, Batch(rows=rows[7:]))
+    outbox = pins.PinOutbox(pool, store, lease_fresh_for=timedelta(hours=6))
+    result = await outbox.run_once()
+    assert result.entries == 10 + 4 + 4
+    assert result.requests == 0
+    assert store.leases == {}
+
+    # Leases older than the renewal interval are renewed, the others left alone.
+    stale = [row.object_key for row in rows[-3:]]
+    await pool.execute(
+        "UPDATE pins SET leased_at = now() - interval '2 days' WHERE object_key = ANY($1)", stale
+    )
+    renewed = await pins.renew_leases(pool, store, older_than=timedelta(days=1))
+    assert renewed == 3
+    assert set(store.leases) == set(stale)
+    assert await pins.renew_leases(pool, store, older_than=timedelta(days=1)) == 0
+
+
+async def test_two_canvases_do_not_share_pins(pool: Pool) -> None:
+    store = MemoryStore()
+    a = [index_row("a", "h", NOW - timedelta(seconds=i)) for i in range(12)]
+    b = [index_row("b", "h", NOW - timedelta(seconds=i)) for i in range(2)]
+    await commit_batch(pool, Batch(rows=await _stored(store, a + b)))
+    assert len(await _db_pins(pool)) == 12
+    assert str(uuid.UUID(b[0].trace_id)) in {
+        r.trace_id for r in await list_traces(pool, "b", "h", limit=5)
+    }
