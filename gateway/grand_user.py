@@ -7,6 +7,7 @@ trace to the writer's queue. Nothing here waits for the object store or Postgres
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -58,6 +59,34 @@ def _no_canvas(host: str | None) -> web.Response:
     return json_error(404, "unknown_canvas", f"no canvas serves host {str(host)[:200]!r}")
 
 
+def _capture_unmatched(services: Services, canvas: str, request: web.Request, body: bytes) -> None:
+    """Hand a 404's input to the writer (stored under ``unmatched/``, summarised in batches).
+
+    Unmatched requests are rare and valuable (the first input of a handler to come), so
+    they are not sampled. A scanner must not crowd out handler traces though: while the
+    writer queue is half full, new 404s are shed (counted) instead of queued.
+    """
+    writer = services.writer
+    if writer.depth * 2 >= writer.config.queue_traces:
+        services.metrics.traces_dropped.labels("unmatched_shed").inc()
+        return
+    writer.submit(
+        PendingTrace(
+            canvas=canvas,
+            kind=keys.UNMATCHED,
+            handler=None,
+            started_ns=time.time_ns(),
+            duration_ns=0,
+            method=request.method,
+            path=request.path,
+            query_string=request.query_string,
+            params={},
+            raw_headers=request.raw_headers,
+            body=body,
+        )
+    )
+
+
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Answer one grand-user request."""
     services = request.app[SERVICES]
@@ -69,6 +98,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     match = canvas.match(method, path)
     if match is None:
         services.metrics.requests.labels(canvas.name, "unmatched").inc()
+        _capture_unmatched(services, canvas.name, request, await request.read())
         return json_error(404, "not_found", f"no handler for {method} {path[:200]}")
     handler, params = match
     body = await request.read()

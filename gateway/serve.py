@@ -29,8 +29,10 @@ from gateway.objects import add_object_routes
 from gateway.patches_api import add_patch_routes
 from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
+from gateway.unmatched_api import add_unmatched_routes
 from runtime import stdlib
 from trace_store import db, retention, tokens
+from trace_store.adoption import adopt_unmatched
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner
 from trace_store.store_url import parse_store_url
@@ -101,6 +103,7 @@ def build_editor_app(services: Services) -> web.Application:
     add_api_routes(app, services)
     add_patch_routes(app)
     add_object_routes(app)
+    add_unmatched_routes(app)
     add_event_routes(app, services)
     add_static_routes(app)
     return app
@@ -120,6 +123,7 @@ async def open_services(
     store = parse_store_url(settings.store_url or settings.default_store_url, signer=signer)
     stack.push_async_callback(store.close)
     await store.check()
+    await adopt_unmatched(pool, store, canvases)
     metrics = Metrics()
     writer = TraceWriter(store, pool, metrics, limits=settings.limits, config=settings.writer)
     writer.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from trace_store import notify, pins
+from trace_store import notify, pins, unmatched
 from trace_store.index import insert_rows
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ async def commit_batch(pool: Pool, batch: Batch) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await insert_rows(conn, batch.rows)
         await pins.update_pins(conn, batch.rows)
+        await unmatched.record(conn, batch.unmatched)
         await notify.publish_many(
             conn, [(r.canvas, "trace", notify.trace_event(r)) for r in batch.rows]
         )

@@ -35,6 +35,8 @@ class IndexRow:
     duration_ms: float
     functions: tuple[str, ...]
     has_error: bool
+    #: Adopted from an unmatched request: the object is that request (input only).
+    adopted: bool = False
     #: Among the latest ``keep_latest`` of its handler (read from the pins table).
     pinned: bool = False
 
@@ -52,6 +54,8 @@ class IndexRow:
             r["duration_ms"],
             tuple(r["functions"]),
             r["has_error"],
+            # Lists and lookups leave ``adopted`` out (pins copy rows without it).
+            bool(r.get("adopted", False)),
             bool(r.get("pinned", False)),
         )
 
@@ -61,14 +65,16 @@ _COLUMNS = (
     "duration_ms, functions, has_error"
 )
 
+# ``adopted`` is written but not read back with ``_COLUMNS``: other tables holding
+# copies of index rows (pins) need not carry it.
 _INSERT = f"""
-INSERT INTO traces ({_COLUMNS})
+INSERT INTO traces ({_COLUMNS}, adopted)
 SELECT u.canvas, u.handler_id, u.trace_id, u.started_at, u.object_key, u.size_bytes, u.sha256,
-       u.status, u.duration_ms, string_to_array(u.functions, E'\\x1f'), u.has_error
+       u.status, u.duration_ms, string_to_array(u.functions, E'\\x1f'), u.has_error, u.adopted
 FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::text[], $6::int[],
-            $7::bytea[], $8::smallint[], $9::real[], $10::text[], $11::bool[])
+            $7::bytea[], $8::smallint[], $9::real[], $10::text[], $11::bool[], $12::bool[])
      AS u(canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256, status,
-          duration_ms, functions, has_error)
+          duration_ms, functions, has_error, adopted)
 ON CONFLICT DO NOTHING
 """
 
@@ -92,6 +98,7 @@ async def insert_rows(pool: Pool | Connection, rows: Sequence[IndexRow]) -> int:
         [r.duration_ms for r in rows],
         ["\x1f".join(r.functions) for r in rows],
         [r.has_error for r in rows],
+        [r.adopted for r in rows],
     )
     return int(result.rsplit(" ", 1)[-1])
 
