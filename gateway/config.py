@@ -65,7 +65,6 @@ class ServeSettings:
     writer: WriterConfig = field(default_factory=WriterConfig)
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
-    editor_origins: tuple[str, ...] = ()
     max_request_bytes: int = 10 * 1024 * 1024
     #: Retention (SPEC §10), from the TOML file named by ``STRATA_POLICY``.
     policy: Policy = field(default_factory=Policy)
@@ -115,9 +114,6 @@ class ServeSettings:
             upload_concurrency=_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
         )
         ttl = _int(env, "STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
-        origins = tuple(
-            o.strip() for o in env.get("STRATA_EDITOR_ORIGINS", "").split(",") if o.strip()
-        )
         policy_file = pick("policy", "STRATA_POLICY")
         try:
             policy = Policy.from_file(policy_file) if policy_file else Policy()
@@ -140,7 +136,6 @@ class ServeSettings:
             writer=writer,
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=env.get("STRATA_EDITOR_URL") or None,
-            editor_origins=origins,
             max_request_bytes=_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
             policy=policy,
         )
