@@ -11,6 +11,9 @@ import sys
 from typing import TYPE_CHECKING
 
 from gateway.config import ServeSettings
+from gateway.lifecycle_cli import add_lifecycle_commands
+from gateway.store_cli import add_store_commands
+from gateway.traces_cli import add_traces_commands
 from trace_store import db, tokens
 from trace_store.errors import StrataError
 
@@ -124,16 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     _db_flags(create)
     create.set_defaults(func=cmd_token_create)
 
-    with contextlib.suppress(ImportError):
-        from gateway.store_cli import add_store_commands
-
-        add_store_commands(sub)
-    with contextlib.suppress(ImportError):
-        from gateway.lifecycle_cli import add_lifecycle_commands
-
-        add_lifecycle_commands(sub)
-    from gateway.traces_cli import add_traces_commands
-
+    add_store_commands(sub)
+    add_lifecycle_commands(sub)
     add_traces_commands(sub)
     return parser
 
