@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -83,10 +83,17 @@ async def insert_rows(pool: Pool | Connection, rows: Sequence[IndexRow]) -> int:
     """Insert a batch in one statement; rows already present are left as they are."""
     if not rows:
         return 0
-    # Function lists travel as one delimited string per row: Postgres cannot unnest a
-    # ragged text[][] array.
-    result = await pool.execute(
-        _INSERT,
+    result = await pool.execute(_INSERT, *column_arrays(rows), [r.adopted for r in rows])
+    return int(result.rsplit(" ", 1)[-1])
+
+
+def column_arrays(rows: Sequence[IndexRow]) -> list[list[Any]]:
+    """The shared index columns of ``rows`` as one array per column, for ``unnest``.
+
+    Function lists travel as one ``\\x1f``-delimited string per row: Postgres cannot
+    unnest a ragged ``text[][]`` array.
+    """
+    return [
         [r.canvas for r in rows],
         [r.handler_id for r in rows],
         [r.trace_id for r in rows],
@@ -98,9 +105,7 @@ async def insert_rows(pool: Pool | Connection, rows: Sequence[IndexRow]) -> int:
         [r.duration_ms for r in rows],
         ["\x1f".join(r.functions) for r in rows],
         [r.has_error for r in rows],
-        [r.adopted for r in rows],
-    )
-    return int(result.rsplit(" ", 1)[-1])
+    ]
 
 
 def trace_time_window(trace_id: str) -> tuple[datetime, datetime]:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from trace_store import index
 from trace_store.errors import ObjectNotFound
 
 if TYPE_CHECKING:
@@ -139,17 +140,7 @@ async def _insert_pins(conn: Connection, rows: Sequence[IndexRow]) -> None:
         " AS u(canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256,"
         " status, duration_ms, functions, has_error)"
         " ON CONFLICT DO NOTHING",
-        [r.canvas for r in rows],
-        [r.handler_id for r in rows],
-        [r.trace_id for r in rows],
-        [r.started_at for r in rows],
-        [r.object_key for r in rows],
-        [r.size_bytes for r in rows],
-        [r.sha256 for r in rows],
-        [r.status for r in rows],
-        [r.duration_ms for r in rows],
-        ["\x1f".join(r.functions) for r in rows],
-        [r.has_error for r in rows],
+        *index.column_arrays(rows),
     )
 
 
