@@ -422,7 +422,7 @@ def _node() -> str:
     if node is None:
         if os.environ.get("CI") == "true":
             pytest.fail("node is required to cross-check gateway/static/merge.js under CI")
-        pytest.skip("node is not installed")
+        pytest.skip("node is not installed")  # reached only when CI is not true
     return node
 
 
