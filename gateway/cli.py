@@ -140,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # The embedded server's start-up chatter (initdb output) is noise on a console.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
         args.func(args)
     except StrataError as exc:
