@@ -17,8 +17,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from tests.canvases import shop
-from tests.harness import SseReader, serve
+from tests.harness import SseReader
 from trace_store import notify
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,53 +30,56 @@ async def test_a_request_to_one_server_reaches_a_stream_on_the_other_within_a_se
     database_url: str, tmp_path: Path
 ) -> None:
     shared = f"file://{tmp_path / 'objects'}"  # one database, one store, two processes
-    async with (
-        serve(database_url, tmp_path / "a", {"shop": shop}, store_url=shared) as first,
-        serve(database_url, tmp_path / "b", {"shop": shop}, store_url=shared) as second,
+    with (
+        serve_process(database_url, tmp_path / "a", store_url=shared) as (_, first),
+        serve_process(database_url, tmp_path / "b", store_url=shared) as (_, second),
     ):
-        token = await second.token("shop")
+        headers = {"Authorization": f"Bearer {ADMIN}"}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=10)
-        async with second.http.get(
-            second.editor + EVENTS, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
-        ) as response:
-            assert response.status == 200
-            events = SseReader(response)
-            await response.content.readuntil(b"\n\n")  # subscribed
-            started = time.monotonic()
-            async with first.http.get(first.gateway + "/users/5") as answer:
-                assert answer.status == 200
-            event = await events.until("trace", timeout=2)
-            elapsed = time.monotonic() - started
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.get(second["editor"] + EVENTS, headers=headers) as response:
+                assert response.status == 200
+                events = SseReader(response)
+                await response.content.readuntil(b"\n\n")  # subscribed
+                started = time.monotonic()
+                async with http.get(first["gateway"] + "/users/5") as answer:
+                    assert answer.status == 200
+                event = await events.until("trace", timeout=2)
+                elapsed = time.monotonic() - started
             assert event.json()["handler_id"] == "get_user"
             assert elapsed < 1.0, elapsed
-        # The trace is the first server's: its index row is what both read.
-        status, body = await second.api(
-            f"/api/v1/canvases/shop/traces/{event.json()['trace_id']}", token
-        )
-        assert status == 200, body
+            # The trace is the first server's: its index row is what both read.
+            trace_id = event.json()["trace_id"]
+            url = f"{second['editor']}/api/v1/canvases/shop/traces/{trace_id}"
+            async with http.get(url, headers=headers) as manifest:
+                assert manifest.status == 200, await manifest.text()
 
 
 @contextmanager
-def serve_process(database_url: str, data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``strata serve`` as a subprocess; yields it and its editor URL once ready."""
+def serve_process(
+    database_url: str, data_dir: Path, *, store_url: str | None = None
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    """``strata serve`` as a subprocess; yields it and its URLs once ready."""
     env = {**os.environ, "STRATA_ADMIN_TOKEN": ADMIN, "STRATA_LOOP": "asyncio"}
+    store = ["--store", store_url] if store_url else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--app", "tests.canvases:shop",
-         "--database-url", database_url, "--data-dir", str(data_dir),
+         "--database-url", database_url, "--data-dir", str(data_dir), *store,
          "--gateway-port", "0", "--editor-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT, text=True,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        editor = ""
+        urls: dict[str, str] = {}
         for line in proc.stdout:
-            if line.startswith("editor: "):
-                editor = line.split(": ", 1)[1].strip()
+            key, _, value = line.strip().partition(": ")
+            if key in ("gateway", "editor"):
+                urls[key] = value
             if line.strip() == "ready":
                 break
         else:
             raise AssertionError(f"serve exited with {proc.wait()}")
-        yield proc, editor
+        yield proc, urls
     finally:
         proc.terminate()
         try:
@@ -107,7 +109,8 @@ async def test_200_streams_half_never_reading_keep_memory_bounded(
 ) -> None:
     readers, idlers, per_round, size = 100, 100, 20, 6000
     marker = b"\nevent: trace\n"
-    with serve_process(database_url, tmp_path) as (proc, editor):
+    with serve_process(database_url, tmp_path) as (proc, urls):
+        editor = urls["editor"]
         host, port = editor.removeprefix("http://").split(":")
         headers = {"Authorization": f"Bearer {ADMIN}"}
         received = [0] * readers
