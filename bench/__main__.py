@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import capture, gateway, manifest, writer
+from bench import capture, gateway, manifest, pins, store_upload, unmatched, writer
 
 
 def main() -> None:
@@ -10,6 +10,9 @@ def main() -> None:
     gateway.main()
     writer.main()
     manifest.main()
+    store_upload.main()
+    pins.main()
+    unmatched.main()
 
 
 if __name__ == "__main__":

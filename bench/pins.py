@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--quiet-traces", type=int, default=120, help="simulated minutes")
     parser.add_argument("--busy-seconds", type=float, default=6.0)
     parser.add_argument("--busy-rate", type=int, default=500, help="requests a second")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()
 
     os.environ.update(
         AWS_ACCESS_KEY_ID=MOTO_KEY[0],

@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--endpoint", help="S3 endpoint (default: start moto on 127.0.0.1)")
     parser.add_argument("--count", type=int, default=300, help="uploads per cell")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell (best kept)")
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     if args.endpoint:
