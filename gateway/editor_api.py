@@ -33,7 +33,7 @@ def _stamp(value: datetime) -> str:
     return rfc3339(int(value.timestamp() * 1e9))
 
 
-async def _canvas(request: web.Request) -> tuple[Services, Canvas]:
+async def authorised_canvas(request: web.Request) -> tuple[Services, Canvas]:
     """Authorise the request for the path's canvas and return it."""
     services = request.app[SERVICES]
     name = request.match_info["canvas"]
@@ -59,7 +59,7 @@ def _limit(request: web.Request) -> int:
 
 async def list_handlers(request: web.Request) -> web.Response:
     """``GET .../handlers``."""
-    _, canvas = await _canvas(request)
+    _, canvas = await authorised_canvas(request)
     handlers = [h.description for h in sorted(canvas.handlers.values(), key=lambda h: h.id)]
     return web.json_response({"handlers": handlers})
 
@@ -79,7 +79,7 @@ def trace_summary(row: index.IndexRow, *, patch_count: int = 0) -> dict[str, Any
 
 async def list_traces(request: web.Request) -> web.Response:
     """``GET .../handlers/{handler_id}/traces?limit=&before=``, newest first."""
-    services, canvas = await _canvas(request)
+    services, canvas = await authorised_canvas(request)
     handler_id = keys.check_handler_id(request.match_info["handler_id"])
     if handler_id not in canvas.handlers:
         raise NotFound(f"unknown handler {handler_id!r} in canvas {canvas.name!r}")
@@ -98,7 +98,7 @@ async def list_traces(request: web.Request) -> web.Response:
 
 async def authorised_trace(request: web.Request) -> tuple[Services, Canvas, index.IndexRow]:
     """Authorise the path's canvas and return the index row of the path's trace."""
-    services, canvas = await _canvas(request)
+    services, canvas = await authorised_canvas(request)
     trace_id = keys.check_trace_id(request.match_info["trace_id"])
     row = await index.get_trace(services.pool, canvas.name, trace_id)
     if row is None:

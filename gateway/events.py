@@ -46,10 +46,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
-from gateway.editor_api import TOKENS
+from gateway.editor_api import TOKENS, authorised_canvas
 from gateway.services import SERVICES, Services
-from trace_store import keys, notify
-from trace_store.errors import ConfigError, InvalidInput, NotFound
+from trace_store import notify
+from trace_store.errors import ConfigError
 from trace_store.tokens import ALL_CANVASES
 
 if TYPE_CHECKING:
@@ -391,23 +391,11 @@ async def _ping(conn: Connection, seconds: float) -> None:
 EVENTS = web.AppKey("events", EventHub)
 
 
-async def _authorised_canvas(request: web.Request) -> str:
-    """The path's canvas, once the token may read it (401/403 before anything else)."""
-    name = request.match_info["canvas"]
-    checker = request.app[TOKENS]
-    if not keys.CANVAS_RE.fullmatch(name):
-        await checker.canvas_for(request)
-        raise InvalidInput(f"invalid canvas name {name[:80]!r}")
-    await checker.require(request, name)
-    if name not in request.app[SERVICES].canvases:
-        raise NotFound(f"unknown canvas {name!r}")
-    return name
-
-
 async def stream_events(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/canvases/{canvas}/events``: ``trace``, ``patch``, ``unmatched``
     (and ``resync``) events as ``text/event-stream``."""
-    canvas = await _authorised_canvas(request)
+    _, found = await authorised_canvas(request)
+    canvas = found.name
     hub = request.app[EVENTS]
     if hub.client_count() >= hub.settings.max_clients:
         raise web.HTTPServiceUnavailable(reason="too many open event streams")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.editor_api import API, _canvas
+from gateway.editor_api import API, authorised_canvas
 from trace_store import keys, unmatched
 from trace_store.document import rfc3339
 from trace_store.errors import InvalidInput, ObjectNotFound, TraceNotFound
@@ -57,7 +57,7 @@ def entry_summary(entry: unmatched.Entry) -> dict[str, Any]:
 
 async def list_unmatched(request: web.Request) -> web.Response:
     """``GET .../unmatched?limit=``: requests no current handler matches, newest first."""
-    services, canvas = await _canvas(request)
+    services, canvas = await authorised_canvas(request)
     limit = _limit(request)
     # The whole bounded summary is read, so filtering never leaves the page short.
     entries = await unmatched.list_entries(services.pool, canvas.name)
@@ -67,7 +67,7 @@ async def list_unmatched(request: web.Request) -> web.Response:
 
 async def unmatched_manifest(request: web.Request) -> web.Response:
     """``GET .../unmatched/{trace_id}``: a signed URL for one stored unmatched request."""
-    services, canvas = await _canvas(request)
+    services, canvas = await authorised_canvas(request)
     trace_id = keys.check_trace_id(request.match_info["trace_id"])
     entry = await unmatched.find_sample(services.pool, canvas.name, trace_id)
     if entry is None:
