@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 ROLES = ("all", "gateway", "editor")
+WRITER_MODES = ("process", "inline")
 
 
 def _int(
@@ -63,6 +64,10 @@ class ServeSettings:
     sample: Sampling = field(default_factory=lambda: Sampling(1))
     limits: TraceLimits = field(default_factory=TraceLimits)
     writer: WriterConfig = field(default_factory=WriterConfig)
+    #: ``process``: the trace writer runs in a child process (the gateway's core stays
+    #: on requests); ``inline``: in the gateway's process. A ``memory:`` store is
+    #: always written inline (a child process cannot share it).
+    writer_mode: str = "process"
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
@@ -113,6 +118,9 @@ class ServeSettings:
             batch_size=_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
             upload_concurrency=_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
         )
+        writer_mode = env.get("STRATA_WRITER") or "process"
+        if writer_mode not in WRITER_MODES:
+            raise ConfigError(f"STRATA_WRITER: expected one of {WRITER_MODES}, got {writer_mode!r}")
         ttl = _int(env, "STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
         policy_file = pick("policy", "STRATA_POLICY")
         try:
@@ -134,6 +142,7 @@ class ServeSettings:
             sample=Sampling.parse(env.get("STRATA_TRACE_SAMPLE", "all")),
             limits=limits,
             writer=writer,
+            writer_mode=writer_mode,
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=env.get("STRATA_EDITOR_URL") or None,
             max_request_bytes=_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),

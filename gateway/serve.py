@@ -31,16 +31,18 @@ from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
 from gateway.unmatched_api import add_unmatched_routes
 from runtime import stdlib
-from trace_store import db, retention, tokens
+from trace_store import db, retention, tokens, wire
 from trace_store.adoption import adopt_unmatched
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner
 from trace_store.store_url import parse_store_url
-from trace_store.writer import TraceWriter
+from trace_store.writer import TraceWriter, Writer
+from trace_store.writer_process import ProcessWriter
 
 if TYPE_CHECKING:
     from gateway.config import ServeSettings
     from runtime.canvas import Canvas
+    from trace_store.backends.base import ObjectStore
 
 log = logging.getLogger("strata.serve")
 
@@ -120,15 +122,39 @@ async def open_services(
         await db.migrate(conn)
     await register_handlers(pool, canvases)
     signer = UrlSigner(settings.resolve_secret(), "http://127.0.0.1")
-    store = parse_store_url(settings.store_url or settings.default_store_url, signer=signer)
+    store_url = settings.store_url or settings.default_store_url
+    store = parse_store_url(store_url, signer=signer)
     stack.push_async_callback(store.close)
     await store.check()
     await adopt_unmatched(pool, store, canvases)
     metrics = Metrics()
-    writer = TraceWriter(store, pool, metrics, limits=settings.limits, config=settings.writer)
-    writer.start()
+    writer = await start_writer(settings, store_url, dsn, store, pool, metrics)
     stack.push_async_callback(stdlib.http.close)
     return Services(settings, canvases, store, pool, writer, metrics, signer)
+
+
+async def start_writer(
+    settings: ServeSettings,
+    store_url: str,
+    dsn: str,
+    store: ObjectStore,
+    pool: db.Pool,
+    metrics: Metrics,
+) -> Writer:
+    """Start the trace writer ``settings.writer_mode`` asks for."""
+    if settings.writer_mode == "process" and not store_url.startswith("memory:"):
+        child = wire.ChildConfig(store_url, dsn, settings.limits, settings.writer)
+        process = ProcessWriter(child, metrics, config=settings.writer)
+        process.start()
+        try:
+            await process.wait_ready()
+        except BaseException:
+            await process.stop(drain_timeout=1.0)
+            raise
+        return process
+    inline = TraceWriter(store, pool, metrics, limits=settings.limits, config=settings.writer)
+    inline.start()
+    return inline
 
 
 async def _start_site(runner: web.AppRunner, host: str, port: int) -> int:

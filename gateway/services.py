@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from trace_store.db import Pool
     from trace_store.metrics import Metrics
     from trace_store.signing import UrlSigner
-    from trace_store.writer import TraceWriter
+    from trace_store.writer import Writer
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Services:
     canvases: dict[str, Canvas]
     store: ObjectStore
     pool: Pool
-    writer: TraceWriter
+    writer: Writer
     metrics: Metrics
     signer: UrlSigner
 

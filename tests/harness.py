@@ -69,7 +69,12 @@ class Server:
 async def serve(
     database_url: str, data_dir: Path, canvases: dict[str, Canvas], **overrides: Any
 ) -> AsyncIterator[Server]:
-    """A running server with both apps on port 0, closed (and drained) on exit."""
+    """A running server with both apps on port 0, closed (and drained) on exit.
+
+    The writer runs inline unless ``writer_mode="process"`` is given: quicker to start,
+    and tests can hold it through its ``before_put`` seam.
+    """
+    overrides.setdefault("writer_mode", "inline")
     settings = dataclasses.replace(
         ServeSettings(),
         database_url=database_url,

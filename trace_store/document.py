@@ -59,13 +59,16 @@ class PendingTrace:
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response_body: bytes = b""
-    error: BaseException | None = None
+    error: BaseException | ErrorInfo | None = None
     calls: list[list[Any]] | None = None
     calls_truncated: bool = False
     sampled: bool = True
     origin_ns: int = 0  # perf_counter_ns at the start, the zero of call times
     adopted_from: str | None = None
     trace_id: str = ""
+    #: The call values (args, kwargs, results) are already tagged JSON (see
+    #: :func:`trace_store.wire.pretag`): a writer in another process got them that way.
+    values_tagged: bool = False
 
     def ensure_id(self) -> str:
         """Assign the UUIDv7 trace id from the start time (once)."""
@@ -114,13 +117,36 @@ def headers_doc(pairs: Iterable[tuple[str, str]], redact: frozenset[str]) -> lis
     return [[name, REDACTED if name.lower() in redact else value] for name, value in pairs]
 
 
-def error_doc(exc: BaseException) -> JSONObject:
-    """``{type, message, traceback}`` of an exception."""
-    return {
-        "type": type(exc).__qualname__,
-        "message": _safe_str(exc),
-        "traceback": "".join(traceback.format_exception(exc))[-16_384:],
-    }
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception reduced to what a trace keeps of it, so it can cross processes.
+
+    A live exception holds its traceback's frames, which do not pickle; the writer
+    process gets this instead, with the traceback already formatted.
+    """
+
+    type: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorInfo:
+        """The trace's view of ``exc``."""
+        return cls(
+            type(exc).__qualname__,
+            _safe_str(exc),
+            "".join(traceback.format_exception(exc))[-16_384:],
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        # The plain constructor, so unpickling names no helper beyond this class.
+        return ErrorInfo, (self.type, self.message, self.traceback)
+
+
+def error_doc(exc: BaseException | ErrorInfo) -> JSONObject:
+    """``{type, message, traceback}`` of an exception (or of its :class:`ErrorInfo`)."""
+    info = exc if isinstance(exc, ErrorInfo) else ErrorInfo.of(exc)
+    return {"type": info.type, "message": info.message, "traceback": info.traceback}
 
 
 def _safe_str(exc: BaseException) -> str:
@@ -130,13 +156,21 @@ def _safe_str(exc: BaseException) -> str:
         return "<unprintable error>"
 
 
-def calls_doc(calls: list[list[Any]], origin_ns: int) -> list[JSONObject]:
-    """The Call objects of a recorded call list, times relative to ``origin_ns``."""
+def calls_doc(
+    calls: list[list[Any]], origin_ns: int, values_tagged: bool = False
+) -> list[JSONObject]:
+    """The Call objects of a recorded call list, times relative to ``origin_ns``.
+
+    With ``values_tagged`` the args, kwargs and results are already tagged JSON.
+    """
     out: list[JSONObject] = []
     append = out.append
     for cid, parent, function, kind, args, kwargs, result, error, start, end in calls:
-        tagged_args = to_json_list(args)
-        tagged_kwargs = to_json(kwargs) if kwargs else {}
+        if values_tagged:
+            tagged_args, tagged_kwargs = args, kwargs
+        else:
+            tagged_args = to_json_list(args)
+            tagged_kwargs = to_json(kwargs) if kwargs else {}
         call: JSONObject = {
             "id": cid,
             "parent": parent,
@@ -151,7 +185,7 @@ def calls_doc(calls: list[list[Any]], origin_ns: int) -> list[JSONObject]:
         if error is not None:
             call["error"] = error_doc(error)
         else:
-            call["result"] = to_json(result)
+            call["result"] = result if values_tagged else to_json(result)
         if not end:
             end = start
         started = (start - origin_ns) // 1000
@@ -182,7 +216,7 @@ def build_trace(p: PendingTrace, limits: TraceLimits) -> JSONObject:
             "headers": headers_doc(p.response_headers, redact),
             "body": resp_body,
         }
-    calls = calls_doc(p.calls, p.origin_ns) if p.calls else []
+    calls = calls_doc(p.calls, p.origin_ns, p.values_tagged) if p.calls else []
     if p.calls_truncated:
         hit.append("calls")
     doc: JSONObject = {

@@ -40,6 +40,11 @@ class Metrics:
         self.writer_retries = Counter(
             "strata_writer_retries", "Writer retries after a failure", ["stage"], registry=r
         )
+        self.writer_restarts = Counter(
+            "strata_writer_restarts",
+            "Writer processes started again after one died",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "strata_writer_queue_depth", "Traces waiting in the writer queue", registry=r
         )

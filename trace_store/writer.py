@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.recorder import C_FUNCTION, C_KIND, USER
 from trace_store import codec, keys
@@ -48,6 +48,19 @@ class WriterConfig:
     batch_wait: float = 0.02
     upload_concurrency: int = 16
     max_backoff: float = 5.0
+
+
+class Writer(Protocol):
+    """What the gateway uses of a writer, inline (:class:`TraceWriter`) or in a process."""
+
+    config: WriterConfig
+
+    def submit(self, pending: PendingTrace) -> bool: ...
+    def start(self) -> None: ...
+    async def stop(self, *, drain_timeout: float = 10.0) -> None: ...
+    async def flush(self) -> None: ...
+    @property
+    def depth(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -94,8 +107,7 @@ class TraceWriter:
     def submit(self, pending: PendingTrace) -> bool:
         """Queue a finished request; ``False`` (and a counted drop) when full."""
         size = len(pending.body) + len(pending.response_body)
-        cfg = self.config
-        if len(self._queue) >= cfg.queue_traces or self._queued_bytes + size > cfg.queue_bytes:
+        if not self.has_room(1, size):
             self.metrics.traces_dropped.labels("queue_full").inc()
             return False
         self._queue.append(pending)
@@ -134,7 +146,26 @@ class TraceWriter:
 
     @property
     def depth(self) -> int:
+        """Traces waiting in the queue."""
         return len(self._queue)
+
+    @property
+    def backlog(self) -> int:
+        """Traces submitted and not yet finished: queued, encoding, storing or indexing."""
+        return len(self._queue) + self._in_flight
+
+    def has_room(self, count: int, size: int) -> bool:
+        """Whether ``count`` more traces holding ``size`` body bytes fit in the queue."""
+        cfg = self.config
+        return (
+            len(self._queue) + count <= cfg.queue_traces
+            and self._queued_bytes + size <= cfg.queue_bytes
+        )
+
+    @property
+    def queued_bytes(self) -> int:
+        """Body bytes held by queued traces."""
+        return self._queued_bytes
 
     # -- the background task ----------------------------------------------------------
 

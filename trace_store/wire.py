@@ -1,0 +1,162 @@
+"""The wire between the gateway and its writer process: frames of pickled traces.
+
+A frame is a 4-byte big-endian length and a pickle of one message tuple. Pickle is the
+cheapest way to move live Python values (the recorded call arguments and results)
+to another process: the C pickler costs a few microseconds per trace, where tagging
+them as JSON on the request side would cost as much as the writer work we move away.
+
+Two things must not cross the pipe as they are:
+
+- **Exceptions** hold their traceback frames, which do not pickle. They become
+  :class:`~trace_store.document.ErrorInfo` with the traceback already formatted.
+- **Values of arbitrary types.** Unpickling an instance imports its class's module in
+  the writer process, which could run canvas code there (or fail and lose the batch).
+  Only builtin and standard value types cross; a trace holding anything else has its
+  call values tagged here with :func:`~trace_store.values.to_json`, exactly as the
+  writer would have tagged them, and is marked ``values_tagged``.
+"""
+
+from __future__ import annotations
+
+import io
+import operator
+import pickle
+import struct
+from dataclasses import dataclass, fields
+from types import BuiltinFunctionType, FunctionType
+from typing import TYPE_CHECKING, Any, Final
+
+from runtime.recorder import C_ARGS, C_ERROR, C_KWARGS, C_RESULT
+from trace_store.document import ErrorInfo, PendingTrace
+from trace_store.values import to_json, to_json_list
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trace_store.document import TraceLimits
+    from trace_store.writer import WriterConfig
+
+HEADER: Final = struct.Struct(">I")
+MAX_FRAME: Final = 1 << 31
+
+#: Modules whose types (and reconstructors) unpickle without running canvas code.
+_SAFE_MODULES: Final = frozenset(
+    {"builtins", "datetime", "decimal", "uuid", "copyreg", "collections", "trace_store.document"}
+)
+_FIELDS: Final = tuple(f.name for f in fields(PendingTrace))
+_as_tuple: Final = operator.attrgetter(*_FIELDS)
+_CALLS: Final = _FIELDS.index("calls")
+_TAGGED: Final = _FIELDS.index("values_tagged")
+#: Positions of the body fields in a wire trace (the writer process sizes its queue).
+BODY: Final = _FIELDS.index("body")
+RESPONSE_BODY: Final = _FIELDS.index("response_body")
+
+WireTrace = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChildConfig:
+    """The first message: what the writer process needs: where to write, and the writer's bounds."""
+
+    store_url: str
+    database_url: str | None
+    limits: TraceLimits
+    writer: WriterConfig
+    drain_timeout: float = 10.0
+
+
+class _UnsafeValue(Exception):
+    pass
+
+
+class _SafePickler(pickle.Pickler):
+    """A pickler that refuses objects whose unpickling would import other modules."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        # Not called for None, bools, and exact ints, floats, str, bytes, lists, tuples,
+        # dicts and sets (the C pickler's fast paths), so the common trace costs nothing.
+        if isinstance(obj, (type, FunctionType, BuiltinFunctionType)):
+            module = getattr(obj, "__module__", None)
+        else:
+            module = type(obj).__module__
+        if module in _SAFE_MODULES:
+            return NotImplemented
+        raise _UnsafeValue(module)
+
+
+def dumps(message: Any) -> bytes:
+    """Pickle ``message`` with only safe types in it; raises on anything else."""
+    buffer = io.BytesIO()
+    _SafePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+    return buffer.getvalue()
+
+
+def frame(payload: bytes) -> bytes:
+    """``payload`` with its length prefix."""
+    return HEADER.pack(len(payload)) + payload
+
+
+def to_wire(p: PendingTrace) -> WireTrace:
+    """``p`` as a tuple, its exceptions reduced to :class:`ErrorInfo` (calls mutated)."""
+    if isinstance(p.error, BaseException):
+        p.error = ErrorInfo.of(p.error)
+    if p.calls:
+        for call in p.calls:
+            error = call[C_ERROR]
+            if isinstance(error, BaseException):
+                call[C_ERROR] = ErrorInfo.of(error)
+    if not isinstance(p.raw_headers, tuple):  # aiohttp gives a tuple; anything else is copied
+        p.raw_headers = tuple(p.raw_headers)
+    wire: WireTrace = _as_tuple(p)
+    return wire
+
+
+def from_wire(wire: WireTrace) -> PendingTrace:
+    """Invert :func:`to_wire`."""
+    return PendingTrace(*wire)
+
+
+def pretag(wire: WireTrace) -> WireTrace:
+    """``wire`` with its call values tagged as JSON, for a trace that cannot be pickled."""
+    calls = wire[_CALLS]
+    if not calls:
+        return wire
+    tagged = []
+    for call in calls:
+        copy = list(call)
+        copy[C_ARGS] = to_json_list(call[C_ARGS])
+        copy[C_KWARGS] = to_json(call[C_KWARGS]) if call[C_KWARGS] else {}
+        copy[C_RESULT] = to_json(call[C_RESULT])
+        tagged.append(copy)
+    out = list(wire)
+    out[_CALLS] = tagged
+    out[_TAGGED] = True
+    return tuple(out)
+
+
+def encode_batch(batch: Sequence[WireTrace]) -> tuple[bytes, int]:
+    """One ``("batch", traces)`` frame and how many traces had to be left out.
+
+    The batch is pickled at once (one memo: the handler descriptions repeat). If that
+    fails, each trace is tried alone: one that fails is tagged (:func:`pretag`), and
+    one that still fails is left out and counted.
+    """
+    try:
+        return frame(dumps(("batch", list(batch)))), 0
+    except Exception:
+        pass
+    kept: list[WireTrace] = []
+    for wire in batch:
+        for candidate in (wire, pretag(wire)):
+            try:
+                dumps(candidate)
+            except Exception:
+                continue
+            kept.append(candidate)
+            break
+    return frame(dumps(("batch", kept))), len(batch) - len(kept)
+
+
+def loads(payload: bytes) -> Any:
+    """Unpickle one frame's payload."""
+    return pickle.loads(payload)

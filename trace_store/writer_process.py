@@ -1,0 +1,354 @@
+"""The gateway side of the writer process: queue here, encode and store over there.
+
+Python's GIL makes a writer in the gateway process (building documents, orjson, zstd,
+hashing, puts, asyncpg) compete with request handling for one core. With
+``STRATA_WRITER=process`` the gateway keeps only a bounded queue and a sender task that
+pickles batches down a pipe to ``python -m trace_store.writer_child``, which runs the
+ordinary :class:`~trace_store.writer.TraceWriter` on the second core.
+
+Why a plain subprocess and not :mod:`multiprocessing`: the pipe is an asyncio stream on
+the gateway's loop, so backpressure is the transport's (``drain``) and never blocks a
+request; there is no feeder thread, no fork of a process holding a running loop and a
+Postgres pool, and no re-import of the gateway's ``__main__``; the child's lifetime and
+exit code are ours to watch; and the protocol is a few lines (:mod:`trace_store.wire`).
+
+Accounting: every submitted trace is stored or counted. Full local queue: dropped
+``queue_full``. A trace the pickler cannot carry even tagged: ``encode_error``. The
+child dies: the traces sent to it and not reported finished are counted
+``writer_died`` (a batch it finished just before dying may be counted too), and a new
+child is started. The child's own counters (written, indexed, dropped, retries) are
+added to this process's ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import pickle
+import sys
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from trace_store import wire
+from trace_store.errors import ConfigError
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter
+
+    from trace_store.document import PendingTrace
+    from trace_store.metrics import Metrics
+    from trace_store.writer import WriterConfig
+
+log = logging.getLogger("strata.writer.process")
+
+#: Gateway-side batching: a frame goes out when this many traces wait, or after this long.
+FRAME_TRACES: Final = 256
+FRAME_WAIT: Final = 0.004
+READY_TIMEOUT: Final = 60.0
+MAX_RESTART_DELAY: Final = 5.0
+
+
+class _Child:
+    """One incarnation of the writer process and what it has told us."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.ready = asyncio.Event()
+        self.sent = 0
+        self.done = 0
+        self.depth = 0
+        self.bytes = 0
+        self.seen: dict[tuple[str, str], float] = {}
+        self.flushes: dict[int, asyncio.Future[bool]] = {}
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None and self.proc.stdin is not None
+
+    def write(self, data: bytes) -> bool:
+        stdin = self.proc.stdin
+        if not self.alive or stdin is None or stdin.is_closing():
+            return False
+        stdin.write(data)
+        return True
+
+
+class ProcessWriter:
+    """A :class:`~trace_store.writer.TraceWriter` whose work runs in a child process.
+
+    Same surface as the inline writer for the gateway: :meth:`submit` (non-blocking,
+    bounded, drops counted), :meth:`start`, :meth:`stop`, :meth:`flush`, :attr:`depth`
+    and :attr:`config`. ``on_indexed`` hooks and the ``before_put`` test seam exist only
+    on the inline writer (they would have to run in the child).
+    """
+
+    def __init__(
+        self,
+        child_config: wire.ChildConfig,
+        metrics: Metrics,
+        *,
+        config: WriterConfig | None = None,
+    ) -> None:
+        self.child_config = child_config
+        self.metrics = metrics
+        self.config = config or child_config.writer
+        self._queue: deque[PendingTrace] = deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._sent_all = asyncio.Event()
+        self._sent_all.set()
+        self._child: _Child | None = None
+        self._child_changed = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._tokens = itertools.count()
+        self._started_once = asyncio.Event()
+        self._start_error: BaseException | None = None
+
+    # -- the request path -------------------------------------------------------------
+
+    def submit(self, pending: PendingTrace) -> bool:
+        """Queue a finished request; ``False`` (and a counted drop) when full."""
+        size = len(pending.body) + len(pending.response_body)
+        cfg = self.config
+        if len(self._queue) >= cfg.queue_traces or self._queued_bytes + size > cfg.queue_bytes:
+            self.metrics.traces_dropped.labels("queue_full").inc()
+            return False
+        self._queue.append(pending)
+        self._queued_bytes += size
+        self.metrics.traces_enqueued.inc()
+        self._sent_all.clear()
+        if not self._wake.is_set():
+            self._wake.set()
+        return True
+
+    @property
+    def depth(self) -> int:
+        """Traces waiting here and in the writer process's queue."""
+        child = self._child
+        return len(self._queue) + (child.depth if child is not None else 0)
+
+    @property
+    def child_pid(self) -> int | None:
+        """The current writer process, if one is running."""
+        child = self._child
+        return child.proc.pid if child is not None and child.alive else None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer process (and restart it whenever it dies) and the sender."""
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._supervise(), name="writer-process-supervisor"),
+            loop.create_task(self._send_forever(), name="writer-process-sender"),
+        ]
+
+    async def wait_ready(self) -> None:
+        """Wait for the first writer process to come up; fail if it cannot."""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await self._started_once.wait()
+        except TimeoutError:
+            raise ConfigError("STRATA_WRITER: the writer process did not start") from None
+        if self._start_error is not None:
+            raise ConfigError(f"STRATA_WRITER: writer process failed: {self._start_error}")
+
+    async def stop(self, *, drain_timeout: float = 10.0) -> None:
+        """Send what is queued, let the writer process drain it and exit (bounded)."""
+        if not self._tasks:
+            return
+        self._stopping = True
+        self._wake.set()
+        supervisor, sender = self._tasks
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(sender), drain_timeout)
+        child = self._child
+        if child is not None and child.alive and child.proc.stdin is not None:
+            child.write(wire.frame(wire.dumps(("stop",))))
+            with contextlib.suppress(ConnectionError):
+                await child.proc.stdin.drain()
+            child.proc.stdin.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(supervisor), max(0.1, deadline - loop.time()))
+        except TimeoutError:
+            unwritten = len(self._queue) + (child.sent - child.done if child else 0)
+            log.warning("writer process stopped with %d traces unwritten", unwritten)
+            if child is not None and child.alive:
+                child.proc.kill()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is indexed (or counted as dropped)."""
+        while True:
+            await self._sent_all.wait()
+            child = self._child
+            if child is None or not child.ready.is_set() or not child.alive:
+                if self._stopping:
+                    return
+                self._child_changed.clear()
+                await self._child_changed.wait()
+                continue
+            token = next(self._tokens)
+            answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            child.flushes[token] = answered
+            if not child.write(wire.frame(wire.dumps(("flush", token)))):
+                child.flushes.pop(token, None)
+                continue
+            # False: the child died first; its traces were counted, nothing more to wait for.
+            await answered
+            return
+
+    # -- the sender -------------------------------------------------------------------
+
+    async def _ready_child(self) -> _Child:
+        while True:
+            child = self._child
+            if child is not None and child.alive and child.ready.is_set():
+                return child
+            self._child_changed.clear()
+            await self._child_changed.wait()
+
+    async def _send_forever(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                self._sent_all.set()
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                if not self._stopping and len(queue) < FRAME_TRACES:
+                    await asyncio.sleep(FRAME_WAIT)  # let a burst share one frame
+                continue
+            child = await self._ready_child()
+            batch = [queue.popleft() for _ in range(min(FRAME_TRACES, len(queue)))]
+            self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
+            data, left_out = wire.encode_batch([wire.to_wire(p) for p in batch])
+            if left_out:
+                log.warning("%d traces could not be pickled even tagged", left_out)
+                self.metrics.traces_dropped.labels("encode_error").inc(left_out)
+            if not child.write(data):
+                self.metrics.traces_dropped.labels("writer_died").inc(len(batch))
+                continue
+            child.sent += len(batch) - left_out
+            if not queue:
+                self._sent_all.set()  # a flush frame written now lands behind this batch
+            stdin = child.proc.stdin
+            assert stdin is not None
+            # Waits while the pipe is full (the child is behind): requests go on, and
+            # the queue above fills and drops, counted.
+            with contextlib.suppress(ConnectionError):
+                await stdin.drain()
+
+    # -- the child process ------------------------------------------------------------
+
+    async def _spawn(self) -> _Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "trace_store.writer_child",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,  # the child's logs go where ours go
+        )
+        child = _Child(proc)
+        # Our own dataclasses: the plain pickler (the safe one is for canvas values).
+        child.write(wire.frame(pickle.dumps(("config", self.child_config))))
+        return child
+
+    async def _supervise(self) -> None:
+        delay = 0.1
+        while True:
+            loop = asyncio.get_running_loop()
+            born = loop.time()
+            try:
+                child = await self._spawn()
+            except Exception as exc:
+                self._start_error = exc
+                self._started_once.set()
+                raise
+            self._child = child
+            self._child_changed.set()
+            await self._listen(child)
+            code = await child.proc.wait()
+            self._child_changed.set()
+            self._child_died(child)
+            if self._stopping:
+                if code != 0:
+                    log.error("writer process exited with %s while draining", code)
+                return
+            if not child.ready.is_set() and not self._started_once.is_set():
+                self._start_error = RuntimeError(f"exit status {code} before it was ready")
+                self._started_once.set()
+                return
+            log.error("writer process %d died (exit %s); restarting", child.proc.pid, code)
+            self.metrics.writer_restarts.inc()
+            if loop.time() - born > 30:
+                delay = 0.1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+
+    def _child_died(self, child: _Child) -> None:
+        lost = child.sent - child.done
+        if lost > 0:
+            reason = "unwritten_at_stop" if self._stopping else "writer_died"
+            log.error("counting %d traces the writer process did not finish as %s", lost, reason)
+            self.metrics.traces_dropped.labels(reason).inc(lost)
+        for answered in child.flushes.values():
+            if not answered.done():
+                answered.set_result(False)
+        child.flushes.clear()
+        child.depth = child.bytes = 0
+
+    async def _listen(self, child: _Child) -> None:
+        stdout = child.proc.stdout
+        assert stdout is not None
+        while line := await stdout.readline():
+            try:
+                message: dict[str, Any] = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("writer process said %r", line[:200])
+                continue
+            event = message.get("event")
+            if event == "stats":
+                self._apply_stats(child, message)
+            elif event == "ready":
+                child.ready.set()
+                self._child_changed.set()
+                self._started_once.set()
+            elif event == "flushed":
+                answered = child.flushes.pop(message["token"], None)
+                if answered is not None and not answered.done():
+                    answered.set_result(True)
+
+    def _apply_stats(self, child: _Child, stats: dict[str, Any]) -> None:
+        # The child reports cumulative totals; ours add the increase since its last report.
+        m = self.metrics
+        counters: tuple[tuple[str, Counter, dict[str, float]], ...] = (
+            ("written", m.traces_written, stats["written"]),
+            ("indexed", m.traces_indexed, {"": stats["indexed"]}),
+            ("dropped", m.traces_dropped, stats["dropped"]),
+            ("retries", m.writer_retries, stats["retries"]),
+        )
+        for name, counter, values in counters:
+            for label, value in values.items():
+                delta = value - child.seen.get((name, label), 0.0)
+                if delta > 0:
+                    (counter.labels(label) if label else counter).inc(delta)
+                    child.seen[(name, label)] = value
+        child.done = int(stats["done"])
+        child.depth = int(stats["depth"])
+        child.bytes = int(stats["bytes"])
+        m.queue_bytes.set(self._queued_bytes + child.bytes)
