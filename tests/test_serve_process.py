@@ -137,23 +137,40 @@ def test_serve_on_embedded_defaults_end_to_end(tmp_path: Path) -> None:
     )
 
 
+def _writer_children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"trace_store.writer_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+                children.append(int(child))
+    return children
+
+
 async def test_sigterm_drains_queued_traces(database_url: str, tmp_path: Path) -> None:
     env = {
         "STRATA_DATABASE_URL": database_url,
         "STRATA_DATA_DIR": str(tmp_path),
         "STRATA_STORE": "",
+        "STRATA_WRITER": "process",
     }
     with strata_serve(["--app", "examples.demo:canvas"], env) as printed:
+        proc = printed["proc"]
+        (writer,) = _writer_children(proc.pid)
         for i in range(30):
             assert _get(f"{printed['gateway']}/users/{i}")[0] == 200
-        proc = printed["proc"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+        # The writer process drained and exited too (it is not left behind).
+        assert not Path(f"/proc/{writer}").exists() or "Z" in _state(writer)
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM traces") == 30
     finally:
         await conn.close()
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def test_bad_configuration_fails_at_start_naming_the_setting(
@@ -163,6 +180,7 @@ def test_bad_configuration_fails_at_start_naming_the_setting(
         ({"STRATA_STORE": "ftp://nowhere", "STRATA_DATABASE_URL": database_url}, "STRATA_STORE"),
         ({"STRATA_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "STRATA_DATABASE_URL"),
         ({"STRATA_TRACE_SAMPLE": "sometimes"}, "STRATA_TRACE_SAMPLE"),
+        ({"STRATA_WRITER": "thread"}, "STRATA_WRITER"),
     ]
     for env, setting in cases:
         run = subprocess.run(

@@ -1,0 +1,200 @@
+"""The writer process (``STRATA_WRITER=process``) end to end, against real Postgres.
+
+Each test starts a real ``python -m trace_store.writer_child`` through the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.config import ServeSettings
+from runtime import Canvas, Request
+from tests.canvases import shop
+from tests.harness import Server, serve
+from trace_store import index
+from trace_store.errors import ConfigError
+from trace_store.writer import WriterConfig
+from trace_store.writer_process import ProcessWriter
+
+locks = Canvas("locks")
+GUARD = threading.Lock()
+
+
+@locks.function()
+def guarded(lock: Any, n: int) -> int:
+    with lock:
+        return n + 1
+
+
+@locks.function()
+def explode(n: int) -> int:
+    raise ValueError(f"no {n}")
+
+
+@locks.http("GET", "/guarded")
+async def use_lock(request: Request) -> dict[str, int]:
+    return {"n": guarded(GUARD, 41)}
+
+
+@locks.http("GET", "/boom")
+async def boom(request: Request) -> None:
+    explode(7)
+
+
+def process_writer(server: Server) -> ProcessWriter:
+    writer = server.running.services.writer
+    assert isinstance(writer, ProcessWriter)
+    return writer
+
+
+async def metric(server: Server, prefix: str) -> float:
+    async with server.http.get(server.gateway + "/metrics") as response:
+        text = await response.text()
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)]
+    return sum(values)
+
+
+async def get(server: Server, path: str, expect: int = 200) -> None:
+    async with server.http.get(server.gateway + path) as response:
+        assert response.status == expect, await response.text()
+        await response.read()
+
+
+async def latest_doc(server: Server, canvas: str) -> dict[str, Any]:
+    token = await server.token(canvas)
+    trace_id = await server.running.services.pool.fetchval(
+        "SELECT trace_id FROM traces WHERE canvas = $1 ORDER BY started_at DESC LIMIT 1", canvas
+    )
+    return await server.trace_doc(canvas, token, str(trace_id))
+
+
+async def test_a_request_is_stored_and_indexed_by_the_writer_process(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with serve(database_url, tmp_path, {"shop": shop}, writer_mode="process") as server:
+        writer = process_writer(server)
+        assert writer.child_pid not in (None, os.getpid())
+        await get(server, "/users/7?x=1")
+        await server.flush()
+        doc = await latest_doc(server, "shop")  # manifest, signed URL, object bytes
+        assert doc["input"]["params"] == {"id": "7"}
+        assert doc["input"]["query"] == {"x": ["1"]}
+        assert [c["function"] for c in doc["calls"]] == ["time.now", "random.random"]
+        # The child's counters reach the gateway's /metrics.
+        assert await metric(server, 'strata_traces_written_total{kind="traces"}') == 1
+        assert await metric(server, "strata_traces_indexed_total") == 1
+
+
+async def test_unpicklable_arguments_are_traced_as_repr(database_url: str, tmp_path: Path) -> None:
+    async with serve(database_url, tmp_path, {"locks": locks}, writer_mode="process") as server:
+        await get(server, "/guarded")
+        await server.flush()
+        doc = await latest_doc(server, "locks")
+        (call,) = doc["calls"]
+        assert call["function"] == "guarded"
+        lock_arg, n = call["args"]
+        assert lock_arg["$strata"] == "repr"
+        assert lock_arg["type"] == "lock"
+        assert n == 41
+        assert call["result"] == 42
+
+
+async def test_a_handler_error_keeps_its_traceback(database_url: str, tmp_path: Path) -> None:
+    async with serve(database_url, tmp_path, {"locks": locks}, writer_mode="process") as server:
+        await get(server, "/boom", expect=500)
+        await server.flush()
+        doc = await latest_doc(server, "locks")
+        assert doc["error"]["type"] == "ValueError"
+        assert doc["error"]["message"] == "no 7"
+        assert "Traceback" in doc["error"]["traceback"]
+        assert "in explode" in doc["error"]["traceback"]
+        (call,) = doc["calls"]
+        assert call["error"]["type"] == "ValueError"
+        assert "in explode" in call["error"]["traceback"]
+
+
+async def test_a_held_writer_process_makes_the_gateway_drop_and_count(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The index is locked: the child's queue fills, it stops reading, the pipe fills,
+    # and the gateway's own small queue overflows. Requests never wait.
+    config = WriterConfig(queue_traces=5, batch_size=5)
+    async with serve(
+        database_url, tmp_path, {"shop": shop}, writer_mode="process", writer=config
+    ) as server:
+        blocker = await asyncpg.connect(database_url)
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")
+        sent, slowest = 0, 0.0
+        try:
+            while await metric(server, 'strata_traces_dropped_total{reason="queue_full"}') == 0:
+                assert sent < 5000, "the gateway never dropped"
+                for _ in range(50):
+                    started = time.perf_counter()
+                    await get(server, f"/users/{sent}")
+                    slowest = max(slowest, time.perf_counter() - started)
+                    sent += 1
+            assert slowest < 1.0
+        finally:
+            await tx.rollback()
+            await blocker.close()
+        await server.flush()
+        stored = await index.count_traces(server.running.services.pool)
+        dropped = await metric(server, "strata_traces_dropped_total")
+        assert stored > 0
+        assert stored + dropped == sent  # every trace is stored or counted
+
+
+async def test_a_killed_writer_process_is_restarted_and_its_traces_counted(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with serve(database_url, tmp_path, {"shop": shop}, writer_mode="process") as server:
+        writer = process_writer(server)
+        pool = server.running.services.pool
+        blocker = await asyncpg.connect(database_url)
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")
+        try:
+            for i in range(10):
+                await get(server, f"/users/{i}")
+            await asyncio.sleep(0.3)  # the child has them, stuck on the index
+            first = writer.child_pid
+            assert first is not None
+            os.kill(first, signal.SIGKILL)
+            for i in range(10, 20):  # the gateway keeps answering meanwhile
+                await get(server, f"/users/{i}")
+            deadline = time.monotonic() + 20
+            while writer.child_pid in (None, first):
+                assert time.monotonic() < deadline, "no new writer process"
+                await asyncio.sleep(0.05)
+        finally:
+            await tx.rollback()
+            await blocker.close()
+        await server.flush()
+        assert await metric(server, "strata_writer_restarts_total") == 1
+        # The ten held ones are lost and counted; so are any sent down the dead pipe
+        # before the gateway saw the child go.
+        died = await metric(server, 'strata_traces_dropped_total{reason="writer_died"}')
+        assert died >= 10
+        assert await index.count_traces(pool) + died == 20
+        await get(server, "/users/99")
+        await server.flush()
+        assert await index.count_traces(pool) + died == 21
+
+
+def test_the_writer_mode_is_parsed_strictly() -> None:
+    assert ServeSettings.from_env({}).writer_mode == "process"
+    assert ServeSettings.from_env({"STRATA_WRITER": "inline"}).writer_mode == "inline"
+    with pytest.raises(ConfigError, match="STRATA_WRITER"):
+        ServeSettings.from_env({"STRATA_WRITER": "thread"})
