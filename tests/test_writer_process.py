@@ -18,6 +18,7 @@ import pytest
 
 from gateway.config import ServeSettings
 from runtime import Canvas, Request
+from runtime.execute import execute
 from tests.canvases import shop
 from tests.harness import Server, serve
 from trace_store import index
@@ -48,6 +49,39 @@ async def use_lock(request: Request) -> dict[str, int]:
 @locks.http("GET", "/boom")
 async def boom(request: Request) -> None:
     explode(7)
+
+
+@locks.function()
+def inner(x: int) -> int:
+    return x + 1
+
+
+@locks.function()
+async def outer(x: int) -> int:
+    await asyncio.sleep(0)  # interleave with the other outer() under gather
+    return inner(x)
+
+
+@locks.http("GET", "/mixed")
+async def mixed(request: Request) -> list[int]:
+    return [*await asyncio.gather(outer(1), outer(2)), inner(3)]
+
+
+async def test_sync_calls_inside_interleaved_async_calls_get_the_right_parent() -> None:
+    # The sync wrapper keeps its parent on the recorder, the async one in a contextvar.
+    handler, params = locks.match("GET", "/mixed")  # type: ignore[misc]
+    run = await execute(handler, Request("GET", "/mixed", params=params), record=True)
+    calls = {c[0]: c for c in run.calls or []}
+    outers = {cid: c[4][0] for cid, c in calls.items() if c[2] == "outer"}
+    inners = [c for c in calls.values() if c[2] == "inner"]
+    assert len(outers) == 2
+    assert len(inners) == 3
+    for call in inners:
+        if call[4] == (3,):
+            assert call[1] is None
+        else:
+            assert outers[call[1]] == call[4][0]
+    assert run.body == b"[2,3,4]"
 
 
 def process_writer(server: Server) -> ProcessWriter:
