@@ -124,7 +124,7 @@ def record_function(function: Callable[..., Any], name: str) -> Callable[..., An
             recorder.truncated = True
             return function(*args, **kwargs)
         outer = recorder.sync_parent
-        record = [
+        record: list[Any] = [
             cid,
             _parent.get() if outer is None else outer,
             name,
