@@ -126,6 +126,7 @@ async def test_a_request_is_stored_and_indexed_by_the_writer_process(
         # The child's counters reach the gateway's /metrics.
         assert await metric(server, 'strata_traces_written_total{kind="traces"}') == 1
         assert await metric(server, "strata_traces_indexed_total") == 1
+        assert await metric(server, "strata_writer_batch_size_count") == 1
 
 
 async def test_unpicklable_arguments_are_traced_as_repr(database_url: str, tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ class TraceWriter:
         self._idle.set()
         self._in_flight = 0
         self.on_indexed: list[Callable[[Sequence[IndexRow]], Awaitable[None]]] = []
+        #: Called with (traces, seconds) after each batch (the writer process reports it).
+        self.on_batch: Callable[[int, float], None] | None = None
         #: Test seam: awaited before each store put; lets a test hold the writer.
         self.before_put: Callable[[], Awaitable[None]] | None = None
 
@@ -219,8 +221,11 @@ class TraceWriter:
                 self._in_flight -= size
                 if self._in_flight == 0 and not self._queue:
                     self._idle.set()
+            seconds = time.perf_counter() - started
             self.metrics.batch_size.observe(size)
-            self.metrics.batch_seconds.observe(time.perf_counter() - started)
+            self.metrics.batch_seconds.observe(seconds)
+            if self.on_batch is not None:
+                self.on_batch(size, seconds)
 
     async def _store_and_commit(self, encoded: list[Encoded]) -> None:
         pending = {item.key: item for item in encoded}

@@ -57,6 +57,8 @@ class _Child:
         self.writer = writer
         self.received = 0
         self.last_stats: dict[str, Any] = {}
+        self.batches: list[tuple[int, float]] = []
+        writer.on_batch = lambda size, seconds: self.batches.append((size, seconds))
 
     def emit(self, message: dict[str, Any]) -> None:
         # Lines are short and the gateway reads continuously: a blocking write is fine.
@@ -76,9 +78,10 @@ class _Child:
 
     def report(self, *, force: bool = False) -> None:
         stats = self.stats()
-        if force or stats != self.last_stats:
+        if force or stats != self.last_stats or self.batches:
             self.last_stats = stats
-            self.emit({"event": "stats", **stats})
+            batches, self.batches = self.batches, []
+            self.emit({"event": "stats", **stats, "batches": batches})
 
     async def report_forever(self) -> None:
         while True:

@@ -348,6 +348,9 @@ class ProcessWriter:
                 if delta > 0:
                     (counter.labels(label) if label else counter).inc(delta)
                     child.seen[(name, label)] = value
+        for size, seconds in stats.get("batches", ()):
+            m.batch_size.observe(size)
+            m.batch_seconds.observe(seconds)
         child.done = int(stats["done"])
         child.depth = int(stats["depth"])
         child.bytes = int(stats["bytes"])
