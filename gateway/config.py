@@ -68,6 +68,8 @@ class ServeSettings:
     #: on requests); ``inline``: in the gateway's process. A ``memory:`` store is
     #: always written inline (a child process cannot share it).
     writer_mode: str = "process"
+    #: Tune the garbage collector for queued traces (see trace_store.gc_tuning).
+    gc_tuning: bool = True
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
@@ -121,6 +123,9 @@ class ServeSettings:
         writer_mode = env.get("STRATA_WRITER") or "process"
         if writer_mode not in WRITER_MODES:
             raise ConfigError(f"STRATA_WRITER: expected one of {WRITER_MODES}, got {writer_mode!r}")
+        gc_mode = env.get("STRATA_GC") or "tuned"
+        if gc_mode not in ("tuned", "default"):
+            raise ConfigError(f"STRATA_GC: expected 'tuned' or 'default', got {gc_mode!r}")
         ttl = _int(env, "STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
         policy_file = pick("policy", "STRATA_POLICY")
         try:
@@ -143,6 +148,7 @@ class ServeSettings:
             limits=limits,
             writer=writer,
             writer_mode=writer_mode,
+            gc_tuning=gc_mode == "tuned",
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=env.get("STRATA_EDITOR_URL") or None,
             max_request_bytes=_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),

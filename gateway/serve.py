@@ -31,7 +31,7 @@ from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
 from gateway.unmatched_api import add_unmatched_routes
 from runtime import stdlib
-from trace_store import db, retention, tokens, wire
+from trace_store import db, gc_tuning, retention, tokens, wire
 from trace_store.adoption import adopt_unmatched
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner
@@ -143,7 +143,9 @@ async def start_writer(
 ) -> Writer:
     """Start the trace writer ``settings.writer_mode`` asks for."""
     if settings.writer_mode == "process" and not store_url.startswith("memory:"):
-        child = wire.ChildConfig(store_url, dsn, settings.limits, settings.writer)
+        child = wire.ChildConfig(
+            store_url, dsn, settings.limits, settings.writer, gc_tuning=settings.gc_tuning
+        )
         process = ProcessWriter(child, metrics, config=settings.writer)
         process.start()
         try:
@@ -222,6 +224,8 @@ async def dev_tokens(running: Running) -> dict[str, str]:
 async def serve_forever(settings: ServeSettings, *, print_dev_tokens: bool = False) -> None:
     """Run until SIGINT or SIGTERM, printing the URLs once listening."""
     running = await start(settings)
+    if settings.gc_tuning:
+        gc_tuning.tune()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

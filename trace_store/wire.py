@@ -63,6 +63,7 @@ class ChildConfig:
     limits: TraceLimits
     writer: WriterConfig
     drain_timeout: float = 10.0
+    gc_tuning: bool = True
 
 
 class _UnsafeValue(Exception):

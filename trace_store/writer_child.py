@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
-from trace_store import db, wire
+from trace_store import db, gc_tuning, wire
 from trace_store.metrics import Metrics
 from trace_store.store_url import parse_store_url
 from trace_store.writer import TraceWriter
@@ -131,6 +131,8 @@ async def run(out: IO[bytes]) -> None:
     pool = await db.connect_pool(config.database_url, max_size=4) if config.database_url else None
     writer = TraceWriter(store, pool, Metrics(), limits=config.limits, config=config.writer)
     writer.start()
+    if config.gc_tuning:
+        gc_tuning.tune()
     child = _Child(out, writer)
     child.emit({"event": "ready", "pid": os.getpid()})
     reporter = loop.create_task(child.report_forever())
