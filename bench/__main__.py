@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bench import capture, gateway, manifest, pins, store_upload, unmatched, writer
+from bench import capture, gateway, manifest, overload, pins, store_upload, unmatched, writer
 
 
 def main() -> None:
     capture.main()
     gateway.main()
+    overload.main()
     writer.main()
     manifest.main()
     store_upload.main()
