@@ -70,6 +70,9 @@ class ServeSettings:
     writer_mode: str = "process"
     #: Tune the garbage collector for queued traces (see trace_store.gc_tuning).
     gc_tuning: bool = True
+    #: Bound of the local spool where batches wait while the store or Postgres is down
+    #: (0: traces wait in memory only).
+    spool_bytes: int = 1024 * 1024 * 1024
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
@@ -149,6 +152,7 @@ class ServeSettings:
             writer=writer,
             writer_mode=writer_mode,
             gc_tuning=gc_mode == "tuned",
+            spool_bytes=_int(env, "STRATA_SPOOL_BYTES", 1024 * 1024 * 1024, low=0, high=2**62),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=env.get("STRATA_EDITOR_URL") or None,
             max_request_bytes=_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
@@ -168,6 +172,11 @@ class ServeSettings:
         with os.fdopen(fd, "wb") as handle:
             handle.write(value)
         return value
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the writer parks batches while the store or Postgres is down."""
+        return self.data_dir / "spool"
 
     @property
     def default_store_url(self) -> str:

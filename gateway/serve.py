@@ -35,6 +35,7 @@ from trace_store import db, gc_tuning, retention, tokens, wire
 from trace_store.adoption import adopt_unmatched
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner
+from trace_store.spool import Spool
 from trace_store.store_url import parse_store_url
 from trace_store.writer import TraceWriter, Writer
 from trace_store.writer_process import ProcessWriter
@@ -144,7 +145,13 @@ async def start_writer(
     """Start the trace writer ``settings.writer_mode`` asks for."""
     if settings.writer_mode == "process" and not store_url.startswith("memory:"):
         child = wire.ChildConfig(
-            store_url, dsn, settings.limits, settings.writer, gc_tuning=settings.gc_tuning
+            store_url,
+            dsn,
+            settings.limits,
+            settings.writer,
+            gc_tuning=settings.gc_tuning,
+            spool_dir=str(settings.spool_dir) if settings.spool_bytes else None,
+            spool_bytes=settings.spool_bytes,
         )
         process = ProcessWriter(child, metrics, config=settings.writer)
         process.start()
@@ -154,7 +161,10 @@ async def start_writer(
             await process.stop(drain_timeout=1.0)
             raise
         return process
-    inline = TraceWriter(store, pool, metrics, limits=settings.limits, config=settings.writer)
+    spool = Spool(settings.spool_dir, settings.spool_bytes) if settings.spool_bytes else None
+    inline = TraceWriter(
+        store, pool, metrics, limits=settings.limits, config=settings.writer, spool=spool
+    )
     inline.start()
     return inline
 

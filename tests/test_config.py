@@ -23,6 +23,7 @@ from trace_store.store_url import parse_store_url
         ({"STRATA_MAX_BODY_BYTES": "-1"}, "STRATA_MAX_BODY_BYTES"),
         ({"STRATA_SIGNED_URL_TTL": "0"}, "STRATA_SIGNED_URL_TTL"),
         ({"STRATA_GC": "off"}, "STRATA_GC"),
+        ({"STRATA_SPOOL_BYTES": "lots"}, "STRATA_SPOOL_BYTES"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], setting: str) -> None:

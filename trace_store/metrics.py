@@ -34,6 +34,13 @@ class Metrics:
         self.traces_written = Counter(
             "strata_traces_written", "Base objects written to the store", ["kind"], registry=r
         )
+        self.traces_spooled = Counter(
+            "strata_traces_spooled",
+            "Traces parked in the local spool while the store or Postgres was down, and"
+            " replayed from it",
+            ["event"],
+            registry=r,
+        )
         self.traces_indexed = Counter(
             "strata_traces_indexed", "Index rows committed to Postgres", registry=r
         )

@@ -64,6 +64,9 @@ class ChildConfig:
     writer: WriterConfig
     drain_timeout: float = 10.0
     gc_tuning: bool = True
+    #: The spool of SPEC §12 (``None``: memory only).
+    spool_dir: str | None = None
+    spool_bytes: int = 0
 
 
 class _UnsafeValue(Exception):

@@ -27,6 +27,7 @@ from trace_store import codec, keys
 from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace, TraceLimits, build_trace
 from trace_store.index import IndexRow
+from trace_store.spool import Spool, SpooledItem
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -48,6 +49,30 @@ class WriterConfig:
     batch_wait: float = 0.02
     upload_concurrency: int = 16
     max_backoff: float = 5.0
+    #: With a spool: how long a batch keeps retrying before it is parked there instead.
+    spool_after: float = 2.0
+
+
+class _GaveUp(Exception):
+    """A batch kept failing for ``spool_after`` seconds: park it in the spool."""
+
+
+def _unmatched_view(pending: PendingTrace) -> PendingTrace:
+    """What the unmatched summary reads of a request, without bodies or call records."""
+    return PendingTrace(
+        canvas=pending.canvas,
+        kind=pending.kind,
+        handler=None,
+        started_ns=pending.started_ns,
+        duration_ns=pending.duration_ns,
+        method=pending.method,
+        path=pending.path,
+        query_string="",
+        params={},
+        raw_headers=(),
+        body=b"",
+        trace_id=pending.ensure_id(),
+    )
 
 
 class Writer(Protocol):
@@ -84,8 +109,13 @@ class TraceWriter:
         *,
         limits: TraceLimits | None = None,
         config: WriterConfig | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
+        #: Where batches wait while the store or Postgres is down (None: memory only).
+        self.spool = spool
+        self._degraded = False
+        self._drainer: asyncio.Task[None] | None = None
         self.pool = pool
         self.metrics = metrics
         self.limits = limits or TraceLimits()
@@ -123,9 +153,12 @@ class TraceWriter:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background task on the running loop."""
+        """Start the background task on the running loop (and replay a spool left over)."""
+        loop = asyncio.get_running_loop()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="trace-writer")
+            self._task = loop.create_task(self._run(), name="trace-writer")
+        if self.spool is not None and len(self.spool) and self._drainer is None:
+            self._drainer = loop.create_task(self._drain_spool(), name="trace-spool")
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Write what is queued (up to ``drain_timeout``), then stop."""
@@ -141,6 +174,12 @@ class TraceWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        if self._drainer is not None:
+            # Parked batches stay on disk; the next start replays them.
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+            self._drainer = None
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is stored and indexed."""
@@ -228,7 +267,58 @@ class TraceWriter:
                 self.on_batch(size, seconds)
 
     async def _store_and_commit(self, encoded: list[Encoded]) -> None:
-        pending = {item.key: item for item in encoded}
+        items = [
+            SpooledItem(
+                e.pending.kind, e.key, e.data, e.row, None if e.row else _unmatched_view(e.pending)
+            )
+            for e in encoded
+        ]
+        if self.spool is None:
+            await self._write_through(items, give_up_after=None)
+            return
+        if not self._degraded:
+            try:
+                await self._write_through(items, give_up_after=self.config.spool_after)
+                return
+            except _GaveUp as exc:
+                log.warning("writer cannot write (%s); parking batches in the spool", exc)
+                self._degraded = True
+        await self._park(items)
+
+    async def _park(self, items: list[SpooledItem]) -> None:
+        spool = self.spool
+        assert spool is not None
+        if await asyncio.to_thread(spool.put, items):
+            self.metrics.traces_spooled.labels("parked").inc(len(items))
+        else:
+            self.metrics.traces_dropped.labels("spool_full").inc(len(items))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_spool())
+
+    async def _drain_spool(self) -> None:
+        """Replay parked batches, oldest first, once the store and Postgres answer."""
+        spool = self.spool
+        assert spool is not None
+        delay = 0.5
+        while (claimed := await asyncio.to_thread(spool.claim_oldest)) is not None:
+            path, items = claimed
+            try:
+                await self._write_through(items, give_up_after=self.config.spool_after)
+            except _GaveUp:
+                await asyncio.to_thread(spool.release, path)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.max_backoff)
+                continue
+            await asyncio.to_thread(spool.done, path)
+            self.metrics.traces_spooled.labels("replayed").inc(len(items))
+            delay = 0.5
+        self._degraded = False
+
+    async def _write_through(
+        self, items: list[SpooledItem], *, give_up_after: float | None
+    ) -> None:
+        """Store every object, then commit the batch; retries until done or given up."""
+        pending = {item.key: item for item in items}
 
         async def put_pending() -> None:
             if self.before_put is not None:
@@ -241,21 +331,21 @@ class TraceWriter:
             for item, error in zip(list(pending.values()), results, strict=True):
                 if error is None:
                     del pending[item.key]
-                    self.metrics.traces_written.labels(item.pending.kind).inc()
+                    self.metrics.traces_written.labels(item.kind).inc()
                 else:
                     failures.append(error)
             if failures:
                 raise failures[0]
 
-        await self._retry("store", put_pending)
+        await self._retry("store", put_pending, give_up_after)
         committed = Batch(
-            rows=[item.row for item in encoded if item.row is not None],
-            unmatched=[(item.pending, item.key) for item in encoded if item.row is None],
+            rows=[item.row for item in items if item.row is not None],
+            unmatched=[(item.unmatched, item.key) for item in items if item.unmatched],
         )
         rows = committed.rows
         if (rows or committed.unmatched) and self.pool is not None:
             pool = self.pool
-            await self._retry("index", lambda: commit_batch(pool, committed))
+            await self._retry("index", lambda: commit_batch(pool, committed), give_up_after)
             self.metrics.traces_indexed.inc(len(rows))
             for hook in self.on_indexed:
                 try:
@@ -263,8 +353,14 @@ class TraceWriter:
                 except Exception:
                     log.exception("on_indexed hook failed")
 
-    async def _retry(self, stage: str, attempt: Callable[[], Awaitable[Any]]) -> None:
+    async def _retry(
+        self,
+        stage: str,
+        attempt: Callable[[], Awaitable[Any]],
+        give_up_after: float | None = None,
+    ) -> None:
         delay = 0.05
+        started = time.monotonic()
         while True:
             try:
                 await attempt()
@@ -274,6 +370,8 @@ class TraceWriter:
             except Exception as exc:
                 if self._stopping and delay >= self.config.max_backoff:
                     raise
+                if give_up_after is not None and time.monotonic() - started >= give_up_after:
+                    raise _GaveUp(f"{stage}: {exc}") from exc
                 self.metrics.writer_retries.labels(stage).inc()
                 log.warning("writer %s failed (%s); retrying in %.2fs", stage, exc, delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))

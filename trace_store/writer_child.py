@@ -23,12 +23,14 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
 from trace_store import db, gc_tuning, wire
 from trace_store.metrics import Metrics
+from trace_store.spool import Spool
 from trace_store.store_url import parse_store_url
 from trace_store.writer import TraceWriter
 
@@ -71,6 +73,7 @@ class _Child:
             "indexed": counter_values(m.traces_indexed).get("", 0.0),
             "dropped": counter_values(m.traces_dropped),
             "retries": counter_values(m.writer_retries),
+            "spooled": counter_values(m.traces_spooled),
             "depth": w.depth,
             "bytes": w.queued_bytes,
             "done": self.received - w.backlog,
@@ -129,7 +132,10 @@ async def run(out: IO[bytes]) -> None:
     assert isinstance(config, wire.ChildConfig)
     store = parse_store_url(config.store_url)
     pool = await db.connect_pool(config.database_url, max_size=4) if config.database_url else None
-    writer = TraceWriter(store, pool, Metrics(), limits=config.limits, config=config.writer)
+    spool = Spool(Path(config.spool_dir), config.spool_bytes) if config.spool_dir else None
+    writer = TraceWriter(
+        store, pool, Metrics(), limits=config.limits, config=config.writer, spool=spool
+    )
     writer.start()
     if config.gc_tuning:
         gc_tuning.tune()

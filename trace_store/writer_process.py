@@ -341,6 +341,7 @@ class ProcessWriter:
             ("indexed", m.traces_indexed, {"": stats["indexed"]}),
             ("dropped", m.traces_dropped, stats["dropped"]),
             ("retries", m.writer_retries, stats["retries"]),
+            ("spooled", m.traces_spooled, stats.get("spooled", {})),
         )
         for name, counter, values in counters:
             for label, value in values.items():
