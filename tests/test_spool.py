@@ -126,3 +126,40 @@ async def test_a_full_spool_drops_and_counts(pool: db.Pool, tmp_path: Path) -> N
     assert dropped > 0
     assert spool.bytes_used <= 2_000
     await writer.stop()
+
+
+async def test_a_hung_index_times_out_into_the_spool(
+    pool: db.Pool, database_url: str, tmp_path: Path
+) -> None:
+    import asyncpg
+
+    config = WriterConfig(
+        batch_size=10, batch_wait=0.001, spool_after=0.3, max_backoff=0.2, io_timeout=0.3
+    )
+    metrics = Metrics()
+    spool = Spool(tmp_path / "spool", 10_000_000)
+    writer = TraceWriter(
+        LocalStore(tmp_path / "objects"), pool, metrics, config=config, spool=spool
+    )
+    blocker = await asyncpg.connect(database_url)
+    lock = blocker.transaction()
+    await lock.start()
+    await blocker.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")  # Postgres hangs
+    try:
+        writer.start()
+        for i in range(10):
+            writer.submit(_pending(i))
+
+        async def parked() -> bool:
+            return _counter(metrics, "traces_spooled", "parked") == 10
+
+        await _until(parked)
+    finally:
+        await lock.rollback()
+        await blocker.close()
+
+    async def all_indexed() -> bool:
+        return await index.count_traces(pool) == 10
+
+    await _until(all_indexed)
+    await writer.stop()

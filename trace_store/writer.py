@@ -51,6 +51,9 @@ class WriterConfig:
     max_backoff: float = 5.0
     #: With a spool: how long a batch keeps retrying before it is parked there instead.
     spool_after: float = 2.0
+    #: A store or Postgres call that has not answered by then counts as failed (a hung
+    #: dependency must lead to retries and the spool, not to a writer stuck forever).
+    io_timeout: float = 30.0
 
 
 class _GaveUp(Exception):
@@ -323,9 +326,12 @@ class TraceWriter:
         async def put_pending() -> None:
             if self.before_put is not None:
                 await self.before_put()
-            results = await self.store.put_many(
-                [(item.key, item.data) for item in pending.values()],
-                concurrency=self.config.upload_concurrency,
+            results = await asyncio.wait_for(
+                self.store.put_many(
+                    [(item.key, item.data) for item in pending.values()],
+                    concurrency=self.config.upload_concurrency,
+                ),
+                self.config.io_timeout,
             )
             failures = []
             for item, error in zip(list(pending.values()), results, strict=True):
@@ -345,7 +351,11 @@ class TraceWriter:
         rows = committed.rows
         if (rows or committed.unmatched) and self.pool is not None:
             pool = self.pool
-            await self._retry("index", lambda: commit_batch(pool, committed), give_up_after)
+            await self._retry(
+                "index",
+                lambda: asyncio.wait_for(commit_batch(pool, committed), self.config.io_timeout),
+                give_up_after,
+            )
             self.metrics.traces_indexed.inc(len(rows))
             for hook in self.on_indexed:
                 try:
