@@ -118,7 +118,7 @@ class ServeSettings:
             redact_headers=redact,
         )
         writer = WriterConfig(
-            queue_traces=_int(env, "STRATA_QUEUE_TRACES", 10_000, low=1),
+            queue_traces=_int(env, "STRATA_QUEUE_TRACES", 2_000, low=1),
             queue_bytes=_int(env, "STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
             batch_size=_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
             upload_concurrency=_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),

@@ -43,7 +43,10 @@ log = logging.getLogger("strata.writer")
 class WriterConfig:
     """Bounds and pacing of the writer."""
 
-    queue_traces: int = 10_000
+    #: Traces held in memory per queue (the gateway's and, with the writer process, the
+    #: child's). 2,000 keeps RSS under 2x its sustainable value at 10x overload; the
+    #: spool, not memory, absorbs outages.
+    queue_traces: int = 2_000
     queue_bytes: int = 256 * 1024 * 1024
     batch_size: int = 256
     batch_wait: float = 0.02
