@@ -189,11 +189,13 @@ def hash_tagged_args(tagged_args: list[Any], tagged_kwargs: Any) -> str:
     browser cannot tell them apart after ``JSON.parse``, and the editor must be able to
     send a traced call's arguments back and land on the same hash.
     """
-    canonical = orjson.dumps(
-        [_integral_floats_as_ints(tagged_args), _integral_floats_as_ints(tagged_kwargs)],
-        option=orjson.OPT_SORT_KEYS,
-    )
+    if tagged_kwargs or any(type(a) not in _PLAIN for a in tagged_args):
+        tagged_args = _integral_floats_as_ints(tagged_args)
+        tagged_kwargs = _integral_floats_as_ints(tagged_kwargs)
+    canonical = orjson.dumps([tagged_args, tagged_kwargs], option=orjson.OPT_SORT_KEYS)
     return _HASH_PREFIX + hashlib.sha256(canonical).hexdigest()
 
 
 _HASH_PREFIX: Final = ARGS_HASH_VERSION + ":"
+#: Argument types the float normalisation cannot change (the common case, kept fast).
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
