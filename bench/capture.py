@@ -38,26 +38,10 @@ HEADERS = [(b"Host", b"127.0.0.1:8000"), (b"User-Agent", b"wrk"), (b"Accept", b"
 
 
 def _pending(run: Any) -> PendingTrace:
-    return PendingTrace(
-        canvas="bench",
-        kind="traces",
-        handler=HANDLER.description,
-        started_ns=run.started_ns,
-        origin_ns=run.origin_ns,
-        duration_ns=run.duration_ns,
-        method="GET",
-        path="/chain",
-        query_string="",
-        params={},
-        raw_headers=HEADERS,
-        body=b"",
-        status=run.status,
-        response_headers=run.headers,
-        response_body=run.body,
-        error=run.error,
-        calls=run.calls,
-        calls_truncated=run.truncated_calls,
-    )
+    return PendingTrace.of_run(
+        "bench", HANDLER.description, run, method="GET", path="/chain", query_string="",
+        params={}, raw_headers=HEADERS, body=b"",
+    )  # fmt: skip
 
 
 def per_call_us(fn: Callable[[], Any], n: int, rounds: int = 5) -> float:

@@ -112,25 +112,16 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     services.metrics.requests.labels(canvas.name, "error" if run.error else "ok").inc()
     if sampled or run.error is not None:  # errors are always traced
         services.writer.submit(
-            PendingTrace(
-                canvas=canvas.name,
-                kind=keys.TRACES,
-                handler=handler.description,
-                started_ns=run.started_ns,
-                origin_ns=run.origin_ns,
-                duration_ns=run.duration_ns,
+            PendingTrace.of_run(
+                canvas.name,
+                handler.description,
+                run,
                 method=method,
                 path=path,
                 query_string=request.query_string,
                 params=params,
                 raw_headers=request.raw_headers,
                 body=body,
-                status=run.status,
-                response_headers=run.headers,
-                response_body=run.body,
-                error=run.error,
-                calls=run.calls,
-                calls_truncated=run.truncated_calls,
                 sampled=sampled,
             )
         )

@@ -65,26 +65,10 @@ async def concurrent(request: Request) -> str:
 
 def _doc(handler_id: str, run: Any, request: Request) -> dict[str, Any]:
     handler = canvas.handlers[handler_id]
-    pending = PendingTrace(
-        canvas="rec",
-        kind="traces",
-        handler=handler.description,
-        started_ns=run.started_ns,
-        origin_ns=run.origin_ns,
-        duration_ns=run.duration_ns,
-        method=request.method,
-        path=request.path,
-        query_string="",
-        params=request.params,
-        raw_headers=[],
-        body=request.body,
-        status=run.status,
-        response_headers=run.headers,
-        response_body=run.body,
-        error=run.error,
-        calls=run.calls,
-        calls_truncated=run.truncated_calls,
-    )
+    pending = PendingTrace.of_run(
+        "rec", handler.description, run, method=request.method, path=request.path,
+        query_string="", params=request.params, raw_headers=[], body=request.body,
+    )  # fmt: skip
     doc = build_trace(pending, TraceLimits(max_calls=10))
     schema.validate("trace", doc)
     return doc

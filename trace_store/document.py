@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 from runtime.recorder import BUILTIN
+from trace_store.keys import TRACES
 from trace_store.values import hash_tagged_args, to_json, to_json_list
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from runtime.execute import Execution
     from trace_store.types import JSONObject
 
 FORMAT: Final = "strata.trace/1"
@@ -69,6 +71,44 @@ class PendingTrace:
     #: The call values (args, kwargs, results) are already tagged JSON (see
     #: :func:`trace_store.wire.pretag`): a writer in another process got them that way.
     values_tagged: bool = False
+
+    @classmethod
+    def of_run(
+        cls,
+        canvas: str,
+        handler: dict[str, str],
+        run: Execution,
+        *,
+        method: str,
+        path: str,
+        query_string: str,
+        params: dict[str, str],
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        sampled: bool = True,
+    ) -> PendingTrace:
+        """A handler trace: the request's raw material plus what the run produced."""
+        return cls(
+            canvas=canvas,
+            kind=TRACES,
+            handler=handler,
+            started_ns=run.started_ns,
+            origin_ns=run.origin_ns,
+            duration_ns=run.duration_ns,
+            method=method,
+            path=path,
+            query_string=query_string,
+            params=params,
+            raw_headers=raw_headers,
+            body=body,
+            status=run.status,
+            response_headers=run.headers,
+            response_body=run.body,
+            error=run.error,
+            calls=run.calls,
+            calls_truncated=run.truncated_calls,
+            sampled=sampled,
+        )
 
     def ensure_id(self) -> str:
         """Assign the UUIDv7 trace id from the start time (once)."""
