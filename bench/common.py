@@ -134,8 +134,15 @@ def _latency(text: str, pct: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
 
 
-def wrk(url: str, seconds: float, connections: int = 32, threads: int = 1) -> WrkResult:
-    """Run wrk against ``url`` (loopback only) and parse its summary."""
+def wrk(
+    url: str,
+    seconds: float,
+    connections: int = 32,
+    threads: int = 1,
+    script: str | None = None,
+) -> WrkResult:
+    """Run wrk against ``url`` (loopback only, optionally with a Lua script) and parse
+    its summary."""
     assert urlsplit(url).hostname in ("127.0.0.1", "localhost"), "load tests stay on loopback"
     out = subprocess.run(
         [
@@ -144,6 +151,7 @@ def wrk(url: str, seconds: float, connections: int = 32, threads: int = 1) -> Wr
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "--latency",
+            *(["-s", script] if script else []),
             url,
         ],
         capture_output=True,
