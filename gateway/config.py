@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lifecycle_policies.policy import Policy, PolicyError
 from runtime.sampling import Sampling
@@ -21,29 +21,46 @@ from trace_store.errors import ConfigError
 from trace_store.writer import WriterConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+T = TypeVar("T", int, float)
 
 ROLES = ("all", "gateway", "editor")
 WRITER_MODES = ("process", "inline")
 
 
-def _int(
-    env: Mapping[str, str], name: str, default: int, *, low: int = 0, high: int = 2**31
-) -> int:
+def _bounded(
+    env: Mapping[str, str], name: str, default: T, low: T, high: T, kind: Callable[[str], T]
+) -> T:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{name}: expected {what}, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}: {value} is out of range [{low}, {high}]")
     return value
 
 
+def env_int(
+    env: Mapping[str, str], name: str, default: int, *, low: int = 0, high: int = 2**31
+) -> int:
+    """An integer setting; a malformed or out-of-range value names the variable."""
+    return _bounded(env, name, default, low, high, int)
+
+
+def env_float(
+    env: Mapping[str, str], name: str, default: float, *, low: float, high: float
+) -> float:
+    """A number setting; a malformed or out-of-range value names the variable."""
+    return _bounded(env, name, default, low, high, float)
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    return _int(env, name, default, low=0, high=65535)
+    return env_int(env, name, default, low=0, high=65535)
 
 
 @dataclass(frozen=True)
@@ -113,15 +130,15 @@ class ServeSettings:
             else frozenset(h.strip().lower() for h in redact_raw.split(",") if h.strip())
         )
         limits = TraceLimits(
-            max_body_bytes=_int(env, "STRATA_MAX_BODY_BYTES", 1024 * 1024, low=0),
-            max_calls=_int(env, "STRATA_MAX_CALLS", 10_000, low=0),
+            max_body_bytes=env_int(env, "STRATA_MAX_BODY_BYTES", 1024 * 1024, low=0),
+            max_calls=env_int(env, "STRATA_MAX_CALLS", 10_000, low=0),
             redact_headers=redact,
         )
         writer = WriterConfig(
-            queue_traces=_int(env, "STRATA_QUEUE_TRACES", 2_000, low=1),
-            queue_bytes=_int(env, "STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
-            batch_size=_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
-            upload_concurrency=_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
+            queue_traces=env_int(env, "STRATA_QUEUE_TRACES", 2_000, low=1),
+            queue_bytes=env_int(env, "STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
+            batch_size=env_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
+            upload_concurrency=env_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
         )
         writer_mode = env.get("STRATA_WRITER") or "process"
         if writer_mode not in WRITER_MODES:
@@ -129,7 +146,7 @@ class ServeSettings:
         gc_mode = env.get("STRATA_GC") or "tuned"
         if gc_mode not in ("tuned", "default"):
             raise ConfigError(f"STRATA_GC: expected 'tuned' or 'default', got {gc_mode!r}")
-        ttl = _int(env, "STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
+        ttl = env_int(env, "STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
         policy_file = pick("policy", "STRATA_POLICY")
         try:
             policy = Policy.from_file(policy_file) if policy_file else Policy()
@@ -152,10 +169,10 @@ class ServeSettings:
             writer=writer,
             writer_mode=writer_mode,
             gc_tuning=gc_mode == "tuned",
-            spool_bytes=_int(env, "STRATA_SPOOL_BYTES", 1024 * 1024 * 1024, low=0, high=2**62),
+            spool_bytes=env_int(env, "STRATA_SPOOL_BYTES", 1024 * 1024 * 1024, low=0, high=2**62),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=env.get("STRATA_EDITOR_URL") or None,
-            max_request_bytes=_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
+            max_request_bytes=env_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
             policy=policy,
         )
 

@@ -46,10 +46,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter, Gauge
 
+from gateway.config import env_float, env_int
 from gateway.editor_api import TOKENS, authorised_canvas
 from gateway.services import SERVICES, Services
 from trace_store import notify
-from trace_store.errors import ConfigError
 from trace_store.tokens import ALL_CANVASES
 
 if TYPE_CHECKING:
@@ -62,19 +62,6 @@ log = logging.getLogger("strata.events")
 RESYNC = "resync"
 #: Seconds ``serve`` waits at start-up for the first ``LISTEN`` before going on without.
 START_TIMEOUT = 10.0
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}: {value} is out of range [{low}, {high}]")
-    return value
 
 
 @dataclass(frozen=True)
@@ -101,15 +88,15 @@ class EventSettings:
     def from_env(cls, env: Mapping[str, str]) -> EventSettings:
         """Settings from ``STRATA_EVENTS_*`` variables; a bad value names its variable."""
         return cls(
-            heartbeat=_number(env, "STRATA_EVENTS_HEARTBEAT", 15.0, 0.05, 3600),
-            ring_size=int(_number(env, "STRATA_EVENTS_RING", 1024, 0, 1_000_000)),
-            client_events=int(_number(env, "STRATA_EVENTS_CLIENT_BUFFER", 256, 1, 100_000)),
-            client_bytes=int(
-                _number(env, "STRATA_EVENTS_CLIENT_BYTES", 256 * 1024, 8192, 64 * 1024 * 1024)
+            heartbeat=env_float(env, "STRATA_EVENTS_HEARTBEAT", 15.0, low=0.05, high=3600),
+            ring_size=env_int(env, "STRATA_EVENTS_RING", 1024, low=0, high=1_000_000),
+            client_events=env_int(env, "STRATA_EVENTS_CLIENT_BUFFER", 256, low=1, high=100_000),
+            client_bytes=env_int(
+                env, "STRATA_EVENTS_CLIENT_BYTES", 256 * 1024, low=8192, high=64 * 1024 * 1024
             ),
-            write_timeout=_number(env, "STRATA_EVENTS_WRITE_TIMEOUT", 30.0, 0.1, 3600),
-            keepalive=_number(env, "STRATA_EVENTS_KEEPALIVE", 15.0, 0.1, 3600),
-            max_clients=int(_number(env, "STRATA_EVENTS_MAX_CLIENTS", 10_000, 1, 1_000_000)),
+            write_timeout=env_float(env, "STRATA_EVENTS_WRITE_TIMEOUT", 30.0, low=0.1, high=3600),
+            keepalive=env_float(env, "STRATA_EVENTS_KEEPALIVE", 15.0, low=0.1, high=3600),
+            max_clients=env_int(env, "STRATA_EVENTS_MAX_CLIENTS", 10_000, low=1, high=1_000_000),
         )
 
 
