@@ -21,21 +21,11 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@contextlib.contextmanager
-def postgres() -> Iterator[str]:
+def postgres() -> contextlib.AbstractContextManager[str]:
     """An admin DSN: ``STRATA_TEST_DATABASE_URL`` or a throwaway embedded server."""
-    given = os.environ.get("STRATA_TEST_DATABASE_URL")
-    if given:
-        yield given
-        return
-    from gateway.embedded_pg import start_embedded
+    from gateway.embedded_pg import admin_dsn
 
-    with tempfile.TemporaryDirectory(prefix="strata-bench-pg-") as tmp:
-        dsn, server = start_embedded(Path(tmp))
-        try:
-            yield dsn
-        finally:
-            server.cleanup()
+    return admin_dsn("strata-bench-pg-")
 
 
 def fresh_database(admin_dsn: str) -> str:

@@ -7,11 +7,9 @@ database; each test gets ``CREATE DATABASE ... TEMPLATE`` of it, which is fast.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -31,21 +29,14 @@ def with_database(dsn: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
     """DSN of a superuser connection to the test server."""
-    given = os.environ.get("STRATA_TEST_DATABASE_URL")
-    if given:
-        yield given
-        return
-    from gateway.embedded_pg import start_embedded
+    from gateway.embedded_pg import admin_dsn
 
-    with tempfile.TemporaryDirectory(prefix="strata-pg-") as tmp:
+    with contextlib.ExitStack() as stack:
         try:
-            dsn, server = start_embedded(Path(tmp))
+            dsn = stack.enter_context(admin_dsn())
         except Exception as exc:  # a missing server fails the run, in CI and out
             pytest.fail(f"cannot start the embedded Postgres: {exc}")
-        try:
-            yield dsn
-        finally:
-            server.cleanup()
+        yield dsn
 
 
 @pytest.fixture(scope="session")
