@@ -143,7 +143,7 @@ async def start_writer(
     metrics: Metrics,
 ) -> Writer:
     """Start the trace writer ``settings.writer_mode`` asks for."""
-    if settings.writer_mode == "process" and not store_url.startswith("memory:"):
+    if settings.writer_mode == "process" and not store.process_local:
         child = wire.ChildConfig(
             store_url,
             dsn,

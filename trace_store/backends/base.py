@@ -65,6 +65,9 @@ class ObjectStore(abc.ABC):
     supports_cors: ClassVar[bool] = False
     #: Signed URLs are served by strata's own editor server (``/objects/...``).
     serves_signed_urls_itself: ClassVar[bool] = False
+    #: The objects live in this process only: another process (the writer) cannot
+    #: open the same store from its URL.
+    process_local: ClassVar[bool] = False
     #: ``pin`` renews a lease that runs out unless renewed again, and ``unpin`` is a
     #: no-op (GCS: ``customTime`` only moves forward). Pinned objects must be re-pinned
     #: periodically, well within the retention window.

@@ -31,6 +31,7 @@ class MemoryStore(ObjectStore):
 
     scheme = "memory"
     serves_signed_urls_itself = True
+    process_local = True
 
     def __init__(self, signer: UrlSigner | None = None) -> None:
         self.objects: dict[str, _Stored] = {}
