@@ -92,12 +92,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     canvas = request.app[HOSTS].pick(request.host)
     if canvas is None:
-        services.metrics.requests.labels("-", "unknown_canvas").inc()
+        services.metrics.count_request("-", "unknown_canvas")
         return _no_canvas(request.host)
     method, path = request.method, request.path
     match = canvas.match(method, path)
     if match is None:
-        services.metrics.requests.labels(canvas.name, "unmatched").inc()
+        services.metrics.count_request(canvas.name, "unmatched")
         _capture_unmatched(services, canvas.name, request, await request.read())
         return json_error(404, "not_found", f"no handler for {method} {path[:200]}")
     handler, params = match
@@ -109,7 +109,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     )
     run = await execute(handler, req, record=sampled, max_calls=services.settings.limits.max_calls)
     response = web.Response(status=run.status, body=run.body, headers=CIMultiDict(run.headers))
-    services.metrics.requests.labels(canvas.name, "error" if run.error else "ok").inc()
+    services.metrics.count_request(canvas.name, "error" if run.error else "ok")
     if sampled or run.error is not None:  # errors are always traced
         services.writer.submit(
             PendingTrace.of_run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -17,7 +18,19 @@ class Metrics:
 
     registry: CollectorRegistry = field(default_factory=_registry)
 
+    def count_request(self, canvas: str, outcome: str) -> None:
+        """Count one grand-user request; the labelled child is looked up once, not per call
+        (``labels()`` costs ~1.4 µs on the request path). Canvas names are the loaded
+        canvases' (and ``-``), so the cache stays small."""
+        child = self._request_children.get((canvas, outcome))
+        if child is None:
+            child = self._request_children[(canvas, outcome)] = self.requests.labels(
+                canvas, outcome
+            )
+        child.inc()
+
     def __post_init__(self) -> None:
+        self._request_children: dict[tuple[str, str], Any] = {}
         r = self.registry
         self.requests = Counter(
             "strata_requests", "Grand-user requests answered", ["canvas", "outcome"], registry=r
