@@ -16,8 +16,11 @@ from trace_store.values import (
     TAG,
     Unrepresentable,
     _integral_floats_as_ints,
+    all_plain,
     args_hash,
     from_json,
+    hash_plain_args,
+    is_plain,
     to_json,
 )
 
@@ -93,6 +96,23 @@ def _canonical_equal(a: Any, b: Any) -> bool:
         return orjson.dumps(_integral_floats_as_ints(to_json(value)), option=orjson.OPT_SORT_KEYS)
 
     return canonical(a) == canonical(b)
+
+
+@given(st.lists(values, max_size=4))
+def test_the_plain_fast_path_agrees_with_the_general_one(args: list[Any]) -> None:
+    # Plain means "its own tagged form": the fast path may skip tagging and hashing
+    # normalisation only for such values, and must then produce the very same hash.
+    assert all_plain(args) == all(is_plain(a) for a in args)
+    if all_plain(args):
+        assert [to_json(a) for a in args] == args
+        assert hash_plain_args(tuple(args)) == hash_plain_args(args) == args_hash(args)
+
+
+def test_plain_stops_at_the_safe_integer_range() -> None:
+    assert all_plain((2**53 - 1, -(2**53 - 1), "", None, False))
+    assert not all_plain((1, -(2**53)))
+    assert not any(map(is_plain, (2**53, 1.0, (1,), [], b"")))
+    assert hash_plain_args((2**53 - 1, "a", None, True)) == args_hash((2**53 - 1, "a", None, True))
 
 
 def test_args_hash_is_versioned_and_separates_lookalikes() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -18,7 +18,14 @@ from urllib.parse import parse_qsl
 
 from runtime.recorder import BUILTIN
 from trace_store.keys import TRACES
-from trace_store.values import hash_tagged_args, to_json, to_json_list
+from trace_store.values import (
+    all_plain,
+    hash_plain_args,
+    hash_tagged_args,
+    is_plain,
+    to_json,
+    to_json_list,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -117,16 +124,39 @@ class PendingTrace:
         return self.trace_id
 
 
+class _Entropy(threading.local):
+    """Random bytes drawn from the OS a few KiB at a time, per thread.
+
+    One ``getrandom`` call per trace id was measurable in the writer (a syscall is
+    costly in a VM); a refill every ~400 ids is not. Still the OS CSPRNG's bytes.
+    """
+
+    def __init__(self) -> None:
+        self.pool = b""
+        self.pos = 0
+
+    def take10(self) -> int:
+        pos = self.pos
+        if pos + 10 > len(self.pool):
+            self.pool, pos = os.urandom(4096), 0
+        self.pos = pos + 10
+        return int.from_bytes(self.pool[pos : pos + 10], "big")
+
+
+_entropy = _Entropy()
+
+
 def uuid7(unix_ns: int) -> str:
     """A UUIDv7 (RFC 9562) for the given time: time-ordered, 74 random bits."""
     ms = unix_ns // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _entropy.take10()
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= ((rand >> 62) & 0xFFF) << 64
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def rfc3339(unix_ns: int) -> str:
@@ -208,15 +238,22 @@ def calls_doc(
     for cid, parent, function, kind, args, kwargs, result, error, start, end in calls:
         if values_tagged:
             tagged_args, tagged_kwargs = args, kwargs
+            args_hash = hash_tagged_args(tagged_args, tagged_kwargs)
+        elif not kwargs and all_plain(args):
+            # The common call (strings, safe ints, bools, None; no kwargs): nothing to
+            # tag, and nothing the hash would normalise.
+            tagged_args, tagged_kwargs = list(args), None
+            args_hash = hash_plain_args(args)
         else:
             tagged_args = to_json_list(args)
             tagged_kwargs = to_json(kwargs) if kwargs else {}
+            args_hash = hash_tagged_args(tagged_args, tagged_kwargs)
         call: JSONObject = {
             "id": cid,
             "parent": parent,
             "function": function,
             "kind": kind,
-            "args_hash": hash_tagged_args(tagged_args, tagged_kwargs),
+            "args_hash": args_hash,
         }
         if kind != BUILTIN:
             call["args"] = tagged_args
@@ -224,8 +261,10 @@ def calls_doc(
                 call["kwargs"] = tagged_kwargs
         if error is not None:
             call["error"] = error_doc(error)
+        elif values_tagged or is_plain(result):
+            call["result"] = result
         else:
-            call["result"] = result if values_tagged else to_json(result)
+            call["result"] = to_json(result)
         if not end:
             end = start
         started = (start - origin_ns) // 1000

@@ -196,6 +196,40 @@ def hash_tagged_args(tagged_args: list[Any], tagged_kwargs: Any) -> str:
     return _HASH_PREFIX + hashlib.sha256(canonical).hexdigest()
 
 
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is its own tagged form: a str, bool, ``None`` or a safe int.
+
+    Such values need no tagging, and the hash's float normalisation cannot change them.
+    """
+    kind = type(value)
+    if kind is int:
+        return -_SAFE_INT <= value <= _SAFE_INT
+    return kind is str or kind is bool or value is None
+
+
+def all_plain(values: tuple[Any, ...] | list[Any]) -> bool:
+    """:func:`is_plain` of every item (inlined: this runs for every recorded call)."""
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            if not -_SAFE_INT <= value <= _SAFE_INT:
+                return False
+        elif kind is not str and kind is not bool and value is not None:
+            return False
+    return True
+
+
+def hash_plain_args(args: tuple[Any, ...] | list[Any]) -> str:
+    """:func:`args_hash` of plain positional arguments (see :func:`all_plain`).
+
+    The same bytes as the general path, ``[[args...], {}]``, without its tagging and
+    normalisation passes.
+    """
+    return _HASH_PREFIX + _sha256(orjson.dumps((args, _NO_KWARGS))).hexdigest()
+
+
 _HASH_PREFIX: Final = ARGS_HASH_VERSION + ":"
+_NO_KWARGS: Final[dict[str, Any]] = {}
+_sha256: Final = hashlib.sha256
 #: Argument types the float normalisation cannot change (the common case, kept fast).
 _PLAIN: Final = frozenset({str, int, bool, type(None)})
