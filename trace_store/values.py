@@ -203,7 +203,7 @@ def is_plain(value: Any) -> bool:
     """
     kind = type(value)
     if kind is int:
-        return -_SAFE_INT <= value <= _SAFE_INT
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
     return kind is str or kind is bool or value is None
 
 
