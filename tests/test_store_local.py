@@ -56,3 +56,19 @@ class TestLocalStore(SelfServedSignedUrls, StoreTests):
         with pytest.raises(FileExistsError):
             await store.put_new(KEYS[0], b"b")
         assert list((_root(store) / ".tmp").iterdir()) == []
+
+    async def test_a_batch_write_that_fails_leaves_no_file(
+        self, store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Batch puts create files in place; a write that fails (a full disk) must not
+        # leave a torn object behind, and the key must stay free for the retry.
+        def disk_full(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("trace_store.backends.local.os.write", disk_full)
+        results = await store.put_many([(KEYS[0], b"object")])
+        assert isinstance(results[0], OSError)
+        assert self.raw_get(store, KEYS[0]) is None
+        monkeypatch.undo()
+        assert await store.put_many([(KEYS[0], b"object")]) == [None]
+        assert self.raw_get(store, KEYS[0]) == b"object"

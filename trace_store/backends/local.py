@@ -1,12 +1,13 @@
 """A directory on the local disk as an object store.
 
-Create-only puts write a temporary file, fsync it and ``os.link`` it into place: the
-link fails if the key exists, so two writers can never overwrite each other and a
-reader never sees a partial object. A batch (:meth:`LocalStore.put_many`) syncs the
-filesystem once instead of once per file. Content headers other than a trace's (JSON,
-zstd) live in a sidecar under ``.meta/`` and pins are marker files under ``.pins/``
-(key segments never start with ``.``, so these cannot collide with keys). Signed URLs
-point at the editor server.
+A single create-only put writes a temporary file, fsyncs it and ``os.link``\ s it into
+place: the link fails if the key exists, so two writers can never overwrite each other
+and a reader never sees a partial object. A writer batch (:meth:`LocalStore.put_many`)
+creates its files in place with ``O_EXCL`` (just as exclusive, two system calls fewer;
+see :func:`_create_new`) and syncs the filesystem once instead of once per file.
+Content headers other than a trace's (JSON, zstd) live in a sidecar under ``.meta/``
+and pins are marker files under ``.pins/`` (key segments never start with ``.``, so
+these cannot collide with keys). Signed URLs point at the editor server.
 """
 
 from __future__ import annotations
@@ -53,26 +54,32 @@ def _sync_filesystem(root: Path) -> None:
         os.close(fd)
 
 
-def _link_new(tmp_dir: str, final: str, data: bytes, key: str) -> None:
-    """Create ``final`` holding ``data`` atomically, failing if it holds other bytes.
+def _create_new(final: str, data: bytes, key: str) -> None:
+    """Create ``final`` holding ``data``, failing if it already holds other bytes.
 
-    (``O_TMPFILE`` plus a link through ``/proc/self/fd`` would save two directory
-    operations, but sandboxed kernels refuse that link with EXDEV.)
+    ``O_EXCL`` makes the create atomic and exclusive: three system calls, where a
+    temporary file linked into place takes five (each costs ~9 µs in a VM). A reader
+    could see the file half-written, but nothing reads a batch's object before the batch
+    is synced and its index row (the commit marker) is committed. A failed write removes
+    the file; only a crash in the middle of one leaves a torn file, which no index row
+    points at and which expires with its prefix.
     """
-    tmp = tmp_dir + uuid.uuid4().hex
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, final)
+        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         with open(final, "rb") as stored:
             if stored.read() != data:
                 raise AlreadyExists(f"object {key!r} already exists") from None
-    finally:
-        os.unlink(tmp)
+        return  # the same bytes: a retried batch
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        os.unlink(final)
+        raise
+    os.close(fd)
 
 
 class LocalStore(ObjectStore):
@@ -133,7 +140,6 @@ class LocalStore(ObjectStore):
         # Validated keys have no "..", "." or empty segments, so joining them to the
         # root cannot leave it: the per-file realpath of path_of() is not needed here.
         root = str(self.root)
-        tmp_dir = f"{root}/.tmp/"
         made: set[str] = set()
         results: list[BaseException | None] = []
         for key, data in items:
@@ -143,7 +149,7 @@ class LocalStore(ObjectStore):
                 if parent not in made:
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
-                _link_new(tmp_dir, final, data, key)
+                _create_new(final, data, key)
                 results.append(None)
             except Exception as exc:
                 results.append(exc)
