@@ -119,7 +119,7 @@ class EventMetrics:
             registry=registry,
         )
         self.received = Counter(
-            "strata_events_received", "Notifications received from Postgres", registry=registry
+            "strata_events_received", "Events received through Postgres", registry=registry
         )
         self.reconnects = Counter(
             "strata_events_listener_reconnects",
@@ -223,19 +223,28 @@ class EventHub:
     # -- fan-out ------------------------------------------------------------------
 
     def dispatch(self, payload: str) -> None:
-        """Deliver one notification payload to the streams of its canvas."""
-        self.metrics.received.inc()
+        """Deliver the events of one notification payload to the streams of their canvas."""
         try:
-            message = orjson.loads(payload)
-            canvas, event, data = message["canvas"], message["event"], message["data"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            messages = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            messages = None
+        if not isinstance(messages, list):
             log.warning("ignoring a malformed notification: %.200s", payload)
             return
-        if event not in notify.EVENTS or not isinstance(data, dict):
-            log.warning("ignoring an unknown notification: %.200s", payload)
-            return
-        if canvas not in self.services.canvases:
-            return  # a canvas another process serves; nobody here may subscribe to it
+        for message in messages:
+            try:
+                canvas, event, data = message["canvas"], message["event"], message["data"]
+            except (KeyError, TypeError):
+                log.warning("ignoring a malformed event: %.200s", message)
+                continue
+            if event not in notify.EVENTS or not isinstance(data, dict):
+                log.warning("ignoring an unknown event: %.200s", message)
+                continue
+            self.metrics.received.inc()
+            if canvas in self.services.canvases:  # else another process serves it
+                self._deliver(canvas, event, data)
+
+    def _deliver(self, canvas: str, event: str, data: dict[str, Any]) -> None:
         self.seq += 1
         chunk = _chunk(event, self.last_id, data)
         ring = self.rings.setdefault(canvas, _Ring(deque()))

@@ -268,7 +268,7 @@ async def test_shutdown_does_not_wait_for_open_streams(database_url: str, tmp_pa
         raise
 
 
-async def test_batch_events_are_one_notify_each_and_oversized_ones_are_refused(
+async def test_batch_events_are_packed_in_few_notifications_and_oversized_ones_refused(
     database_url: str,
 ) -> None:
     conn = await asyncpg.connect(database_url)
@@ -284,9 +284,23 @@ async def test_batch_events_are_one_notify_each_and_oversized_ones_are_refused(
         with pytest.raises(ValueError, match="unknown event"):
             await notify.publish_many(conn, [("shop", "bogus", {})])
         for _ in range(100):
-            if len(got) >= 300:
+            if sum(len(orjson.loads(p)) for p in got) >= 300:
                 break
             await asyncio.sleep(0.02)
-        assert [orjson.loads(p)["data"]["trace_id"] for p in got] == [str(i) for i in range(300)]
+        events = [event for p in got for event in orjson.loads(p)]
+        assert [e["data"]["trace_id"] for e in events] == [str(i) for i in range(300)]
+        # ~50 bytes an event: 300 fit in a few payloads, each under the 8000-byte limit.
+        assert 2 <= len(got) <= 4
+        assert all(len(p.encode()) <= notify.MAX_PAYLOAD for p in got)
     finally:
         await conn.close()
+
+
+def test_pack_fills_payloads_to_the_limit_in_order() -> None:
+    events = [("shop", "trace", {"trace_id": str(i), "pad": "x" * 3000}) for i in range(5)]
+    payloads = notify.pack(events)
+    assert [len(orjson.loads(p)) for p in payloads] == [2, 2, 1]
+    assert all(len(p.encode()) <= notify.MAX_PAYLOAD for p in payloads)
+    unpacked = [e["data"]["trace_id"] for p in payloads for e in orjson.loads(p)]
+    assert unpacked == ["0", "1", "2", "3", "4"]
+    assert notify.pack([]) == []

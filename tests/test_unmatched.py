@@ -215,7 +215,7 @@ async def test_unmatched_events_are_published_when_the_batch_commits(
     listener = await asyncpg.connect(database_url)
     try:
         await listener.add_listener(
-            notify.CHANNEL, lambda *args: heard.put_nowait(orjson.loads(args[3]))
+            notify.CHANNEL, lambda *args: [heard.put_nowait(e) for e in orjson.loads(args[3])]
         )
         items = [pending(f"/p/{i}", T0 + i * MS) for i in range(30)] + [
             pending("/p/0", T0 + 99 * MS)
