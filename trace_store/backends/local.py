@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import stat
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -200,14 +201,26 @@ class LocalStore(ObjectStore):
         return found
 
     def _pin_sync(self, key: str, pinned: bool) -> None:
-        if not self.path_of(key).is_file():
-            raise ObjectNotFound(f"no object {key!r}")
-        marker = self.path_of(key, ".pins")
-        if pinned:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        else:
-            marker.unlink(missing_ok=True)
+        # The key was validated (ObjectStore.pin), so plain joins stay under the root
+        # (no realpath: each path component is a system call). Three calls a pin, two
+        # an unpin: the outbox applies one per displaced trace of a busy handler.
+        root = str(self.root)
+        try:
+            if not stat.S_ISREG(os.stat(f"{root}/{key}").st_mode):
+                raise FileNotFoundError(key)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(f"no object {key!r}") from None
+        marker = f"{root}/.pins/{key}"
+        if not pinned:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
+            return
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            os.makedirs(marker.rpartition("/")[0], exist_ok=True)
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(fd)
 
     def delete_expired(self, key: str) -> None:
         """Remove an object and its sidecars. Only the local expirer calls this."""
