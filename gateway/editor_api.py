@@ -14,8 +14,8 @@ from aiohttp import web
 from gateway.auth import TokenChecker
 from gateway.services import SERVICES, Services
 from trace_store import index, keys, patches
-from trace_store.document import rfc3339
 from trace_store.errors import InvalidInput, NotFound, TraceNotFound
+from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -30,7 +30,7 @@ TOKENS = web.AppKey("tokens", TokenChecker)
 
 
 def _stamp(value: datetime) -> str:
-    return rfc3339(int(value.timestamp() * 1e9))
+    return rfc3339_of(value)
 
 
 async def authorised_canvas(request: web.Request) -> tuple[Services, Canvas]:

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from gateway.editor_api import API, authorised_canvas
 from trace_store import keys, unmatched
-from trace_store.document import rfc3339
 from trace_store.errors import InvalidInput, ObjectNotFound, TraceNotFound
+from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -26,7 +26,7 @@ DEFAULT_LIMIT = 100
 
 
 def _stamp(value: datetime) -> str:
-    return rfc3339(int(value.timestamp() * 1e9))
+    return rfc3339_of(value)
 
 
 def _limit(request: web.Request) -> int:

@@ -12,12 +12,12 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 from runtime.recorder import BUILTIN
 from trace_store.keys import TRACES
+from trace_store.timestamps import rfc3339
 from trace_store.values import (
     all_plain,
     hash_plain_args,
@@ -157,12 +157,6 @@ def uuid7(unix_ns: int) -> str:
     value |= rand & ((1 << 62) - 1)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def rfc3339(unix_ns: int) -> str:
-    """RFC 3339 UTC with microseconds and a ``Z``."""
-    stamp = datetime.fromtimestamp(unix_ns / 1e9, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _text(raw: bytes) -> str:

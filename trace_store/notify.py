@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from trace_store.timestamps import rfc3339_of
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -78,7 +80,7 @@ def trace_event(row: IndexRow) -> dict[str, Any]:
     return {
         "trace_id": row.trace_id,
         "handler_id": row.handler_id,
-        "started_at": row.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "started_at": rfc3339_of(row.started_at),
         "status": row.status,
         "duration_ms": round(row.duration_ms, 3),
     }

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from trace_store import codec, notify
-from trace_store.document import body_doc, calls_doc, error_doc, headers_doc, rfc3339
+from trace_store.document import body_doc, calls_doc, error_doc, headers_doc
 from trace_store.errors import PayloadTooLarge
+from trace_store.timestamps import rfc3339, rfc3339_of
 from trace_store.values import hash_tagged_args, to_json
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ async def append(
             "patch_id": patch_id,
             "trace_id": trace_id,
             "seq": seq,
-            "created_at": rfc3339(int(created.timestamp() * 1e9)),
+            "created_at": rfc3339_of(created),
             **body,
         }
         data = codec.encode(doc)

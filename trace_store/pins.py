@@ -132,15 +132,9 @@ async def _insert_pins(conn: Connection, rows: Sequence[IndexRow]) -> None:
     # later than the customTime a GCS object was written with (a safe lower bound).
     await conn.execute(
         f"INSERT INTO pins ({_PIN_COLUMNS}, leased_at)"
-        " SELECT u.canvas, u.handler_id, u.trace_id, u.started_at, u.object_key, u.size_bytes,"
-        " u.sha256, u.status, u.duration_ms, string_to_array(u.functions, E'\\x1f'),"
-        " u.has_error, u.started_at"
-        " FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[], $5::text[],"
-        " $6::int[], $7::bytea[], $8::smallint[], $9::real[], $10::text[], $11::bool[])"
-        " AS u(canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256,"
-        " status, duration_ms, functions, has_error)"
+        f" SELECT {index.ROWS_COLUMNS}, u.started_at FROM {index.ROWS_RECORDSET}"
         " ON CONFLICT DO NOTHING",
-        *index.column_arrays(rows),
+        index.rows_json(rows),
     )
 
 

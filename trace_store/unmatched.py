@@ -22,13 +22,14 @@ Postgres text (no NUL, valid UTF-8) and cut to :data:`MAX_PATH_BYTES`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from trace_store import notify
+from trace_store.timestamps import rfc3339, utc_datetime
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     import asyncpg
 
@@ -61,7 +62,7 @@ def safe_text(value: str, max_bytes: int) -> tuple[str, bool]:
 
 
 def _stamp(unix_ns: int) -> datetime:
-    return datetime.fromtimestamp(unix_ns / 1e9, UTC)
+    return utc_datetime(unix_ns)
 
 
 @dataclass(slots=True)
@@ -199,7 +200,7 @@ def event_data(sightings: Sequence[Sighting], canvas: str) -> dict[str, Any]:
                 "method": s.method,
                 "path": s.path[:EVENT_PATH_CHARS],
                 "count": s.count,
-                "last_seen": _stamp(s.last_ns).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "last_seen": rfc3339(s.last_ns),
                 "trace_id": s.trace_id,
             }
             for s in latest

@@ -19,7 +19,6 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.recorder import C_FUNCTION, C_KIND, USER
@@ -28,6 +27,7 @@ from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace, TraceLimits, build_trace
 from trace_store.index import IndexRow
 from trace_store.spool import Spool, SpooledItem
+from trace_store.timestamps import utc_datetime
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -415,7 +415,7 @@ class TraceWriter:
             canvas=p.canvas,
             handler_id=handler_id,
             trace_id=trace_id,
-            started_at=datetime.fromtimestamp(p.started_ns / 1e9, UTC),
+            started_at=utc_datetime(p.started_ns),
             object_key=key,
             size_bytes=len(data),
             sha256=hashlib.sha256(data).digest(),
