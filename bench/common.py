@@ -56,12 +56,23 @@ class Served:
     database_url: str
 
 
+#: Where the gateway benchmarks keep their local store: memory-backed when the machine
+#: has it. On this VM's ext4, creating files shortly after mass deletes (every earlier
+#: run's cleanup) spends half the writer's CPU in the inode allocator (``perf``:
+#: ``recently_deleted``), which would measure the disk's history, not strata.
+#: ``python -m bench.writer`` measures the disk.
+MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
 @contextlib.contextmanager
 def serve(
-    database_url: str, env: dict[str, str], app: str = "examples.demo:canvas"
+    database_url: str,
+    env: dict[str, str],
+    app: str = "examples.demo:canvas",
+    data_root: str | None = MEMORY_DIR,
 ) -> Iterator[Served]:
-    """A ``strata serve`` process on free ports."""
-    data_dir = tempfile.mkdtemp(prefix="strata-bench-data-")
+    """A ``strata serve`` process on free ports, its data directory under ``data_root``."""
+    data_dir = tempfile.mkdtemp(prefix="strata-bench-data-", dir=data_root)
     full_env = {
         **os.environ,
         "STRATA_DATABASE_URL": database_url,
