@@ -175,7 +175,8 @@ class Subscriber:
 
 @dataclass
 class _Ring:
-    events: deque[tuple[int, bytes]]
+    #: ``(seq, event, data)``, formatted only when replayed: most events reach no one.
+    events: deque[tuple[int, str, dict[str, Any]]]
     #: The seq of the newest event pushed out of the ring (0: none yet).
     evicted: int = 0
 
@@ -246,17 +247,19 @@ class EventHub:
 
     def _deliver(self, canvas: str, event: str, data: dict[str, Any]) -> None:
         self.seq += 1
-        chunk = _chunk(event, self.last_id, data)
         ring = self.rings.setdefault(canvas, _Ring(deque()))
         if self.settings.ring_size:
             if len(ring.events) >= self.settings.ring_size:
                 ring.evicted = ring.events.popleft()[0]
-            ring.events.append((self.seq, chunk))
+            ring.events.append((self.seq, event, data))
         else:
             ring.evicted = self.seq
-        for sub in list(self.subscribers.get(canvas, ())):
-            if not sub.offer(chunk):
-                self.drop(sub)
+        subs = self.subscribers.get(canvas)
+        if subs:
+            chunk = _chunk(event, self.last_id, data)
+            for sub in list(subs):
+                if not sub.offer(chunk):
+                    self.drop(sub)
 
     def drop(self, sub: Subscriber) -> None:
         """Forget a closed stream, counting it when the server dropped it."""
@@ -295,7 +298,11 @@ class EventHub:
         if epoch == self.epoch and raw_seq.isdigit() and int(raw_seq) <= self.seq:
             seq = int(raw_seq)
             if seq >= ring.evicted:
-                return [chunk for s, chunk in ring.events if s > seq]
+                return [
+                    _chunk(event, f"{self.epoch}-{s}", data)
+                    for s, event, data in ring.events
+                    if s > seq
+                ]
             reason = "the events after Last-Event-ID are no longer buffered"
         else:
             reason = "Last-Event-ID is from another process or connection epoch"
