@@ -20,7 +20,9 @@ process writer stored every traced request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -47,6 +49,58 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time of every Postgres process on the machine so far."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if (proc / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(proc.name))
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children (the wrk runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuSplit:
+    """CPU seconds one wrk run cost each process, and the requests it made."""
+
+    gateway: float = 0.0
+    writer: float = 0.0
+    postgres: float = 0.0
+    wrk: float = 0.0
+    requests: int = 0
+
+    def add(self, other: CpuSplit) -> None:
+        self.gateway += other.gateway
+        self.writer += other.writer
+        self.postgres += other.postgres
+        self.wrk += other.wrk
+        self.requests += other.requests
+
+
+def measured_wrk(
+    served: Served, url: str, seconds: float, connections: int
+) -> tuple[WrkResult, CpuSplit]:
+    """One wrk run, and the CPU the gateway, its writer process, Postgres and wrk spent."""
+    pid = served.proc.pid
+    child = writer_pid(pid)
+
+    def marks() -> list[float]:
+        writer = cpu_seconds(child) if child else 0.0
+        return [cpu_seconds(pid), writer, postgres_cpu_seconds(), children_cpu_seconds()]
+
+    before = marks()
+    result = wrk(url, seconds, connections)
+    spent = [b - a for a, b in zip(before, marks(), strict=True)]
+    return result, CpuSplit(*spent, requests=result.requests)
+
+
 def writer_pid(gateway_pid: int) -> int | None:
     """The writer process started by ``gateway_pid``, if any."""
     for task in Path(f"/proc/{gateway_pid}/task").iterdir():
@@ -69,6 +123,7 @@ def paced_wrk(url: str, rate: int, seconds: float) -> WrkResult:
 
 def saturation(servers: dict[str, Served], dbs: dict[str, str], args: argparse.Namespace) -> None:
     results: dict[tuple[str, str], list[WrkResult]] = {}
+    cpu: dict[str, CpuSplit] = {mode: CpuSplit() for mode in servers}
     answered = {(route, mode): 0 for route in ROUTES for mode in TRACED}
     before = {mode: {h: count_rows(dbs[mode], h, 0) for h in ROUTES.values()} for mode in TRACED}
     for route in ROUTES:
@@ -78,8 +133,12 @@ def saturation(servers: dict[str, Served], dbs: dict[str, str], args: argparse.N
                 answered[(route, mode)] += warm.requests
         for _ in range(args.rounds):
             for mode, served in servers.items():
-                result = wrk(served.gateway + route, args.seconds, args.connections)
+                result, spent = measured_wrk(
+                    served, served.gateway + route, args.seconds, args.connections
+                )
                 results.setdefault((route, mode), []).append(result)
+                if route == "/chain":
+                    cpu[mode].add(spent)
                 if mode in TRACED:
                     answered[(route, mode)] += result.requests
 
@@ -106,6 +165,23 @@ def saturation(servers: dict[str, Served], dbs: dict[str, str], args: argparse.N
                 f"| {p50[0]:.2f} / {p50[1]:.2f} | {p99[0]:.2f} / {p99[1]:.2f} "
                 f"| {overhead:.1f} | {fraction:.3f} |" + (f" errors: {errors}" if errors else "")
             )
+
+    print("\n## Where the CPU goes at saturation, /chain: µs per request, 2 cores in all\n")
+    print(
+        "| writer | gateway | writer process | Postgres | wrk | total | "
+        "ceiling req/s (2 cores / total) | measured req/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for mode, split in cpu.items():
+        n = max(1, split.requests) / 1e6
+        parts = [split.gateway / n, split.writer / n, split.postgres / n, split.wrk / n]
+        total = sum(parts)
+        rps = statistics.median(r.rps for r in results[("/chain", mode)])
+        print(
+            f"| {mode} | "
+            + " | ".join(f"{part:.1f}" for part in parts)
+            + f" | {total:.1f} | {2e6 / total:,.0f} | {rps:,.0f} |"
+        )
 
 
 def dropped(served: Served) -> float:
