@@ -1,7 +1,7 @@
 """A directory on the local disk as an object store.
 
-A single create-only put writes a temporary file, fsyncs it and ``os.link``\ s it into
-place: the link fails if the key exists, so two writers can never overwrite each other
+A single create-only put writes a temporary file, fsyncs it and links it into
+place (``os.link``): the link fails if the key exists, so two writers can never overwrite each other
 and a reader never sees a partial object. A writer batch (:meth:`LocalStore.put_many`)
 creates its files in place with ``O_EXCL`` (just as exclusive, two system calls fewer;
 see :func:`_create_new`) and syncs the filesystem once instead of once per file.
