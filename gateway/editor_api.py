@@ -18,8 +18,6 @@ from trace_store.errors import InvalidInput, NotFound, TraceNotFound
 from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from runtime.canvas import Canvas
 
 API = "/api/v1/canvases/{canvas}"
@@ -27,10 +25,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
 TOKENS = web.AppKey("tokens", TokenChecker)
-
-
-def _stamp(value: datetime) -> str:
-    return rfc3339_of(value)
 
 
 async def authorised_canvas(request: web.Request) -> tuple[Services, Canvas]:
@@ -69,7 +63,7 @@ def trace_summary(row: index.IndexRow, *, patch_count: int = 0) -> dict[str, Any
     return {
         "trace_id": row.trace_id,
         "handler_id": row.handler_id,
-        "started_at": _stamp(row.started_at),
+        "started_at": rfc3339_of(row.started_at),
         "status": row.status,
         "duration_ms": round(row.duration_ms, 3),
         "pinned": row.pinned,
@@ -115,10 +109,10 @@ async def manifest(request: web.Request) -> web.Response:
         {
             "trace_id": row.trace_id,
             "handler_id": row.handler_id,
-            "started_at": _stamp(row.started_at),
+            "started_at": rfc3339_of(row.started_at),
             "base": {
                 "url": signed.url,
-                "expires_at": _stamp(signed.expires_at),
+                "expires_at": rfc3339_of(signed.expires_at),
                 "bytes": row.size_bytes,
                 "sha256": row.sha256.hex(),
                 "content_encoding": "zstd",

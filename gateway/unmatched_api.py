@@ -10,7 +10,7 @@ editor can read its input straight from the store like any trace.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -19,14 +19,7 @@ from trace_store import keys, unmatched
 from trace_store.errors import InvalidInput, ObjectNotFound, TraceNotFound
 from trace_store.timestamps import rfc3339_of
 
-if TYPE_CHECKING:
-    from datetime import datetime
-
 DEFAULT_LIMIT = 100
-
-
-def _stamp(value: datetime) -> str:
-    return rfc3339_of(value)
 
 
 def _limit(request: web.Request) -> int:
@@ -45,8 +38,8 @@ def entry_summary(entry: unmatched.Entry) -> dict[str, Any]:
         "method": entry.method,
         "path": entry.path,
         "count": entry.count,
-        "first_seen": _stamp(entry.first_seen),
-        "last_seen": _stamp(entry.last_seen),
+        "first_seen": rfc3339_of(entry.first_seen),
+        "last_seen": rfc3339_of(entry.last_seen),
         "trace_id": entry.trace_id,
         # The path was cut to the summary's bound; the stored request has all of it.
         "path_truncated": entry.path_truncated,
@@ -86,7 +79,7 @@ async def unmatched_manifest(request: web.Request) -> web.Response:
             "path": entry.path,
             "base": {
                 "url": signed.url,
-                "expires_at": _stamp(signed.expires_at),
+                "expires_at": rfc3339_of(signed.expires_at),
                 "bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "content_encoding": "zstd",

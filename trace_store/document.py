@@ -132,6 +132,10 @@ class _Entropy(threading.local):
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the bytes drawn so far."""
         self.pool = b""
         self.pos = 0
 
@@ -144,6 +148,8 @@ class _Entropy(threading.local):
 
 
 _entropy = _Entropy()
+# A forked child must not hand out the parent's remaining bytes (equal trace ids).
+os.register_at_fork(after_in_child=_entropy.reset)
 
 
 def uuid7(unix_ns: int) -> str:

@@ -68,9 +68,9 @@ _COLUMNS = (
 )
 
 #: Index rows as a relation, from the one JSON parameter of :func:`rows_json`. asyncpg
-#: encodes an ``unnest`` of one array per column element by element (~30 µs of client
-#: CPU per row, mostly type checks); one orjson string costs ~1 µs a row, and Postgres
-#: parses it in C.
+#: encodes an ``unnest`` of one array per column element by element, with type checks
+#: that cost several µs of client CPU a row; one orjson string costs about one, and
+#: Postgres parses it in C.
 ROWS_RECORDSET = """json_to_recordset($1::json) AS u(
     canvas text, handler_id text, trace_id uuid, started_at timestamptz, object_key text,
     size_bytes int, sha256 text, status smallint, duration_ms real, functions text[],

@@ -61,10 +61,6 @@ def safe_text(value: str, max_bytes: int) -> tuple[str, bool]:
     return data[:max_bytes].decode("utf-8", "ignore"), True
 
 
-def _stamp(unix_ns: int) -> datetime:
-    return utc_datetime(unix_ns)
-
-
 @dataclass(slots=True)
 class Sighting:
     """What one batch adds to one summary row."""
@@ -175,8 +171,8 @@ async def record(
         [s.path for s in sightings],
         [s.path_truncated for s in sightings],
         [s.count for s in sightings],
-        [_stamp(s.first_ns) for s in sightings],
-        [_stamp(s.last_ns) for s in sightings],
+        [utc_datetime(s.first_ns) for s in sightings],
+        [utc_datetime(s.last_ns) for s in sightings],
         [s.trace_id for s in sightings],
         [s.object_key for s in sightings],
         [",".join(s.samples) for s in sightings],

@@ -1,10 +1,11 @@
 """A directory on the local disk as an object store.
 
-A single create-only put writes a temporary file, fsyncs it and links it into
-place (``os.link``): the link fails if the key exists, so two writers can never overwrite each other
-and a reader never sees a partial object. A writer batch (:meth:`LocalStore.put_many`)
-creates its files in place with ``O_EXCL`` (just as exclusive, two system calls fewer;
-see :func:`_create_new`) and syncs the filesystem once instead of once per file.
+A single create-only put writes a temporary file, fsyncs it and links it into place
+(``os.link``): the link fails if the key exists, so two writers can never overwrite
+each other and a reader never sees a partial object. A writer batch
+(:meth:`LocalStore.put_many`) creates its files in place with ``O_EXCL`` (just as
+exclusive, two system calls fewer; see :func:`_create_new`) and syncs the filesystem
+once instead of once per file.
 Content headers other than a trace's (JSON, zstd) live in a sidecar under ``.meta/``
 and pins are marker files under ``.pins/`` (key segments never start with ``.``, so
 these cannot collide with keys). Signed URLs point at the editor server.
