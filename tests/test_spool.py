@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from trace_store import db, index
+from trace_store import db, index, keys
 from trace_store.backends.local import LocalStore
 from trace_store.document import PendingTrace
 from trace_store.metrics import Metrics
@@ -163,3 +163,28 @@ async def test_a_hung_index_times_out_into_the_spool(
 
     await _until(all_indexed)
     await writer.stop()
+
+
+async def test_a_key_holding_other_bytes_drops_that_trace_and_not_the_batch(
+    pool: db.Pool, tmp_path: Path
+) -> None:
+    # A crash in the middle of a local batch write leaves a torn object under a trace's
+    # key; when the spool replays that trace, the key holds other bytes. That is
+    # permanent: the trace is dropped and counted, the rest of its batch is written,
+    # and nothing is retried forever.
+    metrics = Metrics()
+    store = LocalStore(tmp_path / "objects")
+    writer = TraceWriter(store, pool, metrics, config=CONFIG)
+    pendings = [_pending(i) for i in range(5)]
+    torn = pendings[2]
+    torn.ensure_id()
+    torn_key = keys.trace_key("shop", "get_user", torn.trace_id)
+    await store.put_new(torn_key, b"\x28\xb5")  # the first bytes of a zstd frame, then the crash
+    writer.start()
+    for p in pendings:
+        assert writer.submit(p)
+    await asyncio.wait_for(writer.flush(), 10)
+    await writer.stop()
+    assert await index.count_traces(pool) == 4
+    assert _counter(metrics, "traces_dropped", "conflict") == 1
+    assert await store.get(torn_key) == b"\x28\xb5"  # create-only: never overwritten

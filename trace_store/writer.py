@@ -25,6 +25,7 @@ from runtime.recorder import C_FUNCTION, C_KIND, USER
 from trace_store import codec, keys
 from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace, TraceLimits, build_trace
+from trace_store.errors import AlreadyExists
 from trace_store.index import IndexRow
 from trace_store.spool import Spool, SpooledItem
 from trace_store.timestamps import utc_datetime
@@ -325,6 +326,7 @@ class TraceWriter:
     ) -> None:
         """Store every object, then commit the batch; retries until done or given up."""
         pending = {item.key: item for item in items}
+        conflicts: set[str] = set()
 
         async def put_pending() -> None:
             if self.before_put is not None:
@@ -341,15 +343,23 @@ class TraceWriter:
                 if error is None:
                     del pending[item.key]
                     self.metrics.traces_written.labels(item.kind).inc()
+                elif isinstance(error, AlreadyExists):
+                    # Other bytes under this trace's key (a write torn by a crash):
+                    # permanent, so retrying would stall the batch and the spool.
+                    del pending[item.key]
+                    conflicts.add(item.key)
+                    self.metrics.traces_dropped.labels("conflict").inc()
+                    log.error("writer: %s already holds other bytes; trace dropped", item.key)
                 else:
                     failures.append(error)
             if failures:
                 raise failures[0]
 
         await self._retry("store", put_pending, give_up_after)
+        stored = [item for item in items if item.key not in conflicts]
         committed = Batch(
-            rows=[item.row for item in items if item.row is not None],
-            unmatched=[(item.unmatched, item.key) for item in items if item.unmatched],
+            rows=[item.row for item in stored if item.row is not None],
+            unmatched=[(item.unmatched, item.key) for item in stored if item.unmatched],
         )
         rows = committed.rows
         if (rows or committed.unmatched) and self.pool is not None:
