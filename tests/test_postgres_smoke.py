@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from trace_store import db, index
@@ -48,3 +49,21 @@ async def test_migrate_twice_applies_nothing_the_second_time(pool: db.Pool) -> N
             "SELECT count(*) FROM pg_inherits WHERE inhparent = 'traces'::regclass"
         )
     assert partitions >= 2  # default + today's
+
+
+async def test_every_column_survives_the_json_batch_exactly(pool: db.Pool) -> None:
+    # Index rows travel as one JSON parameter: awkward function names (qualnames with
+    # <locals>, quotes, commas, braces, non-ASCII), no functions at all, a missing
+    # status, an error flag and a sub-millisecond duration must all come back unchanged.
+    now = time.time_ns()
+    odd = replace(
+        _row("shop", "h", now),
+        functions=("outer.<locals>.inner", 'say "hi"', "a,b", "{x}", "naïve", "\\"),
+        status=None,
+        has_error=True,
+        duration_ms=0.25,
+    )
+    bare = replace(_row("shop", "h", now + 2_000_000), functions=(), status=599)
+    assert await index.insert_rows(pool, [odd, bare]) == 2
+    assert await index.get_trace(pool, "shop", odd.trace_id) == odd
+    assert await index.get_trace(pool, "shop", bare.trace_id) == bare
