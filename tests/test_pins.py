@@ -120,6 +120,51 @@ async def test_a_stale_entry_cannot_pin_an_unpinned_object(pool: Pool) -> None:
     assert store.objects[old[0].object_key].pinned is False
 
 
+async def test_a_pin_withdrawn_before_the_worker_ran_costs_no_request(pool: Pool) -> None:
+    store = FaultyStore()  # counts its pin/unpin calls
+    outbox = pins.PinOutbox(pool, store)
+    await pins.store_policy(pool, Policy(keep_latest=1))
+    old = await _stored(store, _rows("h", 1, start=NOW - timedelta(hours=2)))
+    await commit_batch(pool, Batch(rows=old))
+    new = await _stored(store, _rows("h", 1))
+    await commit_batch(pool, Batch(rows=new))  # displaces `old` before the worker ran
+    result = await outbox.run_once()
+    assert (result.entries, result.requests, result.never_applied) == (3, 1, 1)
+    assert store.calls == 1  # pin `new`; the store never saw `old` pinned
+    assert _store_pins(store) == {new[0].object_key}
+    assert await outbox.pending() == 0
+
+
+async def test_a_pass_that_pinned_but_did_not_commit_is_undone_later(pool: Pool) -> None:
+    # The store took the pin, then the pass's transaction was lost: its entry is still
+    # queued and looks untouched. When the pin is withdrawn, the unpin must still go
+    # out, or the object would never expire.
+    store = FaultyStore()
+    outbox = pins.PinOutbox(pool, store)
+    await pins.store_policy(pool, Policy(keep_latest=1))
+    old = await _stored(store, _rows("h", 1, start=NOW - timedelta(hours=2)))
+    await commit_batch(pool, Batch(rows=old))
+    apply_all = pins.PinOutbox._apply_all
+
+    async def apply_then_crash(*args: object) -> object:
+        await apply_all(*args)  # type: ignore[arg-type]
+        raise ConnectionError("connection lost before the pass committed")
+
+    with (
+        mock.patch.object(pins.PinOutbox, "_apply_all", apply_then_crash),
+        pytest.raises(ConnectionError),
+    ):
+        await outbox.run_once()
+    assert _store_pins(store) == {old[0].object_key}
+    assert await outbox.pending() == 1  # rolled back: still queued
+
+    new = await _stored(store, _rows("h", 1))
+    await commit_batch(pool, Batch(rows=new))
+    await outbox.drain()
+    assert _store_pins(store) == {new[0].object_key}
+    assert store.objects[old[0].object_key].pinned is False
+
+
 async def test_a_failure_between_pin_steps_rolls_the_whole_batch_back(pool: Pool) -> None:
     store = MemoryStore()
     rows = await _stored(store, _rows("h", 3))

@@ -122,9 +122,9 @@ async def update_pins(conn: Connection, rows: Sequence[IndexRow]) -> PinChanges:
         )
     if to_pin:
         await _insert_pins(conn, to_pin)
-    changed = [row.object_key for row in to_pin] + [key for _, _, key in to_unpin]
-    await queue(conn, changed)
-    return PinChanges(tuple(row.object_key for row in to_pin), tuple(k for _, _, k in to_unpin))
+    changes = PinChanges(tuple(row.object_key for row in to_pin), tuple(k for _, _, k in to_unpin))
+    await queue(conn, changes)
+    return changes
 
 
 async def _insert_pins(conn: Connection, rows: Sequence[IndexRow]) -> None:
@@ -138,11 +138,15 @@ async def _insert_pins(conn: Connection, rows: Sequence[IndexRow]) -> None:
     )
 
 
-async def queue(conn: Connection, object_keys: Sequence[str]) -> None:
-    """Queue one outbox entry per key (in the caller's transaction)."""
-    if object_keys:
+async def queue(conn: Connection, changes: PinChanges) -> None:
+    """Queue one outbox entry per changed key (in the caller's transaction)."""
+    keys = [*changes.pinned, *changes.unpinned]
+    if keys:
         await conn.execute(
-            "INSERT INTO pin_outbox (object_key) SELECT unnest($1::text[])", list(object_keys)
+            "INSERT INTO pin_outbox (object_key, pinned)"
+            " SELECT * FROM unnest($1::text[], $2::bool[])",
+            keys,
+            [True] * len(changes.pinned) + [False] * len(changes.unpinned),
         )
 
 
@@ -193,7 +197,7 @@ async def rebuild_pins(conn: Connection, keep_latest: int) -> PinChanges:
     changes = PinChanges(
         tuple(r["object_key"] for r in pinned), tuple(r["object_key"] for r in unpinned)
     )
-    await queue(conn, [*changes.pinned, *changes.unpinned])
+    await queue(conn, changes)
     return changes
 
 
@@ -213,6 +217,8 @@ class OutboxPass:
     requests: int = 0
     failed: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    #: Keys whose pin was withdrawn before the store saw it: acknowledged, no request.
+    never_applied: int = 0
 
 
 class PinOutbox:
@@ -264,7 +270,17 @@ class PinOutbox:
                     keys,
                 )
             }
-            errors, requests, leased = await self._apply_all(keys, state)
+            unseen = await self._never_applied(conn, keys, state)
+            calls = [key for key in keys if key not in unseen]
+            if calls:
+                # Committed before the store hears of them: if this pass then fails to
+                # commit, the next one knows these keys may have been pinned.
+                await self.pool.execute(
+                    "UPDATE pin_outbox SET tried = true"
+                    " WHERE object_key = ANY($1::text[]) AND NOT tried",
+                    calls,
+                )
+            errors, requests, leased = await self._apply_all(calls, state)
             done = [e["id"] for e in entries if e["object_key"] not in errors]
             failed = [e for e in entries if e["object_key"] in errors]
             if done:
@@ -286,7 +302,25 @@ class PinOutbox:
                     key,
                     moment,
                 )
-        return OutboxPass(len(entries), requests, len(failed), errors)
+        return OutboxPass(len(entries), requests, len(failed), errors, len(unseen))
+
+    @staticmethod
+    async def _never_applied(
+        conn: Connection, keys: Sequence[str], state: dict[str, datetime]
+    ) -> set[str]:
+        """Unpinned keys the store never saw pinned: their oldest queued entry is a pin
+        (everything before it was applied, and ended unpinned) and no pass has called
+        the store for them since. Unpinning them would be a request for nothing."""
+        unpinned = [key for key in keys if key not in state]
+        if not unpinned:
+            return set()
+        rows = await conn.fetch(
+            "SELECT object_key FROM pin_outbox WHERE object_key = ANY($1::text[])"
+            " GROUP BY object_key"
+            " HAVING NOT bool_or(tried) AND (array_agg(pinned ORDER BY id))[1]",
+            unpinned,
+        )
+        return {r["object_key"] for r in rows}
 
     async def _apply_all(
         self, keys: Sequence[str], state: dict[str, datetime]
