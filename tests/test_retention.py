@@ -16,7 +16,7 @@ from lifecycle_policies.policy import Policy
 from tests.canvases import shop
 from tests.harness import serve
 from tests.pin_support import CANVAS, index_row, series, trace_ids, unmatched_key, write_traces
-from trace_store import db, pins, retention
+from trace_store import db, patches, pins, retention
 from trace_store.backends.local import LocalStore
 from trace_store.backends.memory import MemoryStore
 from trace_store.commit import Batch, commit_batch
@@ -198,3 +198,47 @@ async def test_serve_runs_the_outbox_and_lists_pins_truthfully(
         assert marked == {t["trace_id"] for t in body["traces"][:10]}
         tasks = list(server.running.tasks)
     assert all(task.done() for task in tasks)
+
+
+async def test_patches_go_with_their_trace_and_stay_with_a_pinned_one(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "PATCH_BATCH", 1)  # several statements, one pass
+    day = (NOW - timedelta(days=10)).date()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f"CREATE TABLE {db.partition_name(day)} PARTITION OF traces FOR VALUES FROM"
+            f" ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')"
+        )
+    await pins.store_policy(pool, Policy(keep_latest=1))
+    store = MemoryStore()
+    start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    old_times = [start, start + timedelta(minutes=1)]
+    unpinned, pinned = await _commit(pool, store, "h", old_times)
+    # In the default partition (no day partition), which stays while a recent row is in
+    # it: past the window and unpinned, but still in the index (a policy change could
+    # pin it again), so its patch stays.
+    default_times = [NOW - timedelta(days=20), NOW - timedelta(days=2)]
+    in_default, _ = await _commit(pool, store, "d", default_times)
+    recent_time = NOW - timedelta(minutes=5)
+    (recent,) = await _commit(pool, store, "r", [recent_time])
+    for trace_id, at in [
+        (unpinned, old_times[0]),
+        (unpinned, old_times[0]),
+        (pinned, old_times[1]),
+        (in_default, default_times[0]),
+        (recent, recent_time),
+    ]:
+        await patches.append(pool, CANVAS, trace_id, at, {"kind": "rerun"})
+
+    done = await retention.maintain_index(pool, Policy(keep_latest=1), NOW)
+    assert db.partition_name(day) in done
+    assert "patches (2 retired)" in done
+    assert await patches.list_patches(pool, CANVAS, unpinned) == []
+    assert await patches.count_patches(pool, CANVAS, [unpinned, pinned, in_default, recent]) == {
+        pinned: 1,
+        in_default: 1,
+        recent: 1,
+    }
+    assert [p["seq"] for p in await patches.list_patches(pool, CANVAS, pinned)] == [1]
+    assert "patches (0 retired)" not in await retention.maintain_index(pool, Policy(), NOW)

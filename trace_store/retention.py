@@ -92,10 +92,57 @@ async def drop_old_partitions(conn: Connection, retain_days: int, now: datetime)
 
 
 async def maintain_index(pool: Pool, policy: Policy, now: datetime | None = None) -> list[str]:
-    """Create the coming days' partitions and drop those past the window."""
+    """Create the coming days' partitions, drop those past the window, and retire the
+    patches of the traces that left with them."""
+    now = now or datetime.now(UTC)
     async with pool.acquire() as conn:
         await db.ensure_partitions(conn)
-        return await drop_old_partitions(conn, policy.traces_retain_days, now or datetime.now(UTC))
+        done = await drop_old_partitions(conn, policy.traces_retain_days, now)
+        retired = await retire_patches(conn, now - timedelta(days=policy.traces_retain_days))
+    if retired:
+        done.append(f"patches ({retired} retired)")
+    return done
+
+
+#: Patches deleted per statement: each batch is a short transaction.
+PATCH_BATCH = 1000
+
+_RETIRE_PATCHES = """
+WITH doomed AS (
+    SELECT p.ctid FROM patches p
+    WHERE p.trace_started_at < $1
+      AND NOT EXISTS (SELECT 1 FROM pins x WHERE x.canvas = p.canvas AND x.trace_id = p.trace_id)
+      AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.canvas = p.canvas
+                      AND t.trace_id = p.trace_id AND t.started_at = p.trace_started_at)
+    LIMIT $2
+), gone AS (
+    DELETE FROM patches p USING doomed d WHERE p.ctid = d.ctid RETURNING p.canvas, p.trace_id
+), counters AS (
+    DELETE FROM patch_seqs s USING (SELECT DISTINCT canvas, trace_id FROM gone) g
+    WHERE s.canvas = g.canvas AND s.trace_id = g.trace_id
+)
+SELECT count(*) FROM gone
+"""
+
+
+async def retire_patches(conn: Connection, cutoff: datetime) -> int:
+    """Delete the patches (and seq counters) of traces that can no longer be read: older
+    than ``cutoff``, not pinned, and gone from the index (their partition was dropped).
+    Returns how many patches went.
+
+    Unlike index rows, patches are not retired by dropping partitions: a pinned trace
+    keeps its patches past the window, so they cannot share a day's fate. They are
+    written by developers (reruns, function runs), orders of magnitude fewer than
+    traces, so a bounded, indexed DELETE in short batches is cheap and locks nothing
+    for long."""
+    total = 0
+    while True:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '5s'")
+            count = int(await conn.fetchval(_RETIRE_PATCHES, cutoff, PATCH_BATCH))
+        total += count
+        if count < PATCH_BATCH:
+            return total
 
 
 # -- the local expirer -------------------------------------------------------------------
