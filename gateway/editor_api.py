@@ -7,7 +7,7 @@ object straight from the store.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -58,19 +58,6 @@ async def list_handlers(request: web.Request) -> web.Response:
     return web.json_response({"handlers": handlers})
 
 
-def trace_summary(row: index.IndexRow, *, patch_count: int = 0) -> dict[str, Any]:
-    """One entry of a trace list."""
-    return {
-        "trace_id": row.trace_id,
-        "handler_id": row.handler_id,
-        "started_at": rfc3339_of(row.started_at),
-        "status": row.status,
-        "duration_ms": round(row.duration_ms, 3),
-        "pinned": row.pinned,
-        "patch_count": patch_count,
-    }
-
-
 async def list_traces(request: web.Request) -> web.Response:
     """``GET .../handlers/{handler_id}/traces?limit=&before=``, newest first."""
     services, canvas = await authorised_canvas(request)
@@ -86,7 +73,9 @@ async def list_traces(request: web.Request) -> web.Response:
     )
     next_cursor = rows[-1].trace_id if len(rows) == limit else None
     counts = await patches.count_patches(services.pool, canvas.name, [r.trace_id for r in rows])
-    summaries = [trace_summary(r, patch_count=counts.get(r.trace_id, 0)) for r in rows]
+    summaries = [
+        {**r.summary(), "pinned": r.pinned, "patch_count": counts.get(r.trace_id, 0)} for r in rows
+    ]
     return web.json_response({"traces": summaries, "next": next_cursor})
 
 

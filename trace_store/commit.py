@@ -36,6 +36,4 @@ async def commit_batch(pool: Pool, batch: Batch) -> None:
         await insert_rows(conn, batch.rows)
         await pins.update_pins(conn, batch.rows)
         await unmatched.record(conn, batch.unmatched)
-        await notify.publish_many(
-            conn, [(r.canvas, "trace", notify.trace_event(r)) for r in batch.rows]
-        )
+        await notify.publish_many(conn, [(r.canvas, "trace", r.summary()) for r in batch.rows])

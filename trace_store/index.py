@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from trace_store.timestamps import rfc3339_of
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -41,6 +43,16 @@ class IndexRow:
     adopted: bool = False
     #: Among the latest ``keep_latest`` of its handler (read from the pins table).
     pinned: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """What a trace list and a ``trace`` event show of the trace."""
+        return {
+            "trace_id": self.trace_id,
+            "handler_id": self.handler_id,
+            "started_at": rfc3339_of(self.started_at),
+            "status": self.status,
+            "duration_ms": round(self.duration_ms, 3),
+        }
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> IndexRow:

@@ -14,13 +14,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from trace_store.timestamps import rfc3339_of
-
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from trace_store.db import Connection
-    from trace_store.index import IndexRow
 
 CHANNEL: Final = "strata_events"
 MAX_PAYLOAD: Final = 7900
@@ -73,14 +70,3 @@ async def publish_many(conn: Connection, events: Iterable[tuple[str, str, dict[s
             CHANNEL,
             payloads,
         )
-
-
-def trace_event(row: IndexRow) -> dict[str, Any]:
-    """The ``trace`` event of one new index row: the fields of a trace-list entry."""
-    return {
-        "trace_id": row.trace_id,
-        "handler_id": row.handler_id,
-        "started_at": rfc3339_of(row.started_at),
-        "status": row.status,
-        "duration_ms": round(row.duration_ms, 3),
-    }
