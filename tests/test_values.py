@@ -16,12 +16,12 @@ from trace_store.values import (
     TAG,
     Unrepresentable,
     _integral_floats_as_ints,
-    all_plain,
     args_hash,
     from_json,
-    hash_plain_args,
-    is_plain,
+    hash_tagged_args,
+    tag_call,
     to_json,
+    to_json_list,
 )
 
 scalars = (
@@ -98,21 +98,22 @@ def _canonical_equal(a: Any, b: Any) -> bool:
     return canonical(a) == canonical(b)
 
 
-@given(st.lists(values, max_size=4))
-def test_the_plain_fast_path_agrees_with_the_general_one(args: list[Any]) -> None:
-    # Plain means "its own tagged form": the fast path may skip tagging and hashing
-    # normalisation only for such values, and must then produce the very same hash.
-    assert all_plain(args) == all(is_plain(a) for a in args)
-    if all_plain(args):
-        assert [to_json(a) for a in args] == args
-        assert hash_plain_args(tuple(args)) == hash_plain_args(args) == args_hash(args)
+@given(st.lists(values, max_size=4), st.dictionaries(st.text(max_size=5), values, max_size=2))
+def test_tag_call_tags_and_hashes_like_the_general_path(args: list[Any], kwargs: Any) -> None:
+    # tag_call skips tagging and normalisation for plain positional arguments; whatever
+    # path it takes, the result must be the general one.
+    for call_kwargs in ({}, kwargs):
+        tagged_args, tagged_kwargs, digest = tag_call(tuple(args), call_kwargs)
+        assert tagged_args == to_json_list(args)
+        assert tagged_kwargs == (to_json(call_kwargs) if call_kwargs else {})
+        assert digest == hash_tagged_args(to_json_list(args), tagged_kwargs)
 
 
-def test_plain_stops_at_the_safe_integer_range() -> None:
-    assert all_plain((2**53 - 1, -(2**53 - 1), "", None, False))
-    assert not all_plain((1, -(2**53)))
-    assert not any(map(is_plain, (2**53, 1.0, (1,), [], b"")))
-    assert hash_plain_args((2**53 - 1, "a", None, True)) == args_hash((2**53 - 1, "a", None, True))
+def test_plain_arguments_stop_at_the_safe_integer_range() -> None:
+    for plain in [(2**53 - 1, -(2**53 - 1), "", None, False), ("a",), ()]:
+        assert tag_call(plain, None)[0] == list(plain)
+    assert tag_call((2**53,), None)[0] == [{TAG: "int", "v": str(2**53)}]
+    assert tag_call((2**53,), None)[2] != tag_call((2**53 - 1,), None)[2]
 
 
 def test_args_hash_is_versioned_and_separates_lookalikes() -> None:

@@ -18,14 +18,7 @@ from urllib.parse import parse_qsl
 from runtime.recorder import BUILTIN
 from trace_store.keys import TRACES
 from trace_store.timestamps import rfc3339
-from trace_store.values import (
-    all_plain,
-    hash_plain_args,
-    hash_tagged_args,
-    is_plain,
-    to_json,
-    to_json_list,
-)
+from trace_store.values import hash_tagged_args, tag_call, to_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -238,16 +231,9 @@ def calls_doc(
     for cid, parent, function, kind, args, kwargs, result, error, start, end in calls:
         if values_tagged:
             tagged_args, tagged_kwargs = args, kwargs
-            args_hash = hash_tagged_args(tagged_args, tagged_kwargs)
-        elif not kwargs and all_plain(args):
-            # The common call (strings, safe ints, bools, None; no kwargs): nothing to
-            # tag, and nothing the hash would normalise.
-            tagged_args, tagged_kwargs = list(args), None
-            args_hash = hash_plain_args(args)
+            args_hash = hash_tagged_args(args, kwargs)
         else:
-            tagged_args = to_json_list(args)
-            tagged_kwargs = to_json(kwargs) if kwargs else {}
-            args_hash = hash_tagged_args(tagged_args, tagged_kwargs)
+            tagged_args, tagged_kwargs, args_hash = tag_call(args, kwargs)
         call: JSONObject = {
             "id": cid,
             "parent": parent,
@@ -261,10 +247,8 @@ def calls_doc(
                 call["kwargs"] = tagged_kwargs
         if error is not None:
             call["error"] = error_doc(error)
-        elif values_tagged or is_plain(result):
-            call["result"] = result
         else:
-            call["result"] = to_json(result)
+            call["result"] = result if values_tagged else to_json(result)
         if not end:
             end = start
         started = (start - origin_ns) // 1000

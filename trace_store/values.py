@@ -168,7 +168,7 @@ def canonical_bytes(tagged: Any) -> bytes:
 
 def args_hash(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None = None) -> str:
     """The versioned hash of a call's arguments."""
-    return hash_tagged_args([to_json(a) for a in args], to_json(kwargs) if kwargs else {})
+    return tag_call(args, kwargs)[2]
 
 
 def _integral_floats_as_ints(value: Any) -> Any:
@@ -196,19 +196,21 @@ def hash_tagged_args(tagged_args: list[Any], tagged_kwargs: Any) -> str:
     return _HASH_PREFIX + hashlib.sha256(canonical).hexdigest()
 
 
-def is_plain(value: Any) -> bool:
-    """Whether ``value`` is its own tagged form: a str, bool, ``None`` or a safe int.
+def tag_call(
+    args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None
+) -> tuple[list[Any], Any, str]:
+    """A call's positional and keyword arguments as tagged JSON, and their hash."""
+    if not kwargs and _all_plain(args):
+        # The common call: strings, safe ints, bools and None are their own tagged form,
+        # and the hash's normalisation cannot change them. Same bytes as below.
+        canonical = orjson.dumps((args, _NO_KWARGS))
+        return list(args), {}, _HASH_PREFIX + hashlib.sha256(canonical).hexdigest()
+    tagged_args = to_json_list(args)
+    tagged_kwargs = to_json(kwargs) if kwargs else {}
+    return tagged_args, tagged_kwargs, hash_tagged_args(tagged_args, tagged_kwargs)
 
-    Such values need no tagging, and the hash's float normalisation cannot change them.
-    """
-    kind = type(value)
-    if kind is int:
-        return bool(-_SAFE_INT <= value <= _SAFE_INT)
-    return kind is str or kind is bool or value is None
 
-
-def all_plain(values: tuple[Any, ...] | list[Any]) -> bool:
-    """:func:`is_plain` of every item (inlined: this runs for every recorded call)."""
+def _all_plain(values: tuple[Any, ...] | list[Any]) -> bool:
     for value in values:
         kind = type(value)
         if kind is int:
@@ -219,17 +221,7 @@ def all_plain(values: tuple[Any, ...] | list[Any]) -> bool:
     return True
 
 
-def hash_plain_args(args: tuple[Any, ...] | list[Any]) -> str:
-    """:func:`args_hash` of plain positional arguments (see :func:`all_plain`).
-
-    The same bytes as the general path, ``[[args...], {}]``, without its tagging and
-    normalisation passes.
-    """
-    return _HASH_PREFIX + _sha256(orjson.dumps((args, _NO_KWARGS))).hexdigest()
-
-
 _HASH_PREFIX: Final = ARGS_HASH_VERSION + ":"
 _NO_KWARGS: Final[dict[str, Any]] = {}
-_sha256: Final = hashlib.sha256
 #: Argument types the float normalisation cannot change (the common case, kept fast).
 _PLAIN: Final = frozenset({str, int, bool, type(None)})
