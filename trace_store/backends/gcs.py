@@ -17,12 +17,10 @@ and signed URLs point at the emulator.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import google.auth
 import requests
@@ -34,7 +32,8 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
-from trace_store.backends.base import ObjectInfo, ObjectStore, SignedURL
+from trace_store.backends.base import ObjectInfo, SignedURL
+from trace_store.backends.blocking import BlockingClientStore
 from trace_store.errors import (
     AlreadyExists,
     ConfigError,
@@ -46,11 +45,10 @@ from trace_store.errors import (
 from trace_store.store_url import SETTING
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
     from google.auth.credentials import Credentials
 
-T = TypeVar("T")
 
 SCOPES = ("https://www.googleapis.com/auth/devstorage.full_control",)
 #: V4 signed URLs live at most seven days.
@@ -172,7 +170,7 @@ def sign_blob_url(
     )
 
 
-class GCSStore(ObjectStore):
+class GCSStore(BlockingClientStore):
     """Objects in one GCS bucket under an optional name prefix."""
 
     scheme = "gs"
@@ -190,12 +188,11 @@ class GCSStore(ObjectStore):
     ) -> None:
         if client is None:
             client, signing_credentials = make_client(settings)
+        super().__init__(settings.prefix, POOL_SIZE)
         self.settings = settings
         self.client = client
         self.signing_credentials = signing_credentials
-        self.prefix = settings.prefix
         self.bucket = client.bucket(settings.bucket)
-        self._pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="strata-gcs")
 
     @classmethod
     def from_url(cls, bucket: str, prefix: str, query: dict[str, str]) -> GCSStore:
@@ -206,20 +203,7 @@ class GCSStore(ObjectStore):
         where = f" at {self.settings.emulator_host}" if self.settings.emulator_host else ""
         return f"gs://{self.settings.bucket}/{self.prefix}{where}"
 
-    def full_key(self, key: str) -> str:
-        """The object name behind a store-relative key."""
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    # -- calling the client -----------------------------------------------------------
-
-    async def _run(self, fn: Callable[..., T], *args: Any, key: str = "") -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args))
-        except StrataError:
-            raise
-        except Exception as err:
-            raise self._translate(err, key) from err
+    # -- the client's errors -----------------------------------------------------------
 
     def _translate(self, err: Exception, key: str) -> Exception:
         what = f"object {key!r}" if key else f"bucket {self.settings.bucket!r}"
@@ -386,5 +370,5 @@ class GCSStore(ObjectStore):
             )
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._pool.shutdown, True)
+        await self._close_pool()
         self.client.close()

@@ -18,12 +18,10 @@ expirable tag back. The bucket's lifecycle rule expires objects by prefix and ta
 
 from __future__ import annotations
 
-import asyncio
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -39,7 +37,8 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from trace_store.backends.base import ObjectInfo, ObjectStore, SignedURL
+from trace_store.backends.base import ObjectInfo, SignedURL
+from trace_store.backends.blocking import BlockingClientStore
 from trace_store.errors import (
     AlreadyExists,
     ConfigError,
@@ -51,9 +50,8 @@ from trace_store.errors import (
 from trace_store.store_url import SETTING
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+    from collections.abc import AsyncIterator, Iterator, Sequence
 
-T = TypeVar("T")
 
 EXPIRABLE_TAG = ("strata-expirable", "true")
 PINNED_TAG = ("strata-pinned", "true")
@@ -125,11 +123,12 @@ def _status(err: ClientError) -> int:
     return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
-class S3Store(ObjectStore):
+class S3Store(BlockingClientStore):
     """Objects in one S3 bucket under an optional key prefix."""
 
     scheme = "s3"
     supports_cors = True
+    client_errors = (ClientError, BotoCoreError)
 
     #: ``CopyObject`` with ``If-None-Match`` is atomic on AWS, but moto (5.x) and s3rver
     #: ignore the header on copy, so ``_copy`` also checks the destination first. On a
@@ -139,11 +138,10 @@ class S3Store(ObjectStore):
     list_page_size: int = 1000
 
     def __init__(self, settings: S3Settings, *, client: Any | None = None) -> None:
+        super().__init__(settings.prefix, POOL_SIZE)
         self.settings = settings
         self.bucket = settings.bucket
-        self.prefix = settings.prefix
         self.client = client if client is not None else make_client(settings)
-        self._pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="strata-s3")
         self._probe: Any | None = None
 
     @classmethod
@@ -155,19 +153,7 @@ class S3Store(ObjectStore):
         where = f" at {self.settings.endpoint}" if self.settings.endpoint else ""
         return f"s3://{self.bucket}/{self.prefix}{where}"
 
-    def full_key(self, key: str) -> str:
-        """The bucket key behind a store-relative key."""
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    # -- calling boto3 ----------------------------------------------------------------
-
-    async def _run(self, fn: Callable[..., T], *args: Any, key: str = "") -> T:
-        """Run a blocking boto3 call in the pool and translate its errors."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, lambda: fn(*args))
-        except (ClientError, BotoCoreError) as err:
-            raise self._translate(err, key) from err
+    # -- boto3's errors ----------------------------------------------------------------
 
     def _translate(self, err: Exception, key: str) -> StrataError:
         what = f"object {key!r}" if key else f"bucket {self.bucket!r}"
@@ -369,7 +355,7 @@ class S3Store(ObjectStore):
             raise ConfigError(f"{SETTING}: cannot reach S3 at {endpoint}: {err}") from err
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._pool.shutdown, True)
+        await self._close_pool()
         self.client.close()
         if self._probe is not None:
             self._probe.close()
