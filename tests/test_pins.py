@@ -107,31 +107,23 @@ async def test_failed_entries_back_off(pool: Pool) -> None:
     assert await outbox.pending() == 1
 
 
-async def test_a_stale_entry_cannot_pin_an_unpinned_object(pool: Pool) -> None:
-    store = MemoryStore()
-    outbox = pins.PinOutbox(pool, store)
-    await pins.store_policy(pool, Policy(keep_latest=1))
-    old = await _stored(store, _rows("h", 1, start=NOW - timedelta(hours=2)))
-    await commit_batch(pool, Batch(rows=old))
-    new = await _stored(store, _rows("h", 1))
-    await commit_batch(pool, Batch(rows=new))  # displaces `old` before the worker ran
-    await outbox.drain()
-    assert _store_pins(store) == {new[0].object_key}
-    assert store.objects[old[0].object_key].pinned is False
+async def _commit_one(pool: Pool, store: MemoryStore, start: datetime = NOW) -> IndexRow:
+    (row,) = await _stored(store, _rows("h", 1, start=start))
+    await commit_batch(pool, Batch(rows=[row]))
+    return row
 
 
-async def test_a_pin_withdrawn_before_the_worker_ran_costs_no_request(pool: Pool) -> None:
+async def test_a_pin_withdrawn_before_the_worker_ran_is_never_applied(pool: Pool) -> None:
     store = FaultyStore()  # counts its pin/unpin calls
     outbox = pins.PinOutbox(pool, store)
     await pins.store_policy(pool, Policy(keep_latest=1))
-    old = await _stored(store, _rows("h", 1, start=NOW - timedelta(hours=2)))
-    await commit_batch(pool, Batch(rows=old))
-    new = await _stored(store, _rows("h", 1))
-    await commit_batch(pool, Batch(rows=new))  # displaces `old` before the worker ran
+    old = await _commit_one(pool, store, NOW - timedelta(hours=2))
+    new = await _commit_one(pool, store)  # displaces `old` before the worker ran
     result = await outbox.run_once()
     assert (result.entries, result.requests, result.never_applied) == (3, 1, 1)
     assert store.calls == 1  # pin `new`; the store never saw `old` pinned
-    assert _store_pins(store) == {new[0].object_key}
+    assert _store_pins(store) == {new.object_key}
+    assert store.objects[old.object_key].pinned is False  # a stale entry pinned nothing
     assert await outbox.pending() == 0
 
 
@@ -142,8 +134,7 @@ async def test_a_pass_that_pinned_but_did_not_commit_is_undone_later(pool: Pool)
     store = FaultyStore()
     outbox = pins.PinOutbox(pool, store)
     await pins.store_policy(pool, Policy(keep_latest=1))
-    old = await _stored(store, _rows("h", 1, start=NOW - timedelta(hours=2)))
-    await commit_batch(pool, Batch(rows=old))
+    old = await _commit_one(pool, store, NOW - timedelta(hours=2))
     apply_all = pins.PinOutbox._apply_all
 
     async def apply_then_crash(*args: object) -> object:
@@ -155,14 +146,13 @@ async def test_a_pass_that_pinned_but_did_not_commit_is_undone_later(pool: Pool)
         pytest.raises(ConnectionError),
     ):
         await outbox.run_once()
-    assert _store_pins(store) == {old[0].object_key}
+    assert _store_pins(store) == {old.object_key}
     assert await outbox.pending() == 1  # rolled back: still queued
 
-    new = await _stored(store, _rows("h", 1))
-    await commit_batch(pool, Batch(rows=new))
+    new = await _commit_one(pool, store)
     await outbox.drain()
-    assert _store_pins(store) == {new[0].object_key}
-    assert store.objects[old[0].object_key].pinned is False
+    assert _store_pins(store) == {new.object_key}
+    assert store.objects[old.object_key].pinned is False
 
 
 async def test_a_failure_between_pin_steps_rolls_the_whole_batch_back(pool: Pool) -> None:
