@@ -212,7 +212,10 @@ class EventHub:
     @property
     def last_id(self) -> str:
         """The id of the newest event of this process (what a fresh stream starts at)."""
-        return f"{self.epoch}-{self.seq}"
+        return self._event_id(self.seq)
+
+    def _event_id(self, seq: int) -> str:
+        return f"{self.epoch}-{seq}"
 
     def client_count(self) -> int:
         return sum(len(s) for s in self.subscribers.values())
@@ -299,7 +302,7 @@ class EventHub:
             seq = int(raw_seq)
             if seq >= ring.evicted:
                 return [
-                    _chunk(event, f"{self.epoch}-{s}", data)
+                    _chunk(event, self._event_id(s), data)
                     for s, event, data in ring.events
                     if s > seq
                 ]
