@@ -153,6 +153,13 @@ def record_function(function: Callable[..., Any], name: str) -> Callable[..., An
     return wrapper
 
 
+def _end(record: list[Any] | None, slot: int, value: Any) -> None:
+    """Finish a builtin's record (``None``: past the call limit) with its result or error."""
+    if record is not None:
+        record[slot] = value
+        record[C_END] = perf_counter_ns()
+
+
 def call_builtin(name: str, live: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """Run a synchronous builtin, recording it (or answering it from a replay)."""
     recorder = current.get()
@@ -166,13 +173,9 @@ def call_builtin(name: str, live: Callable[..., R], *args: Any, **kwargs: Any) -
         else:
             result = live(*args, **kwargs)
     except BaseException as exc:
-        if record is not None:
-            record[C_ERROR] = exc
-            record[C_END] = perf_counter_ns()
+        _end(record, C_ERROR, exc)
         raise
-    if record is not None:
-        record[C_RESULT] = result
-        record[C_END] = perf_counter_ns()
+    _end(record, C_RESULT, result)
     return result
 
 
@@ -191,11 +194,7 @@ async def call_builtin_async(
         else:
             result = await live(*args, **kwargs)
     except BaseException as exc:
-        if record is not None:
-            record[C_ERROR] = exc
-            record[C_END] = perf_counter_ns()
+        _end(record, C_ERROR, exc)
         raise
-    if record is not None:
-        record[C_RESULT] = result
-        record[C_END] = perf_counter_ns()
+    _end(record, C_RESULT, result)
     return result
