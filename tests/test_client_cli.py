@@ -169,40 +169,18 @@ async def test_replay_reports_changed_results_and_unrecorded_builtins(server: Se
     assert len(unrecorded) == 1
     assert "random.randint" in unrecorded[0].message
 
-    code, out, err = await _strata(
-        "replay",
-        order,
-        "--canvas",
-        "shop",
-        "--app",
-        "tests.canvases_v2:shop",
-        token=token,
-        editor=server.editor,
-    )
+    async def strata_replay(trace_id: str, app: str, *extra: str) -> tuple[int, str, str]:
+        return await _strata(
+            "replay", trace_id, "--canvas", "shop", "--app", app, *extra,
+            token=token, editor=server.editor,
+        )  # fmt: skip
+
+    code, out, err = await strata_replay(order, "tests.canvases_v2:shop")
     assert code == 1, err
     assert "the response body changed" in out
-    code, out, err = await _strata(
-        "replay",
-        order,
-        "--canvas",
-        "shop",
-        "--app",
-        "tests.canvases:shop",
-        token=token,
-        editor=server.editor,
-    )
+    code, out, err = await strata_replay(order, "tests.canvases:shop")
     assert code == 0, err
     assert "no difference" in out
-    code, out, err = await _strata(
-        "replay",
-        dice,
-        "--canvas",
-        "shop",
-        "--app",
-        "tests.canvases_v2:shop",
-        "--json",
-        token=token,
-        editor=server.editor,
-    )
+    code, out, err = await strata_replay(dice, "tests.canvases_v2:shop", "--json")
     assert code == 1
     assert any(d["kind"] == "unrecorded_builtin" for d in orjson.loads(out)["differences"])
