@@ -2,29 +2,36 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: serving needs only the runtime dependencies, the checks need the test extras.
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+PIP_INSTALL := $(BIN)/pip install --quiet --disable-pip-version-check
 
 .PHONY: run test lint typecheck pytest jstest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
-	touch $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -e . --config-settings editable_mode=compat
+	touch $@
 
-run: $(STAMP)
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test]' --config-settings editable_mode=compat
+	touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/strata serve --app examples.demo:canvas --print-dev-token
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python .ci/standalone.py
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 jstest:
@@ -32,8 +39,8 @@ jstest:
 
 test: lint typecheck jstest pytest
 
-bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat
+bench: $(TEST_STAMP)
+	$(PIP_INSTALL) -e '.[test,bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -25,6 +25,10 @@ from typing import IO, Any, NoReturn
 import pytest
 
 NODE_DIR = Path(__file__).parent / ".node"
+#: The providers' published signing vectors (see tests/vectors/signing/README.md).
+SIGNING_VECTORS = Path(__file__).parent / "vectors" / "signing"
+#: Google's dummy conformance-test key: it signs, it authenticates nothing.
+DUMMY_KEY = SIGNING_VECTORS / "gcs-v4-signing" / "test_service_account.not-a-test.json"
 S3RVER_PACKAGE = "@20minutes/s3rver"
 #: s3rver's built-in account; it verifies SigV4 signatures made with this key pair.
 S3RVER_KEY = ("S3RVER", "S3RVER")

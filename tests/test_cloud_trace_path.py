@@ -8,14 +8,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tests.canvases import shop
-from tests.fixtures_cloud import S3Server, gcs_raw_client
+from tests.fixtures_cloud import DUMMY_KEY, S3Server, gcs_raw_client
 from tests.harness import Server, serve
 from trace_store import codec, schema
-
-DUMMY_KEY = (
-    Path(__file__).resolve().parents[2]
-    / "shared/vectors/gcs-v4-signing/test_service_account.not-a-test.json"
-)
 
 
 async def _one_trace(server: Server) -> tuple[dict, bytes, dict[str, str]]:

@@ -11,7 +11,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,13 +20,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage import _signing
 
-from tests.fixtures_cloud import S3Server
+from tests.fixtures_cloud import DUMMY_KEY, SIGNING_VECTORS, S3Server
 from tests.store_conformance import KEYS, fetch
 from trace_store.backends.gcs import GCSSettings, GCSStore, _load_key, sign_blob_url
 from trace_store.backends.s3 import S3Settings, S3Store
-
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
-GCS_KEY = VECTORS / "gcs-v4-signing" / "test_service_account.not-a-test.json"
 
 
 def _with_query(url: str, **changes: str) -> str:
@@ -98,7 +94,7 @@ async def test_expired_url_is_refused(s3rver_store: S3Store) -> None:
 async def test_s3_presign_reproduces_the_aws_worked_example(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    vector = json.loads((VECTORS / "s3-sigv4-presign.json").read_text())["vectors"][0]
+    vector = json.loads((SIGNING_VECTORS / "s3-sigv4-presign.json").read_text())["vectors"][0]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", vector["access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", vector["secret_access_key"])
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -131,7 +127,7 @@ def _default_endpoint_object_vectors() -> list[dict[str, Any]]:
     ``object``) signs a bucket listing, which strata never hands out; it is the one
     default-endpoint vector left out, and the per-object signer does not produce it.
     """
-    vectors = json.loads((VECTORS / "gcs-v4-signing" / "v4_signatures.json").read_text())
+    vectors = json.loads((SIGNING_VECTORS / "gcs-v4-signing" / "v4_signatures.json").read_text())
     other_setup = ("urlStyle", "bucketBoundHostname", "clientEndpoint", "emulatorHostname",
                    "universeDomain")  # fmt: skip
     return [
@@ -159,11 +155,11 @@ def test_gcs_signing_reproduces_google_v4_vectors(
     # The store as production builds it for storage.googleapis.com, signing with a key.
     client = storage.Client(project="strata-test", credentials=AnonymousCredentials())
     store = GCSStore(
-        GCSSettings(vector["bucket"]), client=client, signing_credentials=_load_key(str(GCS_KEY))
+        GCSSettings(vector["bucket"]), client=client, signing_credentials=_load_key(str(DUMMY_KEY))
     )
     url = sign_blob_url(
         store.bucket.blob(vector["object"]),
-        _load_key(str(GCS_KEY)),
+        _load_key(str(DUMMY_KEY)),
         timedelta(seconds=vector["expiration"]),
         api_access_endpoint=store.client.api_endpoint,
         method=vector["method"],
@@ -182,7 +178,7 @@ async def test_gcs_store_sign_get_uses_the_vector_checked_path(
     monkeypatch.setattr(_signing, "_NOW", lambda tz=UTC: frozen)
     client = storage.Client(project="strata-test", credentials=AnonymousCredentials())
     store = GCSStore(
-        GCSSettings(vector["bucket"]), client=client, signing_credentials=_load_key(str(GCS_KEY))
+        GCSSettings(vector["bucket"]), client=client, signing_credentials=_load_key(str(DUMMY_KEY))
     )
     try:
         signed = await store.sign_get(vector["object"], timedelta(seconds=vector["expiration"]))

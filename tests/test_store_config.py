@@ -8,17 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_cloud import S3Server, free_port
+from tests.fixtures_cloud import DUMMY_KEY, S3Server, free_port
 from tests.store_conformance import KEYS
 from trace_store.backends.gcs import GCSStore
 from trace_store.backends.s3 import S3Settings, S3Store, make_client
 from trace_store.errors import ConfigError, StoreUnavailable
 from trace_store.store_url import parse_store_url
-
-DUMMY_KEY = (
-    Path(__file__).resolve().parents[2]
-    / "shared/vectors/gcs-v4-signing/test_service_account.not-a-test.json"
-)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ Content-Encoding on downloads and checks no signatures. So:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -24,17 +23,11 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from tests.fixtures_cloud import gcs_raw_client
+from tests.fixtures_cloud import DUMMY_KEY, gcs_raw_client
 from tests.store_conformance import KEYS, StoreFactory, StoreTests
 from trace_store.backends.base import ObjectStore
 from trace_store.backends.gcs import GCSSettings, GCSStore, _load_key
 from trace_store.errors import AlreadyExists, ConfigError, ObjectNotFound, StoreUnavailable
-
-#: Google's dummy conformance-test key: it signs, it authenticates nothing.
-DUMMY_KEY = (
-    Path(__file__).resolve().parents[2]
-    / "shared/vectors/gcs-v4-signing/test_service_account.not-a-test.json"
-)
 
 
 class RecordingSession(requests.Session):

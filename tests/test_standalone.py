@@ -1,0 +1,61 @@
+"""The `make lint` check that keeps the repository standalone (.ci/standalone.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _checker() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("standalone", ROOT / ".ci" / "standalone.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+OUTSIDE = ".." + "/shared"  # split so that this file passes the check it tests
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("README.md", f"The contract is [the spec]({OUTSIDE}/SPEC.md).\n", "leaves the repository"),
+        ("a.py", f'VECTORS = Path("{OUTSIDE}/vectors")\n', "folder beside the repository"),
+        ("b.py", 'KEY = Path(__file__).parents[2] / "' + 'shared/vectors/key.json"\n', "beside"),
+        ("c.py", 'ROOT.parent / "' + 'shared" / "SPEC.md"\n', "beside"),
+        ("docs/x.md", "see [the API](../missing.md)\n", "points at nothing"),
+    ],
+)
+def test_a_reference_outside_the_repository_is_found(
+    tmp_path: Path, name: str, text: str, expected: str
+) -> None:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    found = _checker().problems(tmp_path, [path])
+    assert len(found) >= 1
+    assert all(line.startswith(f"{name}:1: ") for line in found)
+    assert any(expected in line for line in found)
+
+
+def test_links_inside_the_repository_and_plain_words_pass(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "api.md").write_text("# API\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "[api](docs/api.md) [part](docs/api.md#api) [web](https://example.com/a)\n"
+        "These machines are shared and noisy; shared = one store for two processes.\n"
+    )
+    assert _checker().problems(tmp_path, [readme]) == []
+
+
+def test_the_repository_itself_passes() -> None:
+    checker = _checker()
+    assert checker.problems(ROOT, checker.tracked_files(ROOT)) == []
