@@ -55,7 +55,3 @@ def test_links_inside_the_repository_and_plain_words_pass(tmp_path: Path) -> Non
     )
     assert _checker().problems(tmp_path, [readme]) == []
 
-
-def test_the_repository_itself_passes() -> None:
-    checker = _checker()
-    assert checker.problems(ROOT, checker.tracked_files(ROOT)) == []
