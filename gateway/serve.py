@@ -251,6 +251,8 @@ async def serve_forever(settings: ServeSettings, *, print_dev_tokens: bool = Fal
         if print_dev_tokens:
             for name, token in (await dev_tokens(running)).items():
                 print(f"token {name}: {token}", flush=True)
+                if "editor" in running.urls:
+                    print(f"open {name}: {running.urls['editor']}/#token={token}", flush=True)
         print("ready", flush=True)
         await stop.wait()
     finally:

@@ -273,3 +273,24 @@ async def test_a_10_mb_trace_opens_and_its_manifest_is_as_fast_as_a_small_one(
             orjson.dumps(figures, option=orjson.OPT_INDENT_2)
         )
         print(figures)
+
+
+async def test_the_editor_link_make_run_prints_signs_in_and_leaves_no_token_in_the_url(
+    browser: Any, database_url: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    async with serve(database_url, tmp_path, {"shop": shop}) as server:
+        token = await server.token("shop")
+        context = await browser.new_context()
+        try:
+            page = await context.new_page()
+            await page.goto(f"{server.editor}/#token={token}")
+            await expect(
+                page.locator(".handler-row[data-handler-id='create-order']")
+            ).to_be_visible()
+            assert page.url == server.editor + "/"  # the token left the address bar
+            assert await page.evaluate("sessionStorage.getItem('strata.token')") == token
+            await expect(page.locator("#token-form")).to_be_hidden()
+        finally:
+            await context.close()

@@ -372,9 +372,18 @@ function main() {
   });
   $("sign-out").addEventListener("click", () => signOut());
   $("canvas-select").addEventListener("change", (event) => openCanvas(event.target.value).catch(fail));
-  const token = sessionStorage.getItem(TOKEN_KEY);
+  const token = tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token).catch(fail);
   else signOut();
+}
+
+// `make run` prints the editor URL as `/#token=...`: a fragment never reaches a server or
+// its logs. Take the token once and drop it from the address bar and the history entry.
+function tokenFromFragment() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token === null) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  return token.trim() || null;
 }
 
 main();
