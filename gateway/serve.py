@@ -26,6 +26,7 @@ from gateway.grand_user import build_gateway_app
 from gateway.health import add_health_routes
 from gateway.loader import load_canvases
 from gateway.objects import add_object_routes
+from gateway.openapi_api import add_openapi_routes
 from gateway.patches_api import add_patch_routes
 from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
@@ -99,7 +100,7 @@ async def register_handlers(pool: db.Pool, canvases: dict[str, Canvas]) -> None:
 
 
 def build_editor_app(services: Services) -> web.Application:
-    """The editor port: API, signed object downloads, health."""
+    """The editor port: API and its OpenAPI document, signed object downloads, health."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[SERVICES] = services
     add_health_routes(app)
@@ -108,6 +109,7 @@ def build_editor_app(services: Services) -> web.Application:
     add_object_routes(app)
     add_unmatched_routes(app)
     add_event_routes(app, services)
+    add_openapi_routes(app)
     add_static_routes(app)
     return app
 
