@@ -6,18 +6,22 @@ URL with no credentials**, checks its sha256, decompresses it and folds the patc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from trace_store import codec
 from trace_store.errors import (
+    ApiError,
     Forbidden,
     InvalidInput,
     NotFound,
+    ServerUnreachable,
     StrataError,
     TraceNotFound,
     Unauthorized,
@@ -25,22 +29,80 @@ from trace_store.errors import (
 from trace_store.merge import merge
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from types import TracebackType
 
     from trace_store.types import JSONObject
 
-_ERRORS: dict[int, type[StrataError]] = {
-    400: InvalidInput,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-}
+#: How much of a server's error message is kept (an HTML error page can be long).
+_MESSAGE_CHARS = 300
 
 
 class IntegrityError(StrataError):
     """The downloaded base does not match the manifest's sha256."""
 
     code = "integrity_error"
+
+
+# The API's error answers as ApiError (status, code, message) that are also the domain
+# error of that status, so callers can catch either ``ApiError`` or ``NotFound`` & co.
+class ApiInvalidInput(ApiError, InvalidInput):
+    """The API answered 400."""
+
+
+class ApiUnauthorized(ApiError, Unauthorized):
+    """The API answered 401: no token, or one that matches no token."""
+
+
+class ApiForbidden(ApiError, Forbidden):
+    """The API answered 403: the token is for another canvas."""
+
+
+class ApiNotFound(ApiError, NotFound):
+    """The API answered 404: no such canvas, handler or trace."""
+
+
+_ERRORS: dict[int, type[ApiError]] = {
+    400: ApiInvalidInput,
+    401: ApiUnauthorized,
+    403: ApiForbidden,
+    404: ApiNotFound,
+}
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line and cut short: it ends up in a terminal's error line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _MESSAGE_CHARS else flat[: _MESSAGE_CHARS - 3] + "..."
+
+
+def api_error(request: str, status: int, body: Any, reason: str | None) -> ApiError:
+    """The :class:`ApiError` for an error answer; ``body`` is its decoded JSON (or text)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = str(error.get("code") or "http_error")
+        message = str(error.get("message") or reason or "")
+    else:
+        code, message = "http_error", str(body or reason or "")
+    return _ERRORS.get(status, ApiError)(request, status, code, _one_line(message))
+
+
+@contextlib.asynccontextmanager
+async def _transport_errors(request: str, seconds: float) -> AsyncIterator[None]:
+    """Turn aiohttp's connection failures and timeouts into :class:`ServerUnreachable`."""
+    try:
+        yield
+    except TimeoutError:
+        raise ServerUnreachable(f"{request}: no answer within {seconds:g}s") from None
+    except aiohttp.InvalidURL as exc:
+        raise InvalidInput(f"{request}: not a usable URL ({exc})") from None
+    except aiohttp.ClientError as exc:
+        detail = _one_line(str(exc) or type(exc).__name__)
+        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+            exc.os_error, ConnectionRefusedError
+        ):
+            detail = "connection refused (is the server running?)"
+        raise ServerUnreachable(f"{request}: {detail}") from None
 
 
 @dataclass
@@ -72,17 +134,30 @@ class Client:
         return self._http
 
     async def _api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call's decoded JSON. Raises :class:`ApiError` (a subclass per status)
+        for an error answer, :class:`ServerUnreachable` when there is no answer."""
         url = self.editor_url.rstrip("/") + path
+        request = f"{method} {url}"
         headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.request(method, url, headers=headers, **kwargs) as response:
+        async with (
+            _transport_errors(request, self.timeout),
+            self.http.request(method, url, headers=headers, **kwargs) as response,
+        ):
+            text = await response.text(errors="replace")
             try:
-                body = await response.json(content_type=None)
-            except ValueError:
-                body = {"error": {"message": await response.text()}}
+                body: Any = orjson.loads(text)
+                is_json = True
+            except orjson.JSONDecodeError:
+                body, is_json = text, False
             if response.status >= 400:
-                message = (body.get("error") or {}).get("message", response.reason)
-                raise _ERRORS.get(response.status, StrataError)(
-                    f"{method} {path}: {response.status} {message}"
+                raise api_error(request, response.status, body, response.reason)
+            if not is_json:
+                # Something answered, but not an editor API (a wrong port, a proxy page).
+                raise ApiError(
+                    request,
+                    response.status,
+                    "not_json",
+                    f"not a strata editor API (the answer is not JSON: {_one_line(text)[:80]!r})",
                 )
             return body
 
@@ -114,8 +189,12 @@ class Client:
         base = manifest["base"]
         # A fresh session: the signed URL must work with no credentials at all, and the
         # bytes must arrive as stored (zstd) for the sha256 to be checked.
+        request = f"GET {base['url']}"
         async with (
-            aiohttp.ClientSession(auto_decompress=False) as plain,
+            _transport_errors(request, self.timeout),
+            aiohttp.ClientSession(
+                auto_decompress=False, timeout=aiohttp.ClientTimeout(total=self.timeout)
+            ) as plain,
             plain.get(base["url"]) as response,
         ):
             data = await response.read()

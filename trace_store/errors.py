@@ -86,3 +86,27 @@ class RoutingError(StrataError):
     """Handler registrations that cannot coexist (ambiguous routes, duplicate ids)."""
 
     code = "routing_error"
+
+
+class ApiError(StrataError):
+    """A strata server answered a client's request with an error status.
+
+    ``status`` is the HTTP status it answered, ``code`` and ``message`` what its JSON
+    error said (the reason phrase or the start of the body when it sent no JSON).
+    """
+
+    code = "api_error"
+
+    def __init__(self, request: str, status: int, code: str, message: str) -> None:
+        super().__init__(f"{request} answered {status} ({code}): {message}")
+        self.request = request
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class ServerUnreachable(StrataError, ConnectionError):
+    """A strata server could not be reached: refused, unresolvable, or no answer in time."""
+
+    code = "server_unreachable"
+    status = 503
