@@ -1,4 +1,10 @@
-"""The ``strata`` command line."""
+"""The ``strata`` command line.
+
+An expected failure (a bad flag or setting, an unreachable server, an error answer, a
+missing file) is one line on stderr and exit status 2, never a traceback: commands raise
+:class:`~trace_store.errors.StrataError` and :func:`main` prints it. A traceback means a
+bug.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +18,42 @@ from typing import TYPE_CHECKING
 
 from gateway.config import ServeSettings
 from gateway.lifecycle_cli import add_lifecycle_commands
+from gateway.loader import SETTING
 from gateway.store_cli import add_store_commands
 from gateway.traces_cli import add_traces_commands
 from trace_store import db, tokens
-from trace_store.errors import StrataError
+from trace_store.errors import ConfigError, StrataError
+from trace_store.keys import check_canvas
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Sequence
-    from typing import Any
+    from typing import Any, NoReturn
+
+EXIT_STATUS = """\
+exit status:
+  0    success
+  1    `replay` found a difference; `lifecycle verify` found drift;
+       `lifecycle apply` was not confirmed
+  2    an error, explained in one line on stderr: a bad flag or setting, a
+       server that cannot be reached or answers with an error, an unreadable
+       file (-v adds the details)
+  130  interrupted (Ctrl-C)
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (not the usage, then the error),
+    and whose help ends with the exit statuses. Sub-command parsers are of this class
+    too (``add_subparsers`` uses the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("epilog", EXIT_STATUS)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` as one line and exit 2 (argparse's own convention)."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -75,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     if not settings.apps:
-        raise SystemExit("strata serve: no canvas given (--app MODULE:ATTR or STRATA_APP)")
+        raise ConfigError(f"{SETTING}: no canvas given (--app MODULE:ATTR or PATH.py:ATTR)")
     _run_loop(serve_forever(settings, print_dev_tokens=args.print_dev_token))
 
 
@@ -87,6 +121,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
+    check_canvas(args.canvas)  # before starting or reaching any Postgres
+
     async def work(pool: db.Pool) -> None:
         print(await tokens.create_token(pool, args.canvas), flush=True)
 
@@ -94,13 +130,18 @@ def cmd_token_create(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strata", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = Parser(prog="strata", description="strata: traces in object storage, for the editor.")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging; tracebacks for errors"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gateway and the editor API")
     serve.add_argument(
-        "--app", dest="apps", action="append", help="canvas MODULE:ATTR (repeatable; STRATA_APP)"
+        "--app",
+        dest="apps",
+        action="append",
+        help="canvas MODULE:ATTR or PATH.py:ATTR (repeatable; STRATA_APP, comma-separated)",
     )
     serve.add_argument("--store", help="object store URL (STRATA_STORE)")
     _db_flags(serve)
@@ -137,19 +178,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``strata`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:
-        # The embedded server's start-up chatter (initdb output) is noise on a console.
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
+    if not args.verbose and args.func is cmd_serve:
+        # A server logs its own progress, but not the libraries' chatter (the embedded
+        # server's initdb output): that is noise on a console. One-shot commands print
+        # their result, or one line for an error.
+        logging.getLogger("strata").setLevel(logging.INFO)
     try:
         args.func(args)
     except StrataError as exc:
-        print(f"strata: error: {exc}", file=sys.stderr)
+        if args.verbose:
+            logging.getLogger("strata").debug("error details", exc_info=exc)
+        # One line whatever the message holds (a server's text, a policy file's excerpt).
+        print(f"strata: error: {' '.join(str(exc).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except BrokenPipeError:
+        # The reader went away (`strata traces list | head`): not an error of ours.
+        # Python would report the broken pipe again when flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

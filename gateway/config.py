@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from lifecycle_policies.policy import Policy, PolicyError
 from runtime.sampling import Sampling
@@ -61,6 +62,23 @@ def env_float(
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return env_int(env, name, default, low=0, high=65535)
+
+
+def _http_url(value: str | None, setting: str) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{setting}: expected an http(s)://host[:port] URL, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ConfigError(f"{setting}: bad port in {value!r}") from None
+    return value
+
+
+#: Hosts that mean "every interface" to a server; a client on the machine uses loopback.
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 @dataclass(frozen=True)
@@ -171,7 +189,9 @@ class ServeSettings:
             gc_tuning=gc_mode == "tuned",
             spool_bytes=env_int(env, "STRATA_SPOOL_BYTES", 1024 * 1024 * 1024, low=0, high=2**62),
             signed_url_ttl=timedelta(seconds=ttl),
-            editor_url=env.get("STRATA_EDITOR_URL") or None,
+            editor_url=_http_url(
+                pick("editor_url", "STRATA_EDITOR_URL"), "STRATA_EDITOR_URL (--editor-url)"
+            ),
             max_request_bytes=env_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
             policy=policy,
         )
@@ -181,14 +201,30 @@ class ServeSettings:
         if self.secret is not None:
             return self.secret
         path = self.data_dir / "secret"
-        if path.exists():
-            return path.read_bytes().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_hex(32).encode()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(value)
+        try:
+            if path.exists():
+                return path.read_bytes().strip()
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            value = secrets.token_hex(32).encode()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(value)
+        except OSError as exc:
+            raise ConfigError(
+                f"STRATA_DATA_DIR (--data-dir): cannot keep the secret in {path}:"
+                f" {exc.strerror} (or set STRATA_SECRET)"
+            ) from None
         return value
+
+    @property
+    def local_editor_url(self) -> str:
+        """Where a client on this machine reaches the editor API: ``editor_url``
+        (``STRATA_EDITOR_URL``) when set, else ``http://host:editor_port``, where a
+        wildcard host (``0.0.0.0``, ``::``) means loopback."""
+        if self.editor_url:
+            return self.editor_url.rstrip("/")
+        host = _WILDCARD_HOSTS.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.editor_port}"
 
     @property
     def spool_dir(self) -> Path:

@@ -1,11 +1,14 @@
 """``strata traces list|show`` and ``strata replay``: the Python client from a terminal.
 
-They talk to a running editor API (``--editor-url`` / ``STRATA_EDITOR_URL``) with an
-editor token (``--token`` / ``STRATA_TOKEN``), exactly as the editor page does.
+They talk to a running editor API with an editor token (``--token`` / ``STRATA_TOKEN``),
+exactly as the editor page does. The API is found where ``strata serve`` with the same
+environment listens: ``--editor-url``, else ``STRATA_EDITOR_URL``, else
+``http://STRATA_HOST:STRATA_EDITOR_PORT`` (a wildcard host means loopback).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
@@ -13,21 +16,51 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.config import ServeSettings
 from trace_store.client import Client
 from trace_store.errors import ConfigError
 
 if TYPE_CHECKING:
-    import argparse
-
     from trace_store.types import JSONObject
 
-DEFAULT_EDITOR_URL = "http://127.0.0.1:8001"
+#: What says where a ``strata serve`` listens; the only variables a client reads of it.
+_ADDRESS_VARS = ("STRATA_EDITOR_URL", "STRATA_HOST", "STRATA_EDITOR_PORT")
+
+ADDRESS_HELP = (
+    "the editor API; else STRATA_EDITOR_URL, else http://STRATA_HOST:STRATA_EDITOR_PORT"
+    " as for `strata serve` (default http://127.0.0.1:8001)"
+)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected 0 < seconds <= 3600, got {text!r}")
+    return value
 
 
 def _client_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--editor-url", help=f"STRATA_EDITOR_URL (default {DEFAULT_EDITOR_URL})")
+    parser.add_argument("--editor-url", metavar="URL", help=ADDRESS_HELP)
     parser.add_argument("--token", help="editor token (STRATA_TOKEN)")
     parser.add_argument("--canvas", help="canvas name (STRATA_CANVAS)")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for an answer (default 60)",
+    )
+
+
+def editor_url(args: argparse.Namespace) -> str:
+    """The editor API a client reaches: ``--editor-url`` or ``strata serve``'s settings."""
+    # The same parsing and validation as `strata serve`, over only the address variables:
+    # a setting the client does not use (a policy file, a secret) cannot stop it.
+    env = {name: os.environ[name] for name in _ADDRESS_VARS if name in os.environ}
+    return ServeSettings.from_env(env, editor_url=args.editor_url).local_editor_url
 
 
 def _client(args: argparse.Namespace) -> tuple[Client, str]:
@@ -37,8 +70,7 @@ def _client(args: argparse.Namespace) -> tuple[Client, str]:
     canvas = args.canvas or os.environ.get("STRATA_CANVAS")
     if not canvas:
         raise ConfigError("STRATA_CANVAS (--canvas): name the canvas")
-    url = args.editor_url or os.environ.get("STRATA_EDITOR_URL") or DEFAULT_EDITOR_URL
-    return Client(url, token), canvas
+    return Client(editor_url(args), token, timeout=args.timeout), canvas
 
 
 def _print_json(value: Any) -> None:
@@ -51,15 +83,17 @@ async def _list(args: argparse.Namespace) -> None:
         handlers = (
             [args.handler] if args.handler else [h["id"] for h in await client.handlers(canvas)]
         )
-        print(f"{'trace_id':36}  {'handler':20}  {'started_at':27}  status  {'ms':>8}  patches")
-        for handler in handlers:
-            traces, _ = await client.traces(canvas, handler, limit=args.limit)
-            for t in traces:
-                status = "-" if t["status"] is None else t["status"]
-                print(
-                    f"{t['trace_id']:36}  {handler:20}  {t['started_at']:27}  {status!s:>6}"
-                    f"  {t['duration_ms']:8.3f}  {t['patch_count']}"
-                )
+        # Everything is fetched before anything is printed: a failure is then the only
+        # output, not a table header followed by an error.
+        found = [(h, (await client.traces(canvas, h, limit=args.limit))[0]) for h in handlers]
+    print(f"{'trace_id':36}  {'handler':20}  {'started_at':27}  status  {'ms':>8}  patches")
+    for handler, traces in found:
+        for t in traces:
+            status = "-" if t["status"] is None else t["status"]
+            print(
+                f"{t['trace_id']:36}  {handler:20}  {t['started_at']:27}  {status!s:>6}"
+                f"  {t['duration_ms']:8.3f}  {t['patch_count']}"
+            )
 
 
 async def _show(args: argparse.Namespace) -> None:
@@ -77,7 +111,10 @@ async def _replay(args: argparse.Namespace) -> int:
     client, canvas_name = _client(args)
     canvas = load_canvas(args.app)
     if canvas.name != canvas_name:
-        raise ConfigError(f"--app loads canvas {canvas.name!r}, not {canvas_name!r}")
+        raise ConfigError(
+            f"STRATA_APP (--app): {args.app!r} is canvas {canvas.name!r}, but STRATA_CANVAS"
+            f" (--canvas) is {canvas_name!r}"
+        )
     async with client:
         doc = await client.trace(canvas_name, args.trace_id)
     report = await replay(canvas, doc)
@@ -127,6 +164,8 @@ def add_traces_commands(sub: Any) -> None:
     )
     rep.add_argument("trace_id")
     _client_flags(rep)
-    rep.add_argument("--app", required=True, help="the canvas's current code, MODULE:ATTR")
+    rep.add_argument(
+        "--app", required=True, help="the canvas's current code, MODULE:ATTR or PATH.py:ATTR"
+    )
     rep.add_argument("--json", action="store_true", help="print the report as JSON")
     rep.set_defaults(func=cmd_replay)
