@@ -34,7 +34,13 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
             "STRATA_DATABASE_URL is not set and the embedded Postgres (pgserver) is missing"
         ) from exc
     pgdata = (data_dir / "pg").resolve()
-    pgdata.mkdir(parents=True, exist_ok=True)
+    try:
+        pgdata.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"STRATA_DATA_DIR (--data-dir): cannot create {pgdata} for the embedded"
+            f" Postgres: {exc.strerror}"
+        ) from None
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     except Exception as exc:

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_policies.policy import Policy
+from lifecycle_policies.policy import Policy, PolicyError
 from trace_store.errors import ConfigError, InvalidInput
 from trace_store.store_url import SETTING, parse_store_url
 
@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 
 def _policy(args: argparse.Namespace) -> Policy:
     path = args.policy or os.environ.get("STRATA_POLICY")
-    return Policy.from_file(path) if path else Policy()
+    try:
+        return Policy.from_file(path) if path else Policy()
+    except PolicyError as exc:
+        raise ConfigError(f"STRATA_POLICY (--policy): {exc}") from None
 
 
 def _store(args: argparse.Namespace) -> ObjectStore:
@@ -50,6 +53,16 @@ def _store(args: argparse.Namespace) -> ObjectStore:
 
 def _close(store: ObjectStore) -> None:
     asyncio.run(store.close())
+
+
+def _sdk_errors(store: ObjectStore) -> contextlib.AbstractContextManager[None]:
+    """The provider SDK's errors (no credentials, endpoint down, access denied) as the
+    store's own strata errors: lifecycle calls the SDK directly, not through the store."""
+    from trace_store.backends.blocking import BlockingClientStore
+
+    if isinstance(store, BlockingClientStore):
+        return store.sdk_errors()
+    return contextlib.nullcontext()
 
 
 def _bucket(args: argparse.Namespace) -> tuple[Bucket, Policy]:
@@ -79,36 +92,43 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
     bucket, policy = _bucket(args)
     try:
+        with _sdk_errors(bucket.store):
+            wanted = plan(bucket, policy)
         print(f"bucket {bucket.name} ({bucket.provider})", flush=True)
-        print(plan(bucket, policy).render_text(), end="", flush=True)
+        print(wanted.render_text(), end="", flush=True)
     finally:
         _close(bucket.store)
 
 
 def cmd_apply(args: argparse.Namespace) -> None:
     """Merge strata's rules into the bucket's lifecycle."""
-    from lifecycle_policies.apply import plan, write_rules
-
     bucket, policy = _bucket(args)
     try:
-        wanted = plan(bucket, policy)
-        print(f"bucket {bucket.name} ({bucket.provider})", flush=True)
-        print(wanted.render_text(), end="", flush=True)
-        if not wanted.has_drift:
-            return
-        if not args.yes and not _confirm(f"Apply these changes to {bucket.name}? [y/N] "):
-            print("Nothing changed.", flush=True)
-            raise SystemExit(1)
-        write_rules(bucket, wanted)
-        done = {"add": "added", "change": "changed", "remove": "removed"}
-        for change in wanted.changes:
-            if change.kind in done:
-                print(f"{done[change.kind]} {change.name}", flush=True)
-        if plan(bucket, policy).has_drift:
-            raise InvalidInput(f"bucket {bucket.name}: rules still differ after apply")
-        print(f"Applied; {len(wanted.foreign)} foreign rule(s) kept as they were.", flush=True)
+        with _sdk_errors(bucket.store):
+            _apply(args, bucket, policy)
     finally:
         _close(bucket.store)
+
+
+def _apply(args: argparse.Namespace, bucket: Bucket, policy: Policy) -> None:
+    from lifecycle_policies.apply import plan, write_rules
+
+    wanted = plan(bucket, policy)
+    print(f"bucket {bucket.name} ({bucket.provider})", flush=True)
+    print(wanted.render_text(), end="", flush=True)
+    if not wanted.has_drift:
+        return
+    if not args.yes and not _confirm(f"Apply these changes to {bucket.name}? [y/N] "):
+        print("Nothing changed.", flush=True)
+        raise SystemExit(1)
+    write_rules(bucket, wanted)
+    done = {"add": "added", "change": "changed", "remove": "removed"}
+    for change in wanted.changes:
+        if change.kind in done:
+            print(f"{done[change.kind]} {change.name}", flush=True)
+    if plan(bucket, policy).has_drift:
+        raise InvalidInput(f"bucket {bucket.name}: rules still differ after apply")
+    print(f"Applied; {len(wanted.foreign)} foreign rule(s) kept as they were.", flush=True)
 
 
 def _confirm(question: str) -> bool:
@@ -123,7 +143,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
     bucket, policy = _bucket(args)
     try:
-        result = plan(bucket, policy)
+        with _sdk_errors(bucket.store):
+            result = plan(bucket, policy)
     finally:
         _close(bucket.store)
     if result.has_drift:
@@ -187,7 +208,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     policy = _policy(args)
     store = _store(args)
     try:
-        keys = _simulate(store, policy, at)
+        with _sdk_errors(store):
+            keys = _simulate(store, policy, at)
     finally:
         _close(store)
     for key in sorted(keys):

@@ -34,6 +34,7 @@ from gateway.unmatched_api import add_unmatched_routes
 from runtime import stdlib
 from trace_store import db, gc_tuning, retention, tokens, wire
 from trace_store.adoption import adopt_unmatched
+from trace_store.errors import ConfigError
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner
 from trace_store.spool import Spool
@@ -171,10 +172,16 @@ async def start_writer(
     return inline
 
 
-async def _start_site(runner: web.AppRunner, host: str, port: int) -> int:
+async def _start_site(runner: web.AppRunner, host: str, port: int, role: str) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:  # the port is taken, or the host is not one of ours
+        await runner.cleanup()
+        flag = f"STRATA_{role.upper()}_PORT (--{role}-port) / STRATA_HOST (--host)"
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"{flag}: cannot listen on {host}:{port}: {reason}") from None
     server = site._server
     assert server is not None
     sockets: Any = getattr(server, "sockets", None) or []
@@ -196,7 +203,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
         running.tasks += await retention.start_tasks(services.store, services.pool, settings.policy)
         if settings.role in ("all", "editor"):
             runner = web.AppRunner(build_editor_app(services), access_log=None)
-            port = await _start_site(runner, settings.host, settings.editor_port)
+            port = await _start_site(runner, settings.host, settings.editor_port, "editor")
             running.runners.append(runner)
             running.urls["editor"] = f"http://{settings.host}:{port}"
             services.signer.base_url = (settings.editor_url or running.urls["editor"]).rstrip("/")
@@ -204,7 +211,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
             services.signer.base_url = settings.editor_url.rstrip("/")
         if settings.role in ("all", "gateway"):
             runner = web.AppRunner(build_gateway_app(services), access_log=None)
-            port = await _start_site(runner, settings.host, settings.gateway_port)
+            port = await _start_site(runner, settings.host, settings.gateway_port, "gateway")
             running.runners.append(runner)
             running.urls["gateway"] = f"http://{settings.host}:{port}"
     except BaseException:

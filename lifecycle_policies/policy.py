@@ -93,7 +93,8 @@ class Policy:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(f"cannot read policy file {str(path)!r}: {exc}") from None
+            reason = getattr(exc, "strerror", None) or exc
+            raise PolicyError(f"cannot read policy file {str(path)!r}: {reason}") from None
         try:
             return cls.from_toml(text)
         except PolicyError as exc:

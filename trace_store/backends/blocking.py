@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -13,7 +14,7 @@ from trace_store.backends.base import ObjectStore
 from trace_store.errors import StrataError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 T = TypeVar("T")
 
@@ -38,8 +39,15 @@ class BlockingClientStore(ObjectStore):
         """Run a blocking SDK call in the pool, its errors translated (``key`` names the
         object in messages; empty: the bucket)."""
         loop = asyncio.get_running_loop()
-        try:
+        with self.sdk_errors(key):
             return await loop.run_in_executor(self._pool, lambda: fn(*args))
+
+    @contextlib.contextmanager
+    def sdk_errors(self, key: str = "") -> Iterator[None]:
+        """Translate the SDK's errors raised in the block into strata's: for callers that
+        use ``client`` directly (``strata lifecycle`` reads and writes bucket rules)."""
+        try:
+            yield
         except StrataError:
             raise
         except self.client_errors as err:

@@ -93,8 +93,13 @@ class LocalStore(ObjectStore):
     def __init__(self, root: Path | str, signer: UrlSigner | None = None) -> None:
         self.root = Path(root).resolve()
         self.signer = signer
-        for sub in (".tmp", ".meta", ".pins"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in (".tmp", ".meta", ".pins"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"STRATA_STORE (--store): cannot use local store {self.root}: {exc.strerror}"
+            ) from None
 
     def describe(self) -> str:
         return f"file://{self.root}"
