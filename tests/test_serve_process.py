@@ -24,14 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def strata_serve(args: list[str], env: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """Run ``strata serve`` and yield what it printed once ``ready``."""
+def strata_serve(
+    args: list[str], env: dict[str, str], cwd: Path = ROOT
+) -> Iterator[dict[str, Any]]:
+    """Run ``strata serve`` (in ``cwd``) and yield what it printed once ``ready``."""
     proc = subprocess.Popen(
         [*STRATA, "serve", "--gateway-port", "0", "--editor-port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **env},
-        cwd=ROOT,
+        cwd=cwd,
         text=True,
     )
     printed: dict[str, Any] = {"tokens": {}, "proc": proc}
