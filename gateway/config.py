@@ -190,7 +190,9 @@ class ServeSettings:
             spool_bytes=env_int(env, "STRATA_SPOOL_BYTES", 1024 * 1024 * 1024, low=0, high=2**62),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=_http_url(
-                pick("editor_url", "STRATA_EDITOR_URL"), "STRATA_EDITOR_URL (--editor-url)"
+                pick("editor_url", "STRATA_EDITOR_URL"),
+                # Only the client commands have the flag; `serve` reads the variable.
+                "--editor-url" if flags.get("editor_url") else "STRATA_EDITOR_URL",
             ),
             max_request_bytes=env_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
             policy=policy,

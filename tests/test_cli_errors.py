@@ -116,6 +116,11 @@ OFFLINE_CASES = {
         {**CLIENT, "STRATA_EDITOR_URL": "localhost:8001"},
         ["STRATA_EDITOR_URL"],
     ),
+    "bad editor url flag": (
+        ["traces", "list", "--editor-url", "127.0.0.1:8001"],
+        CLIENT,
+        ["--editor-url", "'127.0.0.1:8001'"],
+    ),
     "bad flag value": (["traces", "list", "--limit", "many"], CLIENT, ["--limit", "'many'"]),
     "bad timeout": (["traces", "show", "x", "--timeout", "0"], CLIENT, ["--timeout"]),
     "unknown command": (["trace", "list"], {}, ["invalid choice", "'trace'"]),
@@ -224,7 +229,7 @@ SERVER_CASES = {
     "bad token": (["traces", "list"], "strata_wrong", ["401", "invalid token"]),
     "another canvas's token": (["traces", "list"], "blog", ["403", "not valid for canvas"]),
     "unknown trace": (["traces", "show", UNKNOWN_TRACE], "shop", ["404", UNKNOWN_TRACE]),
-    "unknown trace (merged)": (["traces", "show", "nope", "--merged"], "shop", ["400"]),
+    "malformed trace id": (["traces", "show", "nope", "--merged"], "shop", ["400", "'nope'"]),
     "unknown handler": (["traces", "list", "--handler", "nope"], "shop", ["404", "'nope'"]),
     "limit out of range": (["traces", "list", "--limit", "9999"], "shop", ["400", "limit"]),
     "replay unknown trace": (
