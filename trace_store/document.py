@@ -8,9 +8,9 @@ redaction, limits) happens here, in the writer, after the response has gone out.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import threading
-import traceback
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from runtime.recorder import BUILTIN
 from trace_store.keys import TRACES
 from trace_store.timestamps import rfc3339
+from trace_store.tracebacks import format_bounded
 from trace_store.values import hash_tagged_args, tag_call, to_json
 
 if TYPE_CHECKING:
@@ -194,12 +195,18 @@ class ErrorInfo:
 
     @classmethod
     def of(cls, exc: BaseException) -> ErrorInfo:
-        """The trace's view of ``exc``."""
-        return cls(
-            type(exc).__qualname__,
-            _safe_str(exc),
-            "".join(traceback.format_exception(exc))[-16_384:],
-        )
+        """The trace's view of ``exc``, computed once per exception.
+
+        One exception is recorded by every call it propagates through (a recursion
+        error by ~1,000), so the result is kept on the exception itself.
+        """
+        known = exc.__dict__.get(_INFO_ATTR)
+        if isinstance(known, ErrorInfo):
+            return known
+        info = cls(type(exc).__qualname__, _safe_str(exc), format_bounded(exc))
+        with contextlib.suppress(Exception):  # an exception type that refuses attributes
+            setattr(exc, _INFO_ATTR, info)
+        return info
 
     def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
         # The plain constructor, so unpickling names no helper beyond this class.
@@ -210,6 +217,9 @@ def error_doc(exc: BaseException | ErrorInfo) -> JSONObject:
     """``{type, message, traceback}`` of an exception (or of its :class:`ErrorInfo`)."""
     info = exc if isinstance(exc, ErrorInfo) else ErrorInfo.of(exc)
     return {"type": info.type, "message": info.message, "traceback": info.traceback}
+
+
+_INFO_ATTR = "__strata_error_info__"
 
 
 def _safe_str(exc: BaseException) -> str:
