@@ -27,6 +27,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
+    503: "unavailable",
 }
 
 
@@ -53,7 +54,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return json_error(exc.status, code, exc.reason or code)
+        response = json_error(exc.status, code, exc.reason or code)
+        # A 405 must say which methods the resource has (RFC 9110 §15.5.6).
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return json_error(500, "internal_error", "internal error")
