@@ -76,6 +76,20 @@ def assert_error(status: int, body: bytes, expected: int, code: str) -> None:
     assert error["message"]
 
 
+@pytest.mark.parametrize(
+    "credentials",
+    [b"Bearer strata_\xff\xfe", b"Bearer \xe9t\xe9", b"Bearer strata_\xc3("],
+    ids=["invalid-utf8", "latin-1", "truncated-utf8"],
+)
+async def test_a_token_with_bytes_that_are_not_utf8_is_401(
+    server: Server, credentials: bytes
+) -> None:
+    status, _, body = await raw(
+        server, "GET", f"{API}/handlers", headers={"Authorization": credentials}
+    )
+    assert_error(status, body, 401, "unauthorized")
+
+
 async def test_a_method_a_route_does_not_have_is_405_with_allow(server: Server) -> None:
     token = await server.token("shop")
     status, headers, body = await raw(server, "DELETE", f"{API}/handlers", token=token)

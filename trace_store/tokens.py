@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 PREFIX = "strata_"
 ALL_CANVASES = "*"
+#: What a token can be on the wire: visible ASCII (RFC 6750's b64token is a subset).
+#: Anything else matches no token, and must not reach ``encode()``: a header byte that
+#: is not UTF-8 arrives as a lone surrogate, which ``str.encode`` refuses.
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,4096}")
 
 
 def hash_token(token: str) -> bytes:
@@ -37,7 +42,12 @@ async def create_token(pool: Pool, canvas: str) -> str:
 
 async def canvas_of(pool: Pool, token: str, admin_token: str | None = None) -> str | None:
     """The canvas a token is for (:data:`ALL_CANVASES` for the admin token), or ``None``."""
-    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+    if not _TOKEN_TEXT.fullmatch(token):
+        return None
+    # The admin token comes from the environment, which may hold lone surrogates too.
+    if admin_token and hmac.compare_digest(
+        token.encode(), admin_token.encode("utf-8", "surrogateescape")
+    ):
         return ALL_CANVASES
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
