@@ -15,6 +15,7 @@ from gateway.auth import TokenChecker
 from gateway.services import SERVICES, Services
 from trace_store import index, keys, patches
 from trace_store.errors import InvalidInput, NotFound, TraceNotFound
+from trace_store.parsing import ascii_uint
 from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
@@ -46,9 +47,16 @@ def _limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw[:40]!r}")
-    return int(raw)
+    return parse_limit(raw, MAX_LIMIT)
+
+
+def parse_limit(raw: str, top: int) -> int:
+    """A ``limit`` query value: ASCII digits, 1 to ``top``; else :class:`InvalidInput`."""
+    # A few leading zeros are harmless; thousands of digits are not worth parsing.
+    value = ascii_uint(raw, 20)
+    if value is None or not 1 <= value <= top:
+        raise InvalidInput(f"limit must be an integer from 1 to {top}, got {raw[:40]!r}")
+    return value
 
 
 async def list_handlers(request: web.Request) -> web.Response:

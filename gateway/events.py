@@ -50,6 +50,7 @@ from gateway.config import env_float, env_int
 from gateway.editor_api import TOKENS, authorised_canvas
 from gateway.services import SERVICES, Services
 from trace_store import notify
+from trace_store.parsing import ascii_uint
 from trace_store.tokens import ALL_CANVASES
 
 if TYPE_CHECKING:
@@ -298,8 +299,9 @@ class EventHub:
     def _replay(self, canvas: str, last_event_id: str) -> list[bytes]:
         epoch, _, raw_seq = last_event_id.strip().partition("-")
         ring = self.rings.get(canvas, _Ring(deque()))
-        if epoch == self.epoch and raw_seq.isdigit() and int(raw_seq) <= self.seq:
-            seq = int(raw_seq)
+        # A seq of this process fits in 20 digits; anything longer is not one of ours.
+        seq = ascii_uint(raw_seq, 20)
+        if epoch == self.epoch and seq is not None and seq <= self.seq:
             if seq >= ring.evicted:
                 return [
                     _chunk(event, self._event_id(s), data)

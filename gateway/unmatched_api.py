@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.editor_api import API, authorised_canvas
+from gateway.editor_api import API, authorised_canvas, parse_limit
 from trace_store import keys, unmatched
-from trace_store.errors import InvalidInput, ObjectNotFound, TraceNotFound
+from trace_store.errors import ObjectNotFound, TraceNotFound
 from trace_store.timestamps import rfc3339_of
 
 DEFAULT_LIMIT = 100
@@ -26,10 +26,7 @@ def _limit(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    top = unmatched.PATHS_PER_CANVAS
-    if not raw.isdigit() or not 1 <= int(raw) <= top:
-        raise InvalidInput(f"limit must be an integer from 1 to {top}, got {raw[:40]!r}")
-    return int(raw)
+    return parse_limit(raw, unmatched.PATHS_PER_CANVAS)
 
 
 def entry_summary(entry: unmatched.Entry) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
+from gateway.events import EVENTS
 from tests.canvases import shop
 from tests.harness import Server, serve
 
@@ -76,6 +77,12 @@ def assert_error(status: int, body: bytes, expected: int, code: str) -> None:
     assert error["message"]
 
 
+async def _trace_id(server: Server, token: str) -> str:
+    status, body = await server.api(f"{API}/handlers/get_user/traces", token)
+    assert status == 200, body
+    return str(body["traces"][0]["trace_id"])
+
+
 @pytest.mark.parametrize(
     "credentials",
     [b"Bearer strata_\xff\xfe", b"Bearer \xe9t\xe9", b"Bearer strata_\xc3("],
@@ -88,6 +95,65 @@ async def test_a_token_with_bytes_that_are_not_utf8_is_401(
         server, "GET", f"{API}/handlers", headers={"Authorization": credentials}
     )
     assert_error(status, body, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("path", ["handlers/get_user/traces", "unmatched"])
+@pytest.mark.parametrize(
+    "limit",
+    ["%C2%B2", "%D9%A1", "9" * 5000, "1" + "0" * 30],
+    ids=["superscript-two", "arabic-indic-one", "5000-digits", "past-int64"],
+)
+async def test_a_limit_that_is_not_a_small_ascii_number_is_400(
+    server: Server, path: str, limit: str
+) -> None:
+    token = await server.token("shop")
+    status, _, body = await raw(server, "GET", f"{API}/{path}?limit={limit}", token=token)
+    assert_error(status, body, 400, "invalid_input")
+
+
+async def _signed_url(server: Server) -> tuple[str, int]:
+    token = await server.token("shop")
+    status, manifest = await server.api(f"{API}/traces/{await _trace_id(server, token)}", token)
+    assert status == 200, manifest
+    url = urlsplit(manifest["base"]["url"])
+    return f"{url.path}?{url.query}", manifest["base"]["bytes"]
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [("sig", "%C3%A9"), ("sig", "%C2%B2" * 32), ("expires", "%C2%B2"), ("expires", "9" * 5000)],
+    ids=["sig-non-ascii", "sig-unicode-digits", "expires-superscript", "expires-5000-digits"],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_a_signed_url_with_a_non_ascii_signature_or_expiry_is_403(
+    server: Server, method: str, param: str, value: str
+) -> None:
+    target, _ = await _signed_url(server)
+    path, _, query = target.partition("?")
+    fields = dict(item.split("=", 1) for item in query.split("&"))
+    fields[param] = value
+    tampered = path + "?" + "&".join(f"{k}={v}" for k, v in fields.items())
+    status, _, body = await raw(server, method, tampered)
+    assert status == 403, body
+    if method == "GET":
+        assert_error(status, body, 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    "sequence", ["²", "١", "9" * 5000], ids=["superscript-two", "arabic-indic", "5000-digits"]
+)
+async def test_a_last_event_id_with_a_non_ascii_or_huge_sequence_resyncs(
+    server: Server, sequence: str
+) -> None:
+    token = await server.token("shop")
+    epoch = server.running.runners[0].app[EVENTS].epoch
+    last_event_id = f"{epoch}-{sequence}".encode()
+    status, headers, body = await raw(
+        server, "GET", f"{API}/events", token=token, headers={"Last-Event-ID": last_event_id}
+    )
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("text/event-stream")
+    assert b"event: resync" in body
 
 
 async def test_a_method_a_route_does_not_have_is_405_with_allow(server: Server) -> None:

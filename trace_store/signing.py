@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -15,6 +16,10 @@ from urllib.parse import quote
 from trace_store.backends.base import SignedURL
 from trace_store.errors import Forbidden, InvalidInput
 from trace_store.keys import check_key
+from trace_store.parsing import ascii_uint
+
+#: A signature as :meth:`UrlSigner.sign` writes it: lower-case hex of an HMAC-SHA256.
+_SIG_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class UrlSigner:
@@ -44,11 +49,12 @@ class UrlSigner:
             check_key(key)
         except InvalidInput:
             raise Forbidden("signed URL names an invalid object key") from None
-        if not expires.isdigit() or len(expires) > 12:
+        expiry = ascii_uint(expires, 12)
+        if expiry is None:
             raise Forbidden("signed URL has a malformed expiry")
-        expected = self._mac(key, int(expires))
-        if not hmac.compare_digest(expected, sig):
+        # compare_digest refuses non-ASCII text with a TypeError: check the form first.
+        if not _SIG_RE.fullmatch(sig) or not hmac.compare_digest(self._mac(key, expiry), sig):
             raise Forbidden("signed URL signature does not match")
-        if int(expires) < (time.time() if now is None else now):
+        if expiry < (time.time() if now is None else now):
             raise Forbidden("signed URL has expired")
         return key
