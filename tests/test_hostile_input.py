@@ -83,6 +83,10 @@ async def _trace_id(server: Server, token: str) -> str:
     return str(body["traces"][0]["trace_id"])
 
 
+async def _patch_count(server: Server) -> int:
+    return int(await server.running.services.pool.fetchval("SELECT count(*) FROM patches"))
+
+
 @pytest.mark.parametrize(
     "credentials",
     [b"Bearer strata_\xff\xfe", b"Bearer \xe9t\xe9", b"Bearer strata_\xc3("],
@@ -109,6 +113,26 @@ async def test_a_limit_that_is_not_a_small_ascii_number_is_400(
     token = await server.token("shop")
     status, _, body = await raw(server, "GET", f"{API}/{path}?limit={limit}", token=token)
     assert_error(status, body, 400, "invalid_input")
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("GET", "", None),
+        ("POST", "/rerun", None),
+        ("POST", "/functions/add_tax/run", b'{"args": [1, 0.2]}'),
+    ],
+    ids=["manifest", "rerun", "function-run"],
+)
+async def test_a_trace_id_whose_time_is_past_year_9999_is_404(
+    server: Server, method: str, suffix: str, body: bytes | None
+) -> None:
+    token = await server.token("shop")
+    for trace_id in (LAST_UUID, LAST_UUID.upper(), "e677d21f-dc00-7000-8000-000000000000"):
+        target = f"{API}/traces/{trace_id}{suffix}"
+        status, _, data = await raw(server, method, target, token=token, body=body)
+        assert_error(status, data, 404, "trace_not_found")
+    assert await _patch_count(server) == 0
 
 
 async def _signed_url(server: Server) -> tuple[str, int]:

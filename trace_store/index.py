@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trace_store.timestamps import rfc3339_of
+from trace_store.timestamps import EPOCH, rfc3339_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -121,11 +121,18 @@ def _hex(value: Any) -> str:
     raise TypeError(f"cannot encode {type(value).__name__} in an index row")
 
 
-def trace_time_window(trace_id: str) -> tuple[datetime, datetime]:
-    """The ``started_at`` range a UUIDv7 implies, so lookups prune to one partition."""
+def trace_time_window(trace_id: str) -> tuple[datetime, datetime] | None:
+    """The ``started_at`` range a UUIDv7 implies, so lookups prune to one partition.
+
+    ``None`` when the id's 48-bit time field lies outside what a datetime can hold
+    (years 1 to 9999): no trace can have started then.
+    """
     ms = uuid.UUID(trace_id).int >> 80
-    start = datetime.fromtimestamp(ms / 1000, UTC)
-    return start - timedelta(milliseconds=1), start + timedelta(milliseconds=2)
+    try:
+        start = EPOCH + timedelta(milliseconds=ms)
+        return start - timedelta(milliseconds=1), start + timedelta(milliseconds=2)
+    except OverflowError:
+        return None
 
 
 #: Unpinned traces older than the policy's window are hidden (SPEC §10), even while
@@ -148,7 +155,10 @@ async def get_trace(pool: Pool, canvas: str, trace_id: str) -> IndexRow | None:
     )
     if record is not None:
         return IndexRow.from_record(record)
-    low, high = trace_time_window(trace_id)
+    window = trace_time_window(trace_id)
+    if window is None:
+        return None
+    low, high = window
     record = await pool.fetchrow(
         f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND trace_id = $2"
         f" AND started_at >= $3 AND started_at < $4 AND {_IN_WINDOW}",
