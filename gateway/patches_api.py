@@ -17,7 +17,7 @@ from runtime.execute import execute
 from runtime.rerun import request_from_input, run_function
 from trace_store import codec, keys, patches
 from trace_store.errors import InvalidInput, NotFound
-from trace_store.values import from_json
+from trace_store.values import MalformedValue, from_json
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -67,7 +67,7 @@ async def _args(request: web.Request) -> list[Any]:
         raise InvalidInput('"args" must be a list of positional arguments')
     try:
         decoded: list[Any] = from_json(args)
-    except (ValueError, TypeError, KeyError) as exc:
+    except MalformedValue as exc:
         raise InvalidInput(f'"args" holds a malformed tagged value: {exc}') from None
     return decoded
 

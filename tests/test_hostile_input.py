@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -132,6 +133,51 @@ async def test_a_trace_id_whose_time_is_past_year_9999_is_404(
         target = f"{API}/traces/{trace_id}{suffix}"
         status, _, data = await raw(server, method, target, token=token, body=body)
         assert_error(status, data, 404, "trace_not_found")
+    assert await _patch_count(server) == 0
+
+
+class Raw(bytes):
+    """An argument already encoded (orjson will not encode 900 levels of nesting)."""
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        {"$strata": "decimal", "v": "x"},
+        {"$strata": "timedelta", "v": [1, 2]},
+        {"$strata": "timedelta", "v": [1e10, 0, 0]},
+        {"$strata": "timedelta", "v": [10**10, 0, 0]},
+        {"$strata": "uuid", "v": {}},
+        {"$strata": "date", "v": 5},
+        {"$strata": "dict", "v": [[1]]},
+        {"$strata": "set", "v": [{"$strata": "set", "v": [1]}]},
+        {"$strata": ["int"], "v": "1"},
+        Raw(b"[" * 900 + b"]" * 900),
+    ],
+    ids=[
+        "decimal-x",
+        "timedelta-two-items",
+        "timedelta-float-overflow",
+        "timedelta-int-overflow",
+        "uuid-object",
+        "date-number",
+        "dict-not-pairs",
+        "set-of-sets",
+        "tag-not-a-string",
+        "900-deep-lists",
+    ],
+)
+async def test_a_malformed_tagged_argument_is_400_and_stores_no_patch(
+    server: Server, arg: Any
+) -> None:
+    token = await server.token("shop")
+    trace_id = await _trace_id(server, token)
+    target = f"{API}/traces/{trace_id}/functions/add_tax/run"
+    encoded = arg if isinstance(arg, Raw) else orjson.dumps(arg)
+    body = b'{"args": [' + encoded + b", 0.2]}"
+    status, _, data = await raw(server, "POST", target, token=token, body=body)
+    assert_error(status, data, 400, "invalid_input")
+    assert b"malformed tagged value" in data
     assert await _patch_count(server) == 0
 
 

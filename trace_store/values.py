@@ -114,43 +114,81 @@ def _repr(value: Any) -> dict[str, Any]:
     return {TAG: "repr", "type": type(value).__qualname__, "v": text[:4096]}
 
 
-_DECODERS: Final[dict[str, Any]] = {
+#: Tags whose ``v`` is a string, and how each is read back.
+_FROM_TEXT: Final[dict[str, Any]] = {
     "int": int,
     "float": float,
-    "bytes": lambda v: base64.b64decode(v),
+    "bytes": base64.b64decode,
     "datetime": dt.datetime.fromisoformat,
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
-    "timedelta": lambda v: dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "decimal": decimal.Decimal,
     "uuid": uuid.UUID,
 }
+#: Tags whose ``v`` is a list of items.
+_COLLECTIONS: Final = frozenset({"tuple", "set", "frozenset", "dict"})
+
+
+class MalformedValue(ValueError):
+    """A tagged value that :func:`to_json` cannot have written."""
 
 
 def from_json(value: Any) -> Any:
-    """Invert :func:`to_json`."""
+    """Invert :func:`to_json`.
+
+    Raises :class:`MalformedValue` (a ``ValueError``) for anything :func:`to_json`
+    cannot have produced: an unknown tag, a ``v`` of the wrong type or form, or nesting
+    deeper than :data:`MAX_DEPTH` (which :func:`to_json` cuts to a ``repr``), so that
+    an argument sent by the editor can never recurse without bound.
+    """
+    try:
+        return _decode(value, 0)
+    except MalformedValue:
+        raise
+    # What the readers raise on a ``v`` of the right type but a wrong form: int("x"),
+    # Decimal("x"), timedelta(days=10**10), a set or dict key that is not hashable.
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise MalformedValue(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _decode(value: Any, depth: int) -> Any:
     kind = type(value)
-    if kind is list:
-        return [from_json(item) for item in value]
-    if kind is not dict:
+    if kind is not list and kind is not dict:
         return value
+    if depth > MAX_DEPTH:
+        raise MalformedValue(f"value nested deeper than {MAX_DEPTH} levels")
+    depth += 1
+    if kind is list:
+        return [_decode(item, depth) for item in value]
     tag = value.get(TAG)
     if tag is None:
-        return {k: from_json(v) for k, v in value.items()}
+        return {k: _decode(v, depth) for k, v in value.items()}
     inner = value.get("v")
-    if tag in _DECODERS:
-        return _DECODERS[tag](inner)
-    if tag == "tuple":
-        return tuple(from_json(item) for item in inner)
-    if tag == "dict":
-        return {_hashable(from_json(k)): from_json(v) for k, v in inner}
-    if tag == "set":
-        return {_hashable(from_json(item)) for item in inner}
-    if tag == "frozenset":
-        return frozenset(_hashable(from_json(item)) for item in inner)
+    if type(tag) is not str:
+        raise MalformedValue(f"a value tag is a string, not {type(tag).__name__}")
+    if tag in _FROM_TEXT:
+        if type(inner) is not str:
+            raise MalformedValue(f"a {tag!r} value is a string, not {type(inner).__name__}")
+        return _FROM_TEXT[tag](inner)
+    if tag == "timedelta":
+        if type(inner) is not list or len(inner) != 3 or any(type(x) is not int for x in inner):
+            raise MalformedValue("a 'timedelta' value is [days, seconds, microseconds]")
+        return dt.timedelta(days=inner[0], seconds=inner[1], microseconds=inner[2])
+    if tag in _COLLECTIONS:
+        if type(inner) is not list:
+            raise MalformedValue(f"a {tag!r} value is a list, not {type(inner).__name__}")
+        if tag == "dict":
+            if any(type(item) is not list or len(item) != 2 for item in inner):
+                raise MalformedValue("a 'dict' value is a list of [key, value] pairs")
+            return {_hashable(_decode(k, depth)): _decode(v, depth) for k, v in inner}
+        items = [_decode(item, depth) for item in inner]
+        if tag == "tuple":
+            return tuple(items)
+        hashable = (_hashable(item) for item in items)
+        return set(hashable) if tag == "set" else frozenset(hashable)
     if tag == "repr":
         return Unrepresentable(str(value.get("type")), str(inner))
-    raise ValueError(f"unknown value tag {tag!r}")
+    raise MalformedValue(f"unknown value tag {tag[:80]!r}")
 
 
 def _hashable(value: Any) -> Any:
