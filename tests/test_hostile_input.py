@@ -189,6 +189,17 @@ async def _signed_url(server: Server) -> tuple[str, int]:
     return f"{url.path}?{url.query}", manifest["base"]["bytes"]
 
 
+async def test_head_of_a_signed_url_answers_the_headers_of_its_get(server: Server) -> None:
+    target, size = await _signed_url(server)
+    status, headers, body = await raw(server, "HEAD", target)
+    assert status == 200
+    assert body == b""
+    assert headers["Content-Length"] == str(size)
+    assert headers["Content-Encoding"] == "zstd"
+    status, headers, body = await raw(server, "GET", target)
+    assert (status, len(body), headers["Content-Length"]) == (200, size, str(size))
+
+
 @pytest.mark.parametrize(
     ("param", "value"),
     [("sig", "%C3%A9"), ("sig", "%C2%B2" * 32), ("expires", "%C2%B2"), ("expires", "9" * 5000)],
