@@ -14,7 +14,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from trace_store.errors import NotFound
+from trace_store.errors import InvalidInput, NotFound
+from trace_store.keys import check_key
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -35,6 +36,12 @@ _TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
 def _file(relative: str) -> Path:
     """A file under :data:`STATIC_DIR`, never outside it."""
+    try:
+        # Safe segments only, bounded: a NUL byte or a 300-character name would make
+        # the filesystem calls below raise instead of finding nothing.
+        check_key(relative)
+    except InvalidInput:
+        raise NotFound(f"no static file {relative[:80]!r}") from None
     root = STATIC_DIR.resolve()
     path = (root / relative).resolve()
     if not path.is_relative_to(root) or not path.is_file():

@@ -237,6 +237,16 @@ async def test_a_last_event_id_with_a_non_ascii_or_huge_sequence_resyncs(
     assert b"event: resync" in body
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["%00", "app.js%00", "x" * 300, "a/" + "b" * 256],
+    ids=["nul", "nul-suffix", "300", "256"],
+)
+async def test_a_static_path_with_nul_or_an_overlong_name_is_404(server: Server, name: str) -> None:
+    status, _, body = await raw(server, "GET", f"/static/{name}")
+    assert_error(status, body, 404, "not_found")
+
+
 async def test_a_method_a_route_does_not_have_is_405_with_allow(server: Server) -> None:
     token = await server.token("shop")
     status, headers, body = await raw(server, "DELETE", f"{API}/handlers", token=token)
