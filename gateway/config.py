@@ -111,6 +111,16 @@ class ServeSettings:
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
+    #: Seconds a connection may take to send a request's headers, counted from its
+    #: opening or from the previous response (an idle keep-alive connection is closed
+    #: after the same time), and to send a request's body.
+    header_timeout: float = 15.0
+    body_timeout: float = 30.0
+    #: Seconds one rerun or function run may take before it is answered with an error.
+    run_timeout: float = 30.0
+    #: Threads that run sync handlers and sync user functions, so that a blocking one
+    #: holds a thread and never the event loop.
+    sync_threads: int = 32
     #: Retention (SPEC §10), from the TOML file named by ``STRATA_POLICY``.
     policy: Policy = field(default_factory=Policy)
 
@@ -195,6 +205,10 @@ class ServeSettings:
                 "--editor-url" if flags.get("editor_url") else "STRATA_EDITOR_URL",
             ),
             max_request_bytes=env_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
+            header_timeout=env_float(env, "STRATA_HEADER_TIMEOUT", 15.0, low=0.1, high=3600),
+            body_timeout=env_float(env, "STRATA_BODY_TIMEOUT", 30.0, low=0.1, high=3600),
+            run_timeout=env_float(env, "STRATA_RUN_TIMEOUT", 30.0, low=0.1, high=3600),
+            sync_threads=env_int(env, "STRATA_SYNC_THREADS", 32, low=1, high=1024),
             policy=policy,
         )
 

@@ -15,11 +15,13 @@ from multidict import CIMultiDict
 
 from gateway.errors import json_error
 from gateway.health import add_health_routes
+from gateway.http_server import read_body
 from gateway.services import SERVICES, Services
 from runtime.execute import execute
 from runtime.http import Request
 from trace_store import keys
 from trace_store.document import PendingTrace
+from trace_store.errors import StrataError
 
 if TYPE_CHECKING:
     from runtime.canvas import Canvas
@@ -95,19 +97,31 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         services.metrics.count_request("-", "unknown_canvas")
         return _no_canvas(request.host)
     method, path = request.method, request.path
+    try:
+        body = await read_body(request, services.settings.body_timeout)
+    except StrataError as exc:  # too slow or too large: nothing of it is kept
+        services.metrics.count_request(canvas.name, "rejected")
+        rejected = json_error(exc.status, exc.code, str(exc))
+        rejected.force_close()  # the rest of the body may still be on its way
+        return rejected
     match = canvas.match(method, path)
     if match is None:
         services.metrics.count_request(canvas.name, "unmatched")
-        _capture_unmatched(services, canvas.name, request, await request.read())
+        _capture_unmatched(services, canvas.name, request, body)
         return json_error(404, "not_found", f"no handler for {method} {path[:200]}")
     handler, params = match
-    body = await request.read()
     sampling = handler.sample or services.settings.sample
     sampled = sampling.decide()
     req = Request(
         method, path, params=params, query=request.query, headers=request.headers, body=body
     )
-    run = await execute(handler, req, record=sampled, max_calls=services.settings.limits.max_calls)
+    run = await execute(
+        handler,
+        req,
+        record=sampled,
+        max_calls=services.settings.limits.max_calls,
+        sync_pool=services.sync_pool,
+    )
     response = web.Response(status=run.status, body=run.body, headers=CIMultiDict(run.headers))
     services.metrics.count_request(canvas.name, "error" if run.error else "ok")
     if sampled or run.error is not None:  # errors are always traced

@@ -24,6 +24,7 @@ from gateway.errors import error_middleware
 from gateway.events import add_event_routes
 from gateway.grand_user import build_gateway_app
 from gateway.health import add_health_routes
+from gateway.http_server import Runner
 from gateway.loader import load_canvases
 from gateway.objects import add_object_routes
 from gateway.openapi_api import add_openapi_routes
@@ -32,6 +33,7 @@ from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
 from gateway.unmatched_api import add_unmatched_routes
 from runtime import stdlib
+from runtime.sync_pool import SyncPool
 from trace_store import db, gc_tuning, retention, tokens, wire
 from trace_store.adoption import adopt_unmatched
 from trace_store.errors import ConfigError
@@ -134,7 +136,9 @@ async def open_services(
     metrics = Metrics()
     writer = await start_writer(settings, store_url, dsn, store, pool, metrics)
     stack.push_async_callback(stdlib.http.close)
-    return Services(settings, canvases, store, pool, writer, metrics, signer)
+    sync_pool = SyncPool(settings.sync_threads)
+    stack.callback(sync_pool.close)
+    return Services(settings, canvases, store, pool, writer, metrics, signer, sync_pool)
 
 
 async def start_writer(
@@ -172,6 +176,13 @@ async def start_writer(
     return inline
 
 
+def _runner(app: web.Application, role: str, services: Services) -> Runner:
+    settings = services.settings
+    return Runner(
+        app, port_name=role, header_timeout=settings.header_timeout, metrics=services.metrics
+    )
+
+
 async def _start_site(runner: web.AppRunner, host: str, port: int, role: str) -> int:
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -202,7 +213,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
     try:
         running.tasks += await retention.start_tasks(services.store, services.pool, settings.policy)
         if settings.role in ("all", "editor"):
-            runner = web.AppRunner(build_editor_app(services), access_log=None)
+            runner = _runner(build_editor_app(services), "editor", services)
             port = await _start_site(runner, settings.host, settings.editor_port, "editor")
             running.runners.append(runner)
             running.urls["editor"] = f"http://{settings.host}:{port}"
@@ -210,7 +221,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
         elif settings.editor_url:
             services.signer.base_url = settings.editor_url.rstrip("/")
         if settings.role in ("all", "gateway"):
-            runner = web.AppRunner(build_gateway_app(services), access_log=None)
+            runner = _runner(build_gateway_app(services), "gateway", services)
             port = await _start_site(runner, settings.host, settings.gateway_port, "gateway")
             running.runners.append(runner)
             running.urls["gateway"] = f"http://{settings.host}:{port}"

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from gateway.config import ServeSettings
     from runtime.canvas import Canvas
+    from runtime.sync_pool import SyncPool
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Pool
     from trace_store.metrics import Metrics
@@ -28,6 +29,8 @@ class Services:
     writer: Writer
     metrics: Metrics
     signer: UrlSigner
+    #: Where sync handlers and sync user functions run (``serve`` always sets one).
+    sync_pool: SyncPool | None = None
 
 
 SERVICES = web.AppKey("services", Services)

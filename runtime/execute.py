@@ -1,8 +1,9 @@
 """Run one handler on one request, with or without recording.
 
 The gateway, reruns and replays all come through :func:`execute`, so a handler behaves
-the same wherever it runs. Sync handlers run on the event loop (they are expected to be
-short; outbound I/O goes through the async ``stdlib.http``).
+the same wherever it runs. Given a :class:`~runtime.sync_pool.SyncPool`, a sync handler
+runs in one of its threads (``serve`` always gives one, so a blocking ``def`` handler
+never holds the event loop); without one it runs inline, as in replays from a terminal.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from trace_store.errors import StrataError
 if TYPE_CHECKING:
     from runtime.canvas import Handler
     from runtime.http import Request
+    from runtime.sync_pool import SyncPool
 
 
 @dataclass(slots=True)
@@ -56,6 +58,7 @@ async def execute(
     record: bool,
     max_calls: int = 10_000,
     replay: Replay | None = None,
+    sync_pool: SyncPool | None = None,
 ) -> Execution:
     """Run ``handler`` on ``request``. Exceptions become a response and ``error``."""
     started_ns = time.time_ns()
@@ -64,9 +67,12 @@ async def execute(
     token = current.set(recorder) if recorder is not None else None
     error: BaseException | None = None
     try:
-        value = handler.function(request)
         if handler.is_async:
-            value = await value
+            value = await handler.function(request)
+        elif sync_pool is not None:
+            value = await sync_pool.run(handler.function, request)
+        else:
+            value = handler.function(request)
         status, headers, body = render(value)
     except Exception as exc:
         error = exc

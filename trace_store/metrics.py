@@ -35,6 +35,13 @@ class Metrics:
         self.requests = Counter(
             "strata_requests", "Grand-user requests answered", ["canvas", "outcome"], registry=r
         )
+        self.malformed_requests = Counter(
+            "strata_malformed_requests",
+            "Requests answered by the HTTP layer itself: unparsable, or an error that"
+            " escaped the app",
+            ["port", "status"],
+            registry=r,
+        )
         self.traces_enqueued = Counter(
             "strata_traces_enqueued", "Traces handed to the writer", registry=r
         )
