@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from lifecycle_policies.policy import Policy, PolicyError
 from runtime.sampling import Sampling
-from trace_store.document import DEFAULT_REDACT_HEADERS, TraceLimits
+from trace_store.document import DEFAULT_REDACT_FIELDS, DEFAULT_REDACT_HEADERS, TraceLimits
 from trace_store.errors import ConfigError
 from trace_store.writer import WriterConfig
 
@@ -58,6 +58,13 @@ def env_float(
 ) -> float:
     """A number setting; a malformed or out-of-range value names the variable."""
     return _bounded(env, name, default, low, high, float)
+
+
+def _names(raw: str | None, default: frozenset[str]) -> frozenset[str]:
+    """A comma-separated list of names, lower-cased (unset: ``default``; empty: none)."""
+    if raw is None:
+        return default
+    return frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -151,16 +158,12 @@ class ServeSettings:
         secret_raw = env.get("STRATA_SECRET")
         if secret_raw is not None and len(secret_raw) < 16:
             raise ConfigError("STRATA_SECRET: must be at least 16 characters")
-        redact_raw = env.get("STRATA_REDACT_HEADERS")
-        redact = (
-            DEFAULT_REDACT_HEADERS
-            if redact_raw is None
-            else frozenset(h.strip().lower() for h in redact_raw.split(",") if h.strip())
-        )
+        redact = _names(env.get("STRATA_REDACT_HEADERS"), DEFAULT_REDACT_HEADERS)
         limits = TraceLimits(
             max_body_bytes=env_int(env, "STRATA_MAX_BODY_BYTES", 1024 * 1024, low=0),
             max_calls=env_int(env, "STRATA_MAX_CALLS", 10_000, low=0),
             redact_headers=redact,
+            redact_fields=_names(env.get("STRATA_REDACT_FIELDS"), DEFAULT_REDACT_FIELDS),
         )
         writer = WriterConfig(
             queue_traces=env_int(env, "STRATA_QUEUE_TRACES", 2_000, low=1),

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 from runtime.recorder import BUILTIN
+from trace_store import redaction
 from trace_store.keys import TRACES
+from trace_store.redaction import REDACTED
 from trace_store.timestamps import rfc3339
 from trace_store.tracebacks import format_bounded
 from trace_store.values import hash_tagged_args, tag_call, to_json
@@ -28,19 +30,19 @@ if TYPE_CHECKING:
     from trace_store.types import JSONObject
 
 FORMAT: Final = "strata.trace/1"
-REDACTED: Final = "[redacted]"
-DEFAULT_REDACT_HEADERS: Final = frozenset(
-    {"authorization", "cookie", "set-cookie", "proxy-authorization"}
-)
+DEFAULT_REDACT_HEADERS: Final = redaction.DEFAULT_HEADERS
+DEFAULT_REDACT_FIELDS: Final = redaction.DEFAULT_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
 class TraceLimits:
-    """What a trace keeps: body bytes, call count, and which header values to redact."""
+    """What a trace keeps: body bytes, call count, and which secrets it redacts (header
+    values by header name; query and body values by field name; lower-case names)."""
 
     max_body_bytes: int = 1024 * 1024
     max_calls: int = 10_000
     redact_headers: frozenset[str] = DEFAULT_REDACT_HEADERS
+    redact_fields: frozenset[str] = DEFAULT_REDACT_FIELDS
 
 
 @dataclass(slots=True)
@@ -181,6 +183,22 @@ def headers_doc(pairs: Iterable[tuple[str, str]], redact: frozenset[str]) -> lis
     return [[name, REDACTED if name.lower() in redact else value] for name, value in pairs]
 
 
+def content_type(pairs: Iterable[tuple[str, str]]) -> str | None:
+    """The ``Content-Type`` value among header ``pairs``, if any."""
+    for name, value in pairs:
+        if name.lower() == "content-type":
+            return value
+    return None
+
+
+def redacted_body(data: bytes, headers: Iterable[tuple[str, str]], limits: TraceLimits) -> bytes:
+    """``data`` with secret fields redacted, as its headers' ``Content-Type`` reads it."""
+    if not data or not limits.redact_fields:
+        return data
+    kind = redaction.body_kind(content_type(headers))
+    return redaction.redact_body(data, kind, limits.redact_fields)
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An exception reduced to what a trace keeps of it, so it can cross processes.
@@ -272,16 +290,20 @@ def build_trace(p: PendingTrace, limits: TraceLimits) -> JSONObject:
     """The trace document for ``p``."""
     redact = limits.redact_headers
     hit: list[str] = []
-    req_body, cut = body_doc(p.body, limits.max_body_bytes, p.body_truncated)
+    raw_headers = [(_text(k), _text(v)) for k, v in p.raw_headers]
+    body = redacted_body(p.body, raw_headers, limits)
+    req_body, cut = body_doc(body, limits.max_body_bytes, p.body_truncated)
     if cut or p.body_truncated:
         hit.append("request_body")
-    raw_headers = [(_text(k), _text(v)) for k, v in p.raw_headers]
     query: dict[str, list[str]] = {}
     for key, value in parse_qsl(p.query_string, keep_blank_values=True):
         query.setdefault(key, []).append(value)
+    if query and limits.redact_fields:
+        redaction.redact_query(query, limits.redact_fields)
     result: JSONObject | None = None
     if p.status is not None:
-        resp_body, cut = body_doc(p.response_body, limits.max_body_bytes)
+        response_body = redacted_body(p.response_body, p.response_headers, limits)
+        resp_body, cut = body_doc(response_body, limits.max_body_bytes)
         if cut:
             hit.append("response_body")
         result = {

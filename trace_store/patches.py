@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from trace_store import codec, notify
-from trace_store.document import body_doc, calls_doc, error_doc, headers_doc
+from trace_store.document import body_doc, calls_doc, error_doc, headers_doc, redacted_body
 from trace_store.errors import PayloadTooLarge
 from trace_store.timestamps import rfc3339, rfc3339_of
 from trace_store.values import hash_tagged_args, to_json
@@ -32,7 +32,9 @@ MAX_PATCH_BYTES: Final = 256 * 1024
 
 def rerun_document(execution: Execution, limits: TraceLimits) -> JSONObject:
     """The kind-specific part of a ``rerun`` patch."""
-    body, _ = body_doc(execution.body, limits.max_body_bytes)
+    body, _ = body_doc(
+        redacted_body(execution.body, execution.headers, limits), limits.max_body_bytes
+    )
     return {
         "kind": "rerun",
         "result": {
