@@ -44,6 +44,10 @@ class TokenChecker:
         self._cache[token] = (now + _CACHE_SECONDS, found)
         return found
 
+    def forget(self) -> None:
+        """Drop every cached answer (a token was revoked somewhere)."""
+        self._cache.clear()
+
     async def require(self, request: web.Request, canvas: str) -> None:
         """Raise unless the request's token may read ``canvas``."""
         granted = await self.canvas_for(request)

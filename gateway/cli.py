@@ -129,6 +129,26 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     _run_loop(_with_pool(_settings(args), work))
 
 
+def cmd_token_list(args: argparse.Namespace) -> None:
+    if args.canvas is not None:
+        check_canvas(args.canvas)
+
+    async def work(pool: db.Pool) -> None:
+        print(f"{'id':{tokens.ID_CHARS}}  {'canvas':24}  created_at")
+        for info in await tokens.list_tokens(pool, args.canvas):
+            print(f"{info.id}  {info.canvas:24}  {info.created_at.isoformat()}")
+
+    _run_loop(_with_pool(_settings(args), work))
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> None:
+    async def work(pool: db.Pool) -> None:
+        info = await tokens.revoke_token(pool, args.token_id)
+        print(f"revoked {info.id} (canvas {info.canvas})", flush=True)
+
+    _run_loop(_with_pool(_settings(args), work))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="strata", description="strata: traces in object storage, for the editor.")
     parser.add_argument(
@@ -167,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--canvas", required=True)
     _db_flags(create)
     create.set_defaults(func=cmd_token_create)
+    listing = token_sub.add_parser("list", help="the stored tokens: id, canvas, creation time")
+    listing.add_argument("--canvas", help="only this canvas's tokens")
+    _db_flags(listing)
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token_sub.add_parser(
+        "revoke", help="delete a token; every serve refuses it at once (401)"
+    )
+    revoke.add_argument("token_id", help="the id `token list` shows (8 or more hex digits)")
+    _db_flags(revoke)
+    revoke.set_defaults(func=cmd_token_revoke)
 
     add_store_commands(sub)
     add_lifecycle_commands(sub)

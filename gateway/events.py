@@ -49,12 +49,12 @@ from prometheus_client import Counter, Gauge
 from gateway.config import env_float, env_int
 from gateway.editor_api import TOKENS, authorised_canvas
 from gateway.services import SERVICES, Services
-from trace_store import notify
+from trace_store import notify, tokens
 from trace_store.parsing import ascii_uint
 from trace_store.tokens import ALL_CANVASES
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from trace_store.db import Connection
 
@@ -207,6 +207,14 @@ class EventHub:
         self.metrics = EventMetrics(self)
         self._task: asyncio.Task[None] | None = None
         self._listened = False
+        #: Other channels heard on the same connection: channel -> callback(payload).
+        #: A callback is also called with ``None`` after a reconnect (it may have missed
+        #: notifications in between).
+        self._channels: dict[str, Callable[[str | None], None]] = {}
+
+    def listen_also(self, channel: str, callback: Callable[[str | None], None]) -> None:
+        """Hear ``channel`` too (before :meth:`start`)."""
+        self._channels[channel] = callback
 
     # -- state --------------------------------------------------------------------
 
@@ -330,19 +338,25 @@ class EventHub:
     # -- the LISTEN connection ----------------------------------------------------
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
-        self.dispatch(str(payload))
+        if channel == notify.CHANNEL:
+            self.dispatch(str(payload))
+        elif callback := self._channels.get(channel):
+            callback(str(payload))
 
     async def _listen_once(self) -> bool:
         """Hold one ``LISTEN`` connection until it is lost; ``True`` if it listened."""
         lost = asyncio.Event()
         async with self.services.pool.acquire() as conn:
             conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(notify.CHANNEL, self._on_notify)
+            for channel in (notify.CHANNEL, *self._channels):
+                await conn.add_listener(channel, self._on_notify)
             try:
                 self.listener_pid = conn.get_server_pid()
                 if self._listened:
                     # Listening again: whatever was published in between is lost.
                     self._gap("the server's event listener reconnected to Postgres")
+                    for callback in self._channels.values():
+                        callback(None)
                 self._listened = True
                 self.listening.set()
                 while not lost.is_set():
@@ -355,7 +369,8 @@ class EventHub:
                 self.listening.clear()
                 if not conn.is_closed():
                     with contextlib.suppress(Exception):
-                        await conn.remove_listener(notify.CHANNEL, self._on_notify)
+                        for channel in (notify.CHANNEL, *self._channels):
+                            await conn.remove_listener(channel, self._on_notify)
         return True
 
     async def _run(self) -> None:
@@ -464,6 +479,8 @@ def add_event_routes(
     """
     hub = EventHub(services, settings or EventSettings.from_env(os.environ))
     app[EVENTS] = hub
+    # A revoked token must be refused at once, by every process: drop cached answers.
+    hub.listen_also(tokens.REVOKED_CHANNEL, lambda _canvas: app[TOKENS].forget())
 
     async def listener(app: web.Application) -> AsyncIterator[None]:
         await hub.start()

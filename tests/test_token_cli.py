@@ -1,0 +1,45 @@
+"""Editor tokens from the command line: create, list (never the token itself), revoke;
+a revoked token is refused at once by a running server, though it had cached it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.canvases import blog, shop
+from tests.harness import serve
+from tests.test_cli_errors import assert_one_line_error, strata
+from trace_store.tokens import hash_token
+
+
+async def test_create_list_and_revoke_a_token_refused_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"STRATA_DATABASE_URL": database_url}
+    async with serve(database_url, tmp_path, {"shop": shop, "blog": blog}) as server:
+        code, out, _ = await strata("token", "create", "--canvas", "shop", env=env)
+        assert code == 0
+        token = out.strip()
+        other = await server.token("blog")
+        path = "/api/v1/canvases/shop/handlers"
+        assert (await server.api(path, token))[0] == 200  # now cached by the server
+
+        code, out, _ = await strata("token", "list", env=env)
+        assert code == 0
+        assert token not in out
+        token_id = hash_token(token).hex()[:12]
+        rows = [line.split() for line in out.splitlines()[1:]]
+        assert [token_id, "shop"] in [row[:2] for row in rows]
+        assert {row[1] for row in rows} == {"shop", "blog"}
+        code, out, _ = await strata("token", "list", "--canvas", "blog", env=env)
+        assert [line.split()[1] for line in out.splitlines()[1:]] == ["blog"]
+
+        code, out, _ = await strata("token", "revoke", token_id, env=env)
+        assert (code, out.strip()) == (0, f"revoked {token_id} (canvas shop)")
+        status, body = await server.api(path, token)
+        assert status == 401, body
+        assert (await server.api("/api/v1/canvases/blog/handlers", other))[0] == 200
+
+        code, _, err = await strata("token", "revoke", token_id, env=env)
+        assert_one_line_error(code, err, f"no token with id {token_id}")
+        code, _, err = await strata("token", "revoke", "xyz", env=env)
+        assert_one_line_error(code, err, "expected 8 or more hex digits")
