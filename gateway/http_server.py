@@ -28,7 +28,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from trace_store.errors import StrataError
+from trace_store.errors import PayloadTooLarge, StrataError
 
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
@@ -47,13 +47,6 @@ class BodyTimeout(StrataError):
     code = "request_timeout"
 
 
-class BodyTooLarge(StrataError):
-    """The request body is larger than the server accepts."""
-
-    status = 413
-    code = "too_large"
-
-
 async def read_body(request: web.BaseRequest, seconds: float) -> bytes:
     """The whole request body, within ``seconds`` and the app's size limit."""
     if not request.body_exists:
@@ -64,7 +57,7 @@ async def read_body(request: web.BaseRequest, seconds: float) -> bytes:
     except TimeoutError:
         raise BodyTimeout(f"the request body did not arrive within {seconds:g} s") from None
     except web.HTTPRequestEntityTooLarge:
-        raise BodyTooLarge(
+        raise PayloadTooLarge(
             f"the request body is larger than {request.client_max_size} bytes"
         ) from None
 

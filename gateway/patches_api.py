@@ -7,16 +7,18 @@ function on ``{"args": [...]}`` (tagged values, as traces record them, are accep
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from gateway.editor_api import API, authorised_trace
+from gateway.http_server import read_body
 from runtime.execute import execute
 from runtime.rerun import request_from_input, run_function
 from trace_store import codec, keys, patches
-from trace_store.errors import InvalidInput, NotFound
+from trace_store.errors import InvalidInput, NotFound, RunTimeout
 from trace_store.values import MalformedValue, from_json
 
 if TYPE_CHECKING:
@@ -43,17 +45,28 @@ async def rerun(request: web.Request) -> web.Response:
     if handler is None:
         raise NotFound(f"handler {row.handler_id!r} is no longer in canvas {canvas.name!r}")
     base = await _base(services, row)
-    limits = services.settings.limits
-    run = await execute(
-        handler, request_from_input(base["input"]), record=True, max_calls=limits.max_calls
-    )
+    settings = services.settings
+    try:
+        async with asyncio.timeout(settings.run_timeout):
+            run = await execute(
+                handler,
+                request_from_input(base["input"]),
+                record=True,
+                max_calls=settings.limits.max_calls,
+                sync_pool=services.sync_pool,
+            )
+    except TimeoutError:  # execute() keeps the handler's own errors in the Execution
+        raise RunTimeout(
+            f"the rerun did not finish within {settings.run_timeout:g} s (STRATA_RUN_TIMEOUT)"
+        ) from None
+    limits = settings.limits
     body = patches.rerun_document(run, limits)
     patch = await patches.append(services.pool, canvas.name, row.trace_id, row.started_at, body)
     return _created(patch)
 
 
-async def _args(request: web.Request) -> list[Any]:
-    raw = await request.read()
+async def _args(request: web.Request, services: Services) -> list[Any]:
+    raw = await read_body(request, services.settings.body_timeout)
     if len(raw) > MAX_ARGS_BYTES:
         raise InvalidInput(f"request body over {MAX_ARGS_BYTES} bytes")
     try:
@@ -81,8 +94,15 @@ async def run_one_function(request: web.Request) -> web.Response:
     function = canvas.functions.get(name)
     if function is None:
         raise NotFound(f"no function {name!r} in canvas {canvas.name!r}")
-    args = await _args(request)
-    run = await run_function(function, args, max_calls=services.settings.limits.max_calls)
+    args = await _args(request, services)
+    settings = services.settings
+    run = await run_function(
+        function,
+        args,
+        max_calls=settings.limits.max_calls,
+        time_limit=settings.run_timeout,
+        sync_pool=services.sync_pool,
+    )
     body = patches.function_run_document(name, args, run)
     patch = await patches.append(services.pool, canvas.name, row.trace_id, row.started_at, body)
     return _created(patch)

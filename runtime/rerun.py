@@ -13,13 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.http import Request
 from runtime.recorder import Recorder, current
-from trace_store.errors import InvalidInput
+from trace_store.errors import InvalidInput, RunTimeout
 
 if TYPE_CHECKING:
     from runtime.canvas import UserFunction
-
-#: How long one function run may take before it is stopped (async functions only).
-FUNCTION_TIMEOUT = 30.0
+    from runtime.sync_pool import SyncPool
 
 
 def request_from_input(doc_input: dict[str, Any]) -> Request:
@@ -64,8 +62,20 @@ def bind_args(function: UserFunction, args: list[Any]) -> None:
         ) from None
 
 
-async def run_function(function: UserFunction, args: list[Any], *, max_calls: int) -> FunctionRun:
-    """Call ``function(*args)`` under a fresh recorder; nested calls are recorded."""
+async def run_function(
+    function: UserFunction,
+    args: list[Any],
+    *,
+    max_calls: int,
+    time_limit: float,
+    sync_pool: SyncPool | None = None,
+) -> FunctionRun:
+    """Call ``function(*args)`` under a fresh recorder; nested calls are recorded.
+
+    A sync function runs in ``sync_pool`` when given. Past ``time_limit`` seconds the run
+    is abandoned with :class:`~trace_store.errors.RunTimeout` (a sync function's
+    thread finishes on its own; nothing of it is kept).
+    """
     bind_args(function, args)
     recorder = Recorder(max_calls)
     token = current.set(recorder)
@@ -73,13 +83,21 @@ async def run_function(function: UserFunction, args: list[Any], *, max_calls: in
     result: Any = None
     error: BaseException | None = None
     try:
-        value = function.raw(*args)
-        if inspect.isawaitable(value):
-            async with asyncio.timeout(FUNCTION_TIMEOUT):
-                value = await value
-        result = value
-    except Exception as exc:
-        error = exc
+        async with asyncio.timeout(time_limit):
+            try:
+                if function.is_async or sync_pool is None:
+                    value = function.raw(*args)
+                else:
+                    value = await sync_pool.run(function.raw, *args)
+                if inspect.isawaitable(value):
+                    value = await value
+                result = value
+            except Exception as exc:  # the function's own error (its own TimeoutError too)
+                error = exc
+    except TimeoutError:  # only the deadline's: the function's errors are caught inside
+        raise RunTimeout(
+            f"{function.name} did not finish within {time_limit:g} s (STRATA_RUN_TIMEOUT)"
+        ) from None
     finally:
         current.reset(token)
     return FunctionRun(

@@ -29,6 +29,13 @@ class PayloadTooLarge(InvalidInput):
     status = 413
 
 
+class RunTimeout(StrataError, TimeoutError):
+    """A rerun or function run went past its server-side time limit; nothing was stored."""
+
+    code = "run_timeout"
+    status = 504
+
+
 class NotFound(StrataError, LookupError):
     """A canvas, handler, trace or object that does not exist."""
 
