@@ -98,6 +98,43 @@ def test_every_error_response_has_the_error_shape() -> None:
             assert {"$ref": "#/components/schemas/ApiError"} in schema_["allOf"], (path, status)
 
 
+#: Server-side errors that never answer an editor-API request, and why.
+NEVER_AN_EDITOR_ANSWER = {
+    "StrataError": "the root class: only its subclasses are raised",
+    "AlreadyExists": "create-only puts of the writer, never a request's",
+    "ConfigError": "start-up and the command line",
+    "RoutingError": "canvas registration at start-up",
+    "UnrecordedBuiltin": "replay, which runs on the command line",
+    "ApiError": "the client's view of an error answer",
+    "ServerUnreachable": "the client, when the server does not answer",
+}
+
+
+def _error_classes(root: type) -> list[type]:
+    found = []
+    for sub in root.__subclasses__():
+        found += [sub, *_error_classes(sub)]
+    return found
+
+
+def test_every_error_status_the_server_raises_is_documented() -> None:
+    """A new error class with a status the document never mentions fails here, so the
+    document cannot silently fall behind the handlers (the fuzzer may never hit it)."""
+    import gateway.serve  # noqa: F401  (imports every module that defines an error)
+    from trace_store.errors import StrataError
+
+    documented = {status for _, _, op in _operations(_document()) for status in op["responses"]}
+    server_side = [
+        cls
+        for cls in _error_classes(StrataError)
+        if cls.__module__.split(".")[0] in ("trace_store", "gateway", "runtime")
+        and cls.__module__ != "trace_store.client"
+        and cls.__name__ not in NEVER_AN_EDITOR_ANSWER
+    ]
+    missing = {cls.__name__: cls.status for cls in server_side if str(cls.status) not in documented}
+    assert missing == {}, "error statuses gateway/openapi.json does not document"
+
+
 def test_patch_schema_is_the_shipped_patch_schema() -> None:
     """The document's Patch is a copy of ``patch.schema.json`` (refs moved to components)."""
     shipped = schema.load("patch")
