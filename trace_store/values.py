@@ -29,6 +29,7 @@ import orjson
 TAG: Final = "$strata"
 ARGS_HASH_VERSION: Final = "1"
 MAX_DEPTH: Final = 64
+_CONTAINERS: Final = frozenset({list, tuple, dict, set, frozenset})
 # Beyond 2**53 a browser's JSON.parse loses precision, so larger ints are tagged.
 _SAFE_INT: Final = 2**53 - 1
 _SCALARS: Final = (str, bool, type(None))
@@ -54,6 +55,9 @@ def to_json(value: Any, _depth: int = 0) -> Any:
             return value
         return {TAG: "float", "v": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if _depth >= MAX_DEPTH:
+        # A container this deep would cost its whole size to repr; say what was cut.
+        if kind in _CONTAINERS:
+            return {TAG: "repr", "type": kind.__qualname__, "v": f"<cut: deeper than {MAX_DEPTH}>"}
         return _repr(value)
     depth = _depth + 1
     if kind is list:

@@ -138,17 +138,26 @@ def pretag(wire: WireTrace) -> WireTrace:
     return tuple(out)
 
 
+def encode_batch_fast(batch: Sequence[WireTrace]) -> bytes | None:
+    """One ``("batch", traces)`` frame, pickled at once (one memo: the handler
+    descriptions repeat), or ``None`` when some trace does not pickle as it is."""
+    try:
+        return frame(dumps(("batch", list(batch))))
+    except Exception:
+        return None
+
+
 def encode_batch(batch: Sequence[WireTrace]) -> tuple[bytes, int]:
     """One ``("batch", traces)`` frame and how many traces had to be left out.
 
-    The batch is pickled at once (one memo: the handler descriptions repeat). If that
-    fails, each trace is tried alone: one that fails is tagged (:func:`pretag`), and
-    one that still fails is left out and counted.
+    :func:`encode_batch_fast` first; if that fails, each trace is tried alone: one
+    that fails is tagged (:func:`pretag`), and one that still fails is left out and
+    counted. Tagging is Python work that grows with the values (a 600-deep argument
+    recorded by 250 calls took 30 ms), so callers on an event loop run this in a thread.
     """
-    try:
-        return frame(dumps(("batch", list(batch)))), 0
-    except Exception:
-        pass
+    fast = encode_batch_fast(batch)
+    if fast is not None:
+        return fast, 0
     kept: list[WireTrace] = []
     for wire in batch:
         for candidate in (wire, pretag(wire)):

@@ -235,7 +235,12 @@ class ProcessWriter:
             child = await self._ready_child()
             batch = [queue.popleft() for _ in range(min(FRAME_TRACES, len(queue)))]
             self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
-            data, left_out = wire.encode_batch([wire.to_wire(p) for p in batch])
+            wires = [wire.to_wire(p) for p in batch]
+            fast, left_out = wire.encode_batch_fast(wires), 0
+            if fast is None:  # a trace that does not pickle as it is: tag it, off the loop
+                data, left_out = await asyncio.to_thread(wire.encode_batch, wires)
+            else:
+                data = fast
             if left_out:
                 log.warning("%d traces could not be pickled even tagged", left_out)
                 self.metrics.traces_dropped.labels("encode_error").inc(left_out)
