@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bench import capture, gateway, manifest, overload, pins, store_upload, unmatched, writer
+from bench import (
+    capture,
+    gateway,
+    manifest,
+    overload,
+    pins,
+    stall,
+    store_upload,
+    unmatched,
+    writer,
+)
 
 
 def main() -> None:
@@ -14,6 +24,7 @@ def main() -> None:
     store_upload.main()
     pins.main()
     unmatched.main()
+    stall.main()
 
 
 if __name__ == "__main__":

@@ -47,3 +47,15 @@ async def maximal(request: Request) -> Response:
 def block(request: Request) -> str:
     time.sleep(1.0)
     return "done"
+
+
+# The same trivial handler both ways: bench.stall measures what the thread hop of a sync
+# handler costs.
+@canvas.http("GET", "/hello-sync")
+def hello_sync(request: Request) -> str:
+    return "hello"
+
+
+@canvas.http("GET", "/hello-async")
+async def hello_async(request: Request) -> str:
+    return "hello"

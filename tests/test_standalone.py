@@ -20,7 +20,8 @@ def _checker() -> ModuleType:
     return module
 
 
-OUTSIDE = ".." + "/shared"  # split so that this file passes the check it tests
+NAME = "sha" + "red"  # built, so that this file passes the check it tests
+OUTSIDE = "../" + NAME
 
 
 @pytest.mark.parametrize(
@@ -28,8 +29,8 @@ OUTSIDE = ".." + "/shared"  # split so that this file passes the check it tests
     [
         ("README.md", f"The contract is [the spec]({OUTSIDE}/SPEC.md).\n", "leaves the repository"),
         ("a.py", f'VECTORS = Path("{OUTSIDE}/vectors")\n', "folder beside the repository"),
-        ("b.py", 'KEY = Path(__file__).parents[2] / "' + 'shared/vectors/key.json"\n', "beside"),
-        ("c.py", 'ROOT.parent / "' + 'shared" / "SPEC.md"\n', "beside"),
+        ("b.py", f'KEY = Path(__file__).parents[2] / "{NAME}/vectors/key.json"\n', "beside"),
+        ("c.py", f'ROOT.parent / "{NAME}" / "SPEC.md"\n', "beside"),
         ("docs/x.md", "see [the API](../missing.md)\n", "points at nothing"),
     ],
 )
