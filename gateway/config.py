@@ -88,6 +88,13 @@ def _http_url(value: str | None, setting: str) -> str | None:
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
+def client_host(host: str) -> str:
+    """``host`` as a client on this machine dials it: a wildcard listen address means
+    loopback, and an IPv6 address goes in brackets."""
+    host = _WILDCARD_HOSTS.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """Everything ``strata serve`` needs to start."""
@@ -242,8 +249,7 @@ class ServeSettings:
         wildcard host (``0.0.0.0``, ``::``) means loopback."""
         if self.editor_url:
             return self.editor_url.rstrip("/")
-        host = _WILDCARD_HOSTS.get(self.host, self.host)
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.editor_port}"
+        return f"http://{client_host(self.host)}:{self.editor_port}"
 
     @property
     def spool_dir(self) -> Path:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from gateway.config import client_host
 from gateway.editor_api import add_api_routes
 from gateway.errors import error_middleware
 from gateway.events import add_event_routes
@@ -216,7 +217,8 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
             runner = _runner(build_editor_app(services), "editor", services)
             port = await _start_site(runner, settings.host, settings.editor_port, "editor")
             running.runners.append(runner)
-            running.urls["editor"] = f"http://{settings.host}:{port}"
+            # Printed and used for local signed URLs: 0.0.0.0 is not an address to dial.
+            running.urls["editor"] = f"http://{client_host(settings.host)}:{port}"
             services.signer.base_url = (settings.editor_url or running.urls["editor"]).rstrip("/")
         elif settings.editor_url:
             services.signer.base_url = settings.editor_url.rstrip("/")
@@ -224,7 +226,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
             runner = _runner(build_gateway_app(services), "gateway", services)
             port = await _start_site(runner, settings.host, settings.gateway_port, "gateway")
             running.runners.append(runner)
-            running.urls["gateway"] = f"http://{settings.host}:{port}"
+            running.urls["gateway"] = f"http://{client_host(settings.host)}:{port}"
     except BaseException:
         await running.close()
         raise

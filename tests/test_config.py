@@ -73,3 +73,22 @@ def test_secret_is_generated_once_and_private(tmp_path: Path) -> None:
     assert settings.resolve_secret() == first
     assert len(first) >= 32
     assert (tmp_path / "secret").stat().st_mode & 0o077 == 0
+
+
+async def test_a_wildcard_listen_address_prints_and_signs_loopback_urls(
+    database_url: str, tmp_path: Path
+) -> None:
+    from tests.canvases import shop
+    from tests.harness import serve
+
+    async with serve(database_url, tmp_path, {"shop": shop}, host="0.0.0.0") as server:
+        assert server.editor.startswith("http://127.0.0.1:")
+        assert server.gateway.startswith("http://127.0.0.1:")
+        async with server.http.post(server.gateway + "/echo", data=b"x") as response:
+            assert response.status == 200
+        await server.flush()
+        token = await server.token("shop")
+        _, listed = await server.api("/api/v1/canvases/shop/handlers/echo/traces", token)
+        path = f"/api/v1/canvases/shop/traces/{listed['traces'][0]['trace_id']}"
+        _, manifest = await server.api(path, token)
+        assert manifest["base"]["url"].startswith(server.editor + "/objects/")

@@ -37,7 +37,7 @@ def encode_json(doc: Any) -> bytes:
 
 
 def compress(raw: bytes) -> bytes:
-    """One zstd frame with content size and checksum."""
+    """One zstd frame with its content size (no checksum: the index keeps a sha256)."""
     return _compressor().compress(raw)
 
 

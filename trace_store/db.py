@@ -1,8 +1,9 @@
 """Postgres connection pool and migrations.
 
-Migrations are the ``migrations/NNNN_name.sql`` files in this package, applied in order
-inside one transaction each, under an advisory lock so that several ``serve``
-processes starting together apply each one exactly once.
+Migrations are the ``migrations/NNNN_name.sql`` files in this package, applied in order,
+all pending ones in one transaction under an advisory lock, so that several ``serve``
+processes starting together apply each one exactly once (and a failing one leaves none
+applied).
 """
 
 from __future__ import annotations
