@@ -5,6 +5,8 @@ unmatched request in it. Schemathesis loads ``GET /api/v1/openapi.json`` from th
 process and runs all its phases (examples, coverage, fuzzing, stateful) over every
 operation: once with a valid token, once without one (random credentials instead).
 Every response must be a documented status with a documented shape, and none a 5xx.
+(Schemathesis leaves out the operation that served it the document: loading it, with
+no token, is that operation's test.)
 
 Random values almost never name anything, so three hints get the fuzzer into the
 handlers instead of bouncing off 400s and 404s:
