@@ -151,5 +151,6 @@ def build_gateway_app(services: Services) -> web.Application:
     app[SERVICES] = services
     app[HOSTS] = HostRouter(services.canvases, services.settings.domain)
     add_health_routes(app)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    # Every path, a newline in it too (a "." would not match %0A: aiohttp would 404 it).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
     return app

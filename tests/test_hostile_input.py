@@ -252,3 +252,14 @@ async def test_a_method_a_route_does_not_have_is_405_with_allow(server: Server) 
     status, headers, body = await raw(server, "DELETE", f"{API}/handlers", token=token)
     assert_error(status, body, 405, "method_not_allowed")
     assert set(headers["Allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+
+
+@pytest.mark.parametrize("target", ["/no/such%0Apath", "/no/%0D%0Ax", "/%0A"])
+async def test_a_path_with_a_line_break_is_an_unmatched_request_like_any_other(
+    server: Server, target: str
+) -> None:
+    status, _, body = await asyncio.to_thread(_send, server.gateway, "GET", target, {}, None)
+    assert_error(status, body, 404, "not_found")
+    await server.flush()
+    unmatched = await server.running.services.pool.fetchval("SELECT count(*) FROM unmatched")
+    assert unmatched == 1
