@@ -25,13 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextmanager
 def strata_serve(
-    args: list[str], env: dict[str, str], cwd: Path = ROOT
+    args: list[str], env: dict[str, str], cwd: Path = ROOT, log: Path | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Run ``strata serve`` (in ``cwd``) and yield what it printed once ``ready``."""
+    """Run ``strata serve`` (in ``cwd``) and yield what it printed once ``ready``;
+    its log (stderr) goes to ``log`` when given."""
+    stderr = log.open("w") if log is not None else subprocess.PIPE
     proc = subprocess.Popen(
         [*STRATA, "serve", "--gateway-port", "0", "--editor-port", "0", *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         env={**os.environ, **env},
         cwd=cwd,
         text=True,
@@ -63,6 +65,8 @@ def strata_serve(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if log is not None:
+            stderr.close()  # type: ignore[union-attr]
 
 
 def _get(
