@@ -21,7 +21,7 @@ from gateway.lifecycle_cli import add_lifecycle_commands
 from gateway.loader import SETTING
 from gateway.store_cli import add_store_commands
 from gateway.traces_cli import add_traces_commands
-from trace_store import db, tokens
+from trace_store import db, logs, tokens
 from trace_store.errors import ConfigError, StrataError
 from trace_store.keys import check_canvas
 
@@ -207,10 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``strata`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_format = os.environ.get("STRATA_LOG_FORMAT") or "text"
+    if log_format not in logs.FORMATS:
+        print(
+            f"strata: error: STRATA_LOG_FORMAT: expected one of {logs.FORMATS}, got {log_format!r}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    logs.configure(logging.DEBUG if args.verbose else logging.WARNING, log_format)
     if not args.verbose and args.func is cmd_serve:
         # A server logs its own progress, but not the libraries' chatter (the embedded
         # server's initdb output): that is noise on a console. One-shot commands print

@@ -55,4 +55,3 @@ def test_links_inside_the_repository_and_plain_words_pass(tmp_path: Path) -> Non
         "These machines are shared and noisy; shared = one store for two processes.\n"
     )
     assert _checker().problems(tmp_path, [readme]) == []
-

@@ -22,13 +22,12 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
-from trace_store import db, gc_tuning, wire
+from trace_store import db, gc_tuning, logs, wire
 from trace_store.metrics import Metrics
 from trace_store.spool import Spool
 from trace_store.store_url import parse_store_url
@@ -175,9 +174,8 @@ def main() -> None:
     # The protocol owns the real stdout; a stray print() anywhere goes to stderr.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="strata writer: %(levelname)s %(message)s"
-    )
+    log_format = os.environ.get("STRATA_LOG_FORMAT") or "text"
+    logs.configure(logging.INFO, log_format if log_format in logs.FORMATS else "text", "writer ")
     try:
         import uvloop
 
