@@ -17,18 +17,15 @@ grand-user and editor ports. Throughout:
 from __future__ import annotations
 
 import asyncio
-import statistics
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.probe import Probe, p99
 from tests.test_serve_process import strata_serve
 
 BATCH = 100
@@ -208,35 +205,6 @@ def _code(body: bytes) -> str:
         return ""
 
 
-class Probe(threading.Thread):
-    """``/healthz`` on both ports every 20 ms, in its own thread and event loop."""
-
-    def __init__(self, urls: list[str]) -> None:
-        super().__init__(daemon=True)
-        self.urls = urls
-        self.latencies: list[float] = []
-        self.failures: list[str] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        asyncio.run(self._run())
-
-    async def _run(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-            while not self.stop.is_set():
-                for url in self.urls:
-                    t0 = time.perf_counter()
-                    try:
-                        async with http.get(url + "/healthz") as response:
-                            await response.read()
-                            if response.status != 200:
-                                self.failures.append(f"{url}: {response.status}")
-                    except Exception as exc:
-                        self.failures.append(f"{url}: {exc!r}")
-                    self.latencies.append(time.perf_counter() - t0)
-                await asyncio.sleep(0.02)
-
-
 async def test_hostile_traffic_on_both_ports(tmp_path: Path, database_url: str) -> None:
     log = tmp_path / "serve.log"
     env = {
@@ -253,7 +221,7 @@ async def test_hostile_traffic_on_both_ports(tmp_path: Path, database_url: str) 
     answered: dict[str, list[tuple[int, str]]] = {"gateway": [], "editor": []}
     with strata_serve(["--app", "examples.demo:canvas"], env, log=log) as printed:
         ports = {role: int(printed[role].rsplit(":", 1)[1]) for role in answered}
-        probe = Probe([printed["gateway"], printed["editor"]])
+        probe = Probe([printed["gateway"], printed["editor"]], interval=0.02)
         probe.start()
         in_flight = asyncio.Semaphore(CONCURRENCY)
         strata_5xx: list[tuple[int, bytes, bytes]] = []
@@ -269,8 +237,7 @@ async def test_hostile_traffic_on_both_ports(tmp_path: Path, database_url: str) 
         try:
             await asyncio.gather(*(one(role, r) for role, rs in requests.items() for r in rs))
         finally:
-            probe.stop.set()
-            await asyncio.to_thread(probe.join)
+            await asyncio.to_thread(probe.stop)
         assert strata_5xx == []
         stored_expected = sum(
             1 for status, code in answered["gateway"] if status and code not in REJECTED
@@ -280,8 +247,8 @@ async def test_hostile_traffic_on_both_ports(tmp_path: Path, database_url: str) 
     total = sum(len(v) for v in answered.values())
     assert total >= 10_000
     assert probe.failures == []
-    p99 = statistics.quantiles(probe.latencies, n=100)[98]
-    assert p99 < 0.1, f"/healthz p99 {p99 * 1000:.0f} ms over {len(probe.latencies)} probes"
+    worst = p99(probe.all())
+    assert worst < 0.1, f"/healthz p99 {worst * 1000:.0f} ms over {len(probe.all())} probes"
     assert objects == stored_expected
     text = log.read_text(errors="replace")
     assert LEAK not in text

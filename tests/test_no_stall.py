@@ -10,13 +10,12 @@ an order of magnitude above a healthy answer (~1 ms), not a benchmark.
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.probe import Probe, p99
 from tests.test_serve_process import strata_serve
 
 HOST = {"Host": "hostile.localhost"}
@@ -29,19 +28,6 @@ REQUESTS = {
     "maximal_trace": ("POST", "/max", MAXIMAL),
     "blocking_sync_handler": ("GET", "/block", None),
 }
-
-
-async def _probe(http: aiohttp.ClientSession, urls: list[str], stop: asyncio.Event) -> list[float]:
-    latencies: list[float] = []
-    while not stop.is_set():
-        for url in urls:
-            t0 = time.perf_counter()
-            async with http.get(url + "/healthz") as response:
-                assert response.status == 200
-                await response.read()
-            latencies.append(time.perf_counter() - t0)
-        await asyncio.sleep(0.01)
-    return latencies
 
 
 async def _hammer(
@@ -63,25 +49,21 @@ async def test_healthz_answers_while_a_hostile_request_is_served(
     with strata_serve(["--app", "tests.canvases_hostile:canvas"], env) as printed:
         urls = [printed["gateway"], printed["editor"]]
         timeout = aiohttp.ClientTimeout(total=60)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as http,
-            aiohttp.ClientSession(timeout=timeout) as probe_http,
-        ):
-            await _probe_once(probe_http, urls)
-            stop = asyncio.Event()
-            probe = asyncio.create_task(_probe(probe_http, urls, stop))
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            await _probe_once(http, urls)
             method, path, body = REQUESTS[kind]
-            statuses = await asyncio.gather(
-                *(_hammer(http, urls[0], method, path, body) for _ in range(2))
-            )
-            await asyncio.sleep(0.5)  # the writer's side of those traces, after the answers
-            stop.set()
-            latencies = await probe
+            with Probe(urls) as probe:
+                statuses = await asyncio.gather(
+                    *(_hammer(http, urls[0], method, path, body) for _ in range(2))
+                )
+                await asyncio.sleep(0.5)  # the writer's side of those traces, after the answers
     assert {s for group in statuses for s in group} <= {200, 500}
+    assert probe.failures == []
+    latencies = probe.all()
     assert len(latencies) >= 20
-    p99 = statistics.quantiles(latencies, n=100)[98]
-    assert p99 < 0.1, (
-        f"{kind}: /healthz p99 {p99 * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+    worst = p99(latencies)
+    assert worst < 0.1, (
+        f"{kind}: /healthz p99 {worst * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
     )
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from runtime.recorder import C_ARGS, C_ERROR, C_KWARGS, C_RESULT
 from trace_store.document import ErrorInfo, PendingTrace
-from trace_store.values import to_json, to_json_list
+from trace_store.values import MAX_DEPTH, to_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -120,17 +120,26 @@ def from_wire(wire: WireTrace) -> PendingTrace:
     return PendingTrace(*wire)
 
 
+#: How deep :func:`pretag` keeps call values. A trace that does not pickle usually
+#: nests deeper than pickle recurses (a recursive walk over deep JSON), and every call
+#: of the walk holds a subtree of the same value: tagging each to the full depth limit
+#: cost ~64 nodes a call (10 ms for 250 calls, holding the GIL the event loop needs).
+PRETAG_DEPTH = 8
+_PRETAG_START = MAX_DEPTH - PRETAG_DEPTH  # to_json cuts at MAX_DEPTH: start that close
+
+
 def pretag(wire: WireTrace) -> WireTrace:
-    """``wire`` with its call values tagged as JSON, for a trace that cannot be pickled."""
+    """``wire`` with its call values tagged as JSON (to :data:`PRETAG_DEPTH` levels),
+    for a trace that cannot be pickled."""
     calls = wire[_CALLS]
     if not calls:
         return wire
     tagged = []
     for call in calls:
         copy = list(call)
-        copy[C_ARGS] = to_json_list(call[C_ARGS])
-        copy[C_KWARGS] = to_json(call[C_KWARGS]) if call[C_KWARGS] else {}
-        copy[C_RESULT] = to_json(call[C_RESULT])
+        copy[C_ARGS] = [to_json(value, _PRETAG_START) for value in call[C_ARGS]]
+        copy[C_KWARGS] = to_json(call[C_KWARGS], _PRETAG_START) if call[C_KWARGS] else {}
+        copy[C_RESULT] = to_json(call[C_RESULT], _PRETAG_START)
         tagged.append(copy)
     out = list(wire)
     out[_CALLS] = tagged
