@@ -3,9 +3,6 @@ server: downloads from the signed URL, sha256 checks, merged views, replay repor
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import orjson
@@ -14,6 +11,7 @@ import pytest
 from runtime.replay import replay
 from tests import canvases_v2
 from tests.canvases import shop
+from tests.cli_support import strata
 from tests.harness import Server, serve
 from trace_store import schema
 from trace_store.client import Client, IntegrityError
@@ -39,20 +37,7 @@ async def _trace(server: Server, method: str, path: str, handler: str, **kwargs:
 
 
 async def _strata(*args: str, token: str, editor: str) -> tuple[int, str, str]:
-    env = {**os.environ, "STRATA_TOKEN": token, "STRATA_EDITOR_URL": editor}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await strata(*args, env={"STRATA_TOKEN": token, "STRATA_EDITOR_URL": editor})
 
 
 async def test_client_downloads_verifies_and_merges(server: Server) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.canvases import blog, shop
+from tests.cli_support import assert_one_line_error, strata
 from tests.harness import serve
-from tests.test_cli_errors import assert_one_line_error, strata
 from trace_store.tokens import hash_token
 
 
