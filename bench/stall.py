@@ -57,18 +57,42 @@ async def _drained(editor: str) -> None:
             await asyncio.sleep(1.0)
 
 
+async def _lag_buckets(editor: str) -> dict[float, float]:
+    """The cumulative buckets of ``strata_event_loop_lag_seconds`` (le -> count)."""
+    async with aiohttp.ClientSession() as http, http.get(editor + "/metrics") as response:
+        text = await response.text()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("strata_event_loop_lag_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(le)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def _lag_cells(before: dict[float, float], after: dict[float, float]) -> list[str]:
+    """The p99 bucket bound of the loop lag between two scrapes, and ticks over 100 ms."""
+    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = delta[float("inf")]
+    p99 = next(le for le, count in delta.items() if count >= 0.99 * total)
+    over = total - delta[0.1]
+    bound = "> 2.5 s" if p99 == float("inf") else f"≤ {p99 * 1000:g}"
+    return [bound, f"{over:.0f} of {total:.0f}"]
+
+
 async def _measure(gateway: str, editor: str, requests: int) -> list[list[str]]:
     rows = []
     for name, kind in KINDS.items():
-        with Probe([gateway, editor]) as probe:  # its own thread: the load's I/O is not its
+        before = await _lag_buckets(editor)
+        with Probe([gateway, editor]) as probe:  # its own process: the load's work is not its
             t0 = time.perf_counter()
             served = 0
             while served < requests or time.perf_counter() - t0 < MIN_SECONDS:
                 await _load(gateway, kind, requests)
                 served += requests
             elapsed = time.perf_counter() - t0
+        after = await _lag_buckets(editor)
         await _drained(editor)
-        cells = [name, f"{served:,} in {elapsed:.1f} s"]
+        cells = [name, f"{served:,} in {elapsed:.1f} s", *_lag_cells(before, after)]
         for url in (gateway, editor):
             ms = [s * 1000 for s in probe.latencies[url]]
             cells += [f"{statistics.median(ms):.1f}", f"{p99(ms):.1f}", f"{max(ms):.1f}"]
@@ -92,11 +116,24 @@ def main() -> None:
         with serve(fresh_database(admin), {}, app="tests.canvases_hostile:canvas") as server:
             rows = asyncio.run(_measure(server.gateway, server.editor, args.requests))
             print(
-                "\n**Stalls** (`bench.stall`): /healthz latency in ms while each request kind is"
-                " served back to back, two at a time\n"
+                "\n**Stalls** (`bench.stall`): the strata process's own event-loop lag (a timer due"
+                " every 20 ms, `strata_event_loop_lag_seconds`) and /healthz latency in ms from a"
+                " probe process, while each request kind is served back to back, two at a time"
+                " (the writer drains between kinds)\n"
             )
             _table(
-                ["request kind", "served", "gateway p50", "p99", "max", "editor p50", "p99", "max"],
+                [
+                    "request kind",
+                    "served",
+                    "loop lag p99 ms",
+                    "lag ticks > 100 ms",
+                    "gateway /healthz p50",
+                    "p99",
+                    "max",
+                    "editor p50",
+                    "p99",
+                    "max",
+                ],
                 rows,
             )
             sync = wrk(server.gateway + "/hello-sync", args.seconds)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from gateway import loop_lag
 from gateway.config import client_host
 from gateway.editor_api import add_api_routes
 from gateway.errors import error_middleware
@@ -213,6 +214,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
     running = Running(services, stack=stack)
     try:
         running.tasks += await retention.start_tasks(services.store, services.pool, settings.policy)
+        running.tasks.append(loop_lag.start(services.metrics))
         if settings.role in ("all", "editor"):
             runner = _runner(build_editor_app(services), "editor", services)
             port = await _start_site(runner, settings.host, settings.editor_port, "editor")

@@ -22,6 +22,7 @@ from runtime.execute import execute
 from tests.canvases import shop
 from tests.harness import Server, serve
 from trace_store import index
+from trace_store.document import PendingTrace
 from trace_store.errors import ConfigError
 from trace_store.writer import WriterConfig
 from trace_store.writer_process import ProcessWriter
@@ -233,3 +234,56 @@ def test_the_writer_mode_is_parsed_strictly() -> None:
     assert ServeSettings.from_env({"STRATA_WRITER": "inline"}).writer_mode == "inline"
     with pytest.raises(ConfigError, match="STRATA_WRITER"):
         ServeSettings.from_env({"STRATA_WRITER": "thread"})
+
+
+def _pending(calls: int, body: int = 0) -> PendingTrace:
+    return PendingTrace(
+        canvas="shop",
+        kind="traces",
+        handler=None,
+        started_ns=0,
+        duration_ns=0,
+        method="GET",
+        path="/",
+        query_string="",
+        params={},
+        raw_headers=(),
+        body=b"x" * body,
+        calls=[[i, None, "f", "user", (), {}, i, None, 0, 0] for i in range(calls)],
+    )
+
+
+def test_a_frame_is_bounded_by_its_pickling_work_and_takes_at_least_one_trace() -> None:
+    from collections import deque
+
+    from trace_store.writer_process import FRAME_BODY_BYTES, FRAME_CALLS, _take_frame
+
+    queue = deque([_pending(FRAME_CALLS // 2) for _ in range(5)])
+    assert [len(_take_frame(queue)) for _ in range(3)] == [2, 2, 1]
+    queue = deque([_pending(FRAME_CALLS * 3), _pending(1)])
+    assert len(_take_frame(queue)) == 1  # a trace over the bound still goes, alone
+    queue = deque([_pending(0, FRAME_BODY_BYTES // 2 + 1) for _ in range(3)])
+    assert len(_take_frame(queue)) == 1
+    queue = deque([_pending(1) for _ in range(300)])
+    assert len(_take_frame(queue)) == 256
+
+
+def test_a_batch_that_does_not_pickle_becomes_one_frame_a_trace() -> None:
+    from trace_store import wire
+
+    deep: list[object] = []
+    node = deep
+    for _ in range(5_000):  # deeper than pickle recurses
+        child: list[object] = []
+        node.append(child)
+        node = child
+    traces = [_pending(3) for _ in range(4)]
+    traces[1].calls[0][4] = (deep,)  # type: ignore[index]
+    wires = [wire.to_wire(p) for p in traces]
+    assert wire.encode_batch_fast(wires) is None
+    frames, left_out = wire.encode_traces_alone(wires)
+    assert (len(frames), left_out) == (4, 0)
+    decoded = [wire.from_wire(wire.loads(f[wire.HEADER.size :])[1][0]) for f in frames]
+    assert [len(p.calls or ()) for p in decoded] == [3, 3, 3, 3]
+    assert decoded[1].values_tagged
+    assert not decoded[0].values_tagged

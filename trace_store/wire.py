@@ -156,27 +156,24 @@ def encode_batch_fast(batch: Sequence[WireTrace]) -> bytes | None:
         return None
 
 
-def encode_batch(batch: Sequence[WireTrace]) -> tuple[bytes, int]:
-    """One ``("batch", traces)`` frame and how many traces had to be left out.
+def encode_traces_alone(batch: Sequence[WireTrace]) -> tuple[list[bytes], int]:
+    """For a batch :func:`encode_batch_fast` could not pickle: one frame per trace, and
+    how many traces had to be left out.
 
-    :func:`encode_batch_fast` first; if that fails, each trace is tried alone: one
-    that fails is tagged (:func:`pretag`), and one that still fails is left out and
-    counted. Tagging is Python work that grows with the values (a 600-deep argument
-    recorded by 250 calls took 30 ms), so callers on an event loop run this in a thread.
+    A trace that does not pickle as it is is tagged (:func:`pretag`); one that still
+    fails is left out and counted. Each frame is its own pickle call, so no single call
+    holds the interpreter for the whole batch; tagging is Python work that grows with
+    the values, so callers on an event loop run this in a thread.
     """
-    fast = encode_batch_fast(batch)
-    if fast is not None:
-        return fast, 0
-    kept: list[WireTrace] = []
+    frames: list[bytes] = []
     for wire in batch:
         for candidate in (wire, pretag(wire)):
             try:
-                dumps(candidate)
+                frames.append(frame(dumps(("batch", [candidate]))))
             except Exception:
                 continue
-            kept.append(candidate)
             break
-    return frame(dumps(("batch", kept))), len(batch) - len(kept)
+    return frames, len(batch) - len(frames)
 
 
 def loads(payload: bytes) -> Any:

@@ -47,6 +47,12 @@ log = logging.getLogger("strata.writer.process")
 
 #: Gateway-side batching: a frame goes out when this many traces wait, or after this long.
 FRAME_TRACES: Final = 256
+#: A frame is pickled in one call on the event loop, so it is also bounded by its work:
+#: call records and body bytes (pickling a 10,000-call trace takes ~6 ms; sixteen of
+#: them in one frame held the loop for 100 ms). A single trace over either bound still
+#: goes alone.
+FRAME_CALLS: Final = 10_000
+FRAME_BODY_BYTES: Final = 4 * 1024 * 1024
 FRAME_WAIT: Final = 0.004
 READY_TIMEOUT: Final = 60.0
 MAX_RESTART_DELAY: Final = 5.0
@@ -75,6 +81,22 @@ class _Child:
             return False
         stdin.write(data)
         return True
+
+
+def _take_frame(queue: deque[PendingTrace]) -> list[PendingTrace]:
+    """The next frame's traces: up to :data:`FRAME_TRACES`, :data:`FRAME_CALLS` call
+    records and :data:`FRAME_BODY_BYTES` of bodies, and at least one trace."""
+    batch = [queue.popleft()]
+    calls = len(batch[0].calls or ())
+    body = len(batch[0].body) + len(batch[0].response_body)
+    while queue and len(batch) < FRAME_TRACES:
+        nxt = queue[0]
+        calls += len(nxt.calls or ())
+        body += len(nxt.body) + len(nxt.response_body)
+        if calls > FRAME_CALLS or body > FRAME_BODY_BYTES:
+            break
+        batch.append(queue.popleft())
+    return batch
 
 
 class ProcessWriter:
@@ -233,12 +255,13 @@ class ProcessWriter:
                     await asyncio.sleep(FRAME_WAIT)  # let a burst share one frame
                 continue
             child = await self._ready_child()
-            batch = [queue.popleft() for _ in range(min(FRAME_TRACES, len(queue)))]
+            batch = _take_frame(queue)
             self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
             wires = [wire.to_wire(p) for p in batch]
             fast, left_out = wire.encode_batch_fast(wires), 0
             if fast is None:  # a trace that does not pickle as it is: tag it, off the loop
-                data, left_out = await asyncio.to_thread(wire.encode_batch, wires)
+                frames, left_out = await asyncio.to_thread(wire.encode_traces_alone, wires)
+                data = b"".join(frames)  # length-prefixed frames: one write carries them all
             else:
                 data = fast
             if left_out:
