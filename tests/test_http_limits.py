@@ -78,6 +78,15 @@ async def test_a_blocking_sync_handler_holds_neither_port_and_is_recorded(
         async with await blocked as response:
             assert response.status == 200
             assert await response.json() == {"doubled": 42}
+        async with server.http.get(server.editor + "/metrics") as response:
+            metrics = await response.text()
+        lag = {  # the loop's own view: no timer tick was held back 100 ms or more
+            line.split('le="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("strata_event_loop_lag_seconds_bucket")
+        }
+        assert lag["+Inf"] > 20
+        assert lag["0.1"] == lag["+Inf"]
         await server.flush()
         token = await server.token("slow")
         _, listed = await server.api("/api/v1/canvases/slow/handlers/block/traces", token)
