@@ -1,8 +1,10 @@
 """Domain errors to HTTP, in one middleware.
 
 Handlers raise :class:`~trace_store.errors.StrataError` subclasses; this middleware
-turns each into ``{"error": {"code", "message"}}`` with the class's status. Anything
-else is a bug: it is logged and answered 500 without details.
+turns each into ``{"error": {"code", "message"}}`` with the class's status. A database
+that cannot be reached is a 503 with ``Retry-After`` (and one log line a few times a
+minute, not a traceback per request). Anything else is a bug: it is logged and
+answered 500 without details.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
+from gateway.http_server import RateLimitedLog
+from trace_store.db import OUTAGE_ERRORS
 from trace_store.errors import StrataError
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
 
 log = logging.getLogger("strata.api")
+_outage_log = RateLimitedLog(log, per_minute=4)
+#: Seconds a client is asked to wait after a 503.
+RETRY_AFTER = "5"
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -40,6 +47,12 @@ def json_error(status: int, code: str, message: str) -> web.Response:
     )
 
 
+def _unavailable(code: str, message: str) -> web.Response:
+    response = json_error(503, code, message)
+    response.headers["Retry-After"] = RETRY_AFTER
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every failure as JSON with a fitting status."""
@@ -47,9 +60,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except StrataError as exc:
         status = exc.status if 400 <= exc.status < 600 else 500
+        if status == 503:
+            _outage_log.warning("%s %s: %s", request.method, request.path[:200], exc)
+            return _unavailable(exc.code, str(exc))
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, exc)
         return json_error(status, exc.code, str(exc))
+    except OUTAGE_ERRORS as exc:
+        _outage_log.warning(
+            "%s %s: database unavailable: %s",
+            request.method,
+            request.path[:200],
+            type(exc).__name__,
+        )
+        return _unavailable("database_unavailable", "the database is unavailable; retry later")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

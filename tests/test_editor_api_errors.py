@@ -173,3 +173,37 @@ async def test_signed_urls_refuse_tampering_expiry_and_traversal(server: Server)
     status, _, data = await server.fetch_base(forged.url)
     assert status == 404
     assert b"test-secret" not in data
+
+
+async def test_a_lost_database_is_503_with_retry_after_and_one_line_a_few_times(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    import asyncpg
+
+    token = await server.token("shop")
+    with socket.socket() as probe:  # a port nothing listens on: the database is gone
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    services = server.running.services
+    real = services.pool
+    services.pool = await asyncpg.create_pool(
+        f"postgresql://strata@127.0.0.1:{port}/gone", min_size=0, timeout=2
+    )
+    try:
+        for path in ("/handlers/get_user/traces", "/unmatched", "/handlers"):
+            for which in (token, "strata_never-seen-token"):  # cached, and not cached
+                status, body = await server.api(f"/api/v1/canvases/shop{path}", which)
+                assert status == 503, body
+                assert body["error"]["code"] == "database_unavailable"
+        async with server.http.get(
+            server.editor + "/api/v1/canvases/shop/unmatched",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            assert response.headers["Retry-After"] == "5"
+    finally:
+        await services.pool.close()
+        services.pool = real
+    assert "Traceback" not in caplog.text
+    assert len([r for r in caplog.records if r.name == "strata.api"]) <= 4

@@ -91,6 +91,17 @@ async def ensure_partitions(conn: Connection, *, days_ahead: int = 3) -> None:
             continue
 
 
+#: What a lost or unreachable database raises: refused or reset connections, time-outs,
+#: the connection-exception SQLSTATE class (08) and operator intervention (57: a server
+#: shutting down or starting up).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
 async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     """A pool to ``dsn``; a clear :class:`ConfigError` when the server cannot be reached."""
     try:
