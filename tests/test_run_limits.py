@@ -50,6 +50,16 @@ async def _post(server: Server, path: str, token: str, body: Any = None) -> tupl
         return response.status, await response.json(), time.monotonic() - t0
 
 
+async def _assert_stopped_and_nothing_stored(
+    server: Server, token: str, trace_id: str, status: int, body: Any
+) -> None:
+    assert status == 504, body
+    assert body["error"]["code"] == "run_timeout"
+    assert "STRATA_RUN_TIMEOUT" in body["error"]["message"]
+    _, manifest = await server.api(f"/api/v1/canvases/lab/traces/{trace_id}", token)
+    assert manifest["patches"] == []
+
+
 async def test_a_rerun_past_its_limit_is_a_clear_error_and_stores_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -62,12 +72,8 @@ async def test_a_rerun_past_its_limit_is_a_clear_error_and_stores_nothing(
             )
         finally:
             slowness["seconds"] = 0.0
-        assert status == 504, body
-        assert body["error"]["code"] == "run_timeout"
-        assert "STRATA_RUN_TIMEOUT" in body["error"]["message"]
+        await _assert_stopped_and_nothing_stored(server, token, trace_id, status, body)
         assert elapsed < 3
-        _, manifest = await server.api(f"/api/v1/canvases/lab/traces/{trace_id}", token)
-        assert manifest["patches"] == []
 
 
 async def test_a_slow_sync_function_run_stops_at_the_limit_and_holds_no_port(
@@ -90,11 +96,8 @@ async def test_a_slow_sync_function_run_stops_at_the_limit_and_holds_no_port(
                 assert response.status == 200
             assert time.monotonic() - t0 < 0.5  # on the event loop it would wait ~2.7 s
         status, body, elapsed = await run
-        assert status == 504, body
-        assert body["error"]["code"] == "run_timeout"
+        await _assert_stopped_and_nothing_stored(server, token, trace_id, status, body)
         assert elapsed < 2.5
-        _, manifest = await server.api(f"/api/v1/canvases/lab/traces/{trace_id}", token)
-        assert manifest["patches"] == []
 
 
 async def test_a_function_that_times_out_by_itself_is_its_own_error(
