@@ -74,6 +74,15 @@ class RateLimitedLog:
 
     def warning(self, message: str, *args: object) -> None:
         """Log ``message`` unless this minute's lines are spent."""
+        if self._allow():
+            self._logger.warning(message, *args)
+
+    def error(self, message: str, *args: object, exc_info: BaseException) -> None:
+        """Log ``message`` with its traceback unless this minute's lines are spent."""
+        if self._allow():
+            self._logger.error(message, *args, exc_info=exc_info)
+
+    def _allow(self) -> bool:
         now = time.monotonic()
         if now - self._window >= 60.0:
             if self._suppressed:
@@ -83,9 +92,9 @@ class RateLimitedLog:
             self._window, self._lines, self._suppressed = now, 0, 0
         if self._lines < self._per_minute:
             self._lines += 1
-            self._logger.warning(message, *args)
-        else:
-            self._suppressed += 1
+            return True
+        self._suppressed += 1
+        return False
 
 
 class _Handler(RequestHandler):
@@ -111,7 +120,7 @@ class _Handler(RequestHandler):
             self.metrics.malformed_requests.labels(self.port_name, str(status)).inc()
         if status >= 500 and exc is not None:
             # strata's own bug, not the client's: keep the traceback, at a bounded rate.
-            log.error("%s port: unhandled %s", self.port_name, kind, exc_info=exc)
+            self.quiet_log.error("%s port: unhandled %s", self.port_name, kind, exc_info=exc)
         else:
             self.quiet_log.warning(
                 "%s port: %d answered to a malformed request (%s)", self.port_name, status, kind
