@@ -45,10 +45,15 @@ def _where(exc: BaseException, path: Path | None) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
-def _import_failure(what: str, exc: SyntaxError | ImportError, path: Path | None) -> ConfigError:
+def _import_failure(what: str, exc: Exception, path: Path | None) -> ConfigError:
     where = _where(exc, path)
     detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-    kind = "syntax error" if isinstance(exc, SyntaxError) else "import error"
+    if isinstance(exc, SyntaxError):
+        kind = "syntax error"
+    elif isinstance(exc, ImportError):
+        kind = "import error"
+    else:  # the module's own code raised while it was imported
+        kind = type(exc).__name__
     at = f" at {where}" if where else ""
     return ConfigError(f"{SETTING}: cannot import {what}: {kind}{at}: {detail}")
 
@@ -67,8 +72,12 @@ def _import_module(name: str) -> ModuleType:
         if missing and (name == missing or name.startswith(missing + ".")):
             raise ConfigError(f"{SETTING}: cannot import {name!r}: {exc}") from exc
         raise _import_failure(repr(name), exc, None) from exc
-    except TypeError as exc:  # a relative name such as ".shop"
-        raise ConfigError(f"{SETTING}: cannot import {name!r}: {exc}") from exc
+    except TypeError as exc:
+        if name.startswith("."):  # a relative name such as ".shop"
+            raise ConfigError(f"{SETTING}: cannot import {name!r}: {exc}") from exc
+        raise _import_failure(repr(name), exc, None) from exc
+    except Exception as exc:
+        raise _import_failure(repr(name), exc, None) from exc
 
 
 def _import_file(target: str) -> ModuleType:
@@ -104,7 +113,7 @@ def _import_file(target: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except (SyntaxError, ImportError) as exc:
+    except Exception as exc:  # a syntax, import or any other error of the file's own
         del sys.modules[name]
         raise _import_failure(repr(target), exc, path) from exc
     except BaseException:

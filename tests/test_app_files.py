@@ -108,6 +108,11 @@ def test_file_specs_load_one_module(
             {"bad_import.py": "import os\nimport no_such_module_here\n"},
             r"import error at .*bad_import\.py:2: No module named 'no_such_module_here'",
         ),
+        (
+            "./bad_code.py:canvas",
+            {"bad_code.py": "x = 1\ncanvas = undefined_name\n"},
+            r"NameError at .*bad_code\.py:2: name 'undefined_name' is not defined",
+        ),
         ("./{stem}.py:not_a_canvas", {}, r"is not a runtime\.Canvas \(its type is int\)"),
         ("./{stem}.py:nothing", {}, r"has no attribute 'nothing'"),
         # A file whose name is a module already loaded from elsewhere.
@@ -123,7 +128,7 @@ def test_bad_file_specs_name_the_setting(
     with pytest.raises(ConfigError, match=rf"^STRATA_APP \(--app\): .*{message}"):
         load_canvas(spec.format(stem=app.stem))
     # A failed import leaves no half-made module behind.
-    assert not {"bad_syntax", "bad_import"} & set(sys.modules)
+    assert not {"bad_syntax", "bad_import", "bad_code"} & set(sys.modules)
 
 
 async def test_a_file_canvas_serves_records_reruns_and_replays(
