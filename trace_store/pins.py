@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from trace_store import index
+from trace_store.background import Retries
 from trace_store.errors import ObjectNotFound
 
 if TYPE_CHECKING:
@@ -370,15 +371,16 @@ class PinOutbox:
         return int(await self.pool.fetchval("SELECT count(*) FROM pin_outbox"))
 
     async def run(self, *, poll_interval: float = 1.0) -> None:
-        """Apply entries until cancelled; a failing pass is logged and retried."""
+        """Apply entries until cancelled; a failing pass is retried with backoff (an
+        outage logs one line when it starts and one when it ends)."""
+        retries = Retries("pin outbox", log, base=poll_interval)
         while True:
             try:
                 result = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("pin outbox pass failed")
-                result = OutboxPass()
+            except Exception as exc:
+                await asyncio.sleep(retries.failed(exc))
+                continue
+            retries.succeeded()
             if result.entries < self.batch_size or result.failed:
                 await asyncio.sleep(poll_interval)
 

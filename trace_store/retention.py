@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from trace_store import db, pins
 from trace_store.backends.local import LocalStore
+from trace_store.background import Retries
 from trace_store.keys import TRACES, UNMATCHED
 
 if TYPE_CHECKING:
@@ -186,13 +187,15 @@ async def expire_local(
 
 
 async def _every(period: float, name: str, work: Callable[[], Awaitable[object]]) -> None:
+    # A failed pass is tried again sooner than the next period, backing off up to it.
+    retries = Retries(name, log, base=min(1.0, period), cap=period)
     while True:
         try:
             await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; retrying in %.0fs", name, period)
+        except Exception as exc:
+            await asyncio.sleep(retries.failed(exc))
+            continue
+        retries.succeeded()
         await asyncio.sleep(period)
 
 
