@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.services import SERVICES
+from trace_store.errors import describe
 
 READY_TIMEOUT = 3.0
 
@@ -30,7 +31,7 @@ async def readyz(request: web.Request) -> web.Response:
             await asyncio.wait_for(probe(), READY_TIMEOUT)
             checks[name] = "ok"
         except Exception as exc:
-            checks[name] = f"unavailable: {type(exc).__name__}: {str(exc)[:200]}"
+            checks[name] = f"unavailable: {describe(exc)}"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks},

@@ -66,3 +66,22 @@ async def test_the_pin_outbox_without_its_database_logs_one_line(
     assert len(records) == 1, [r.getMessage() for r in records]
     assert "cannot reach the database" in records[0].getMessage()
     assert records[0].exc_info is None
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (TimeoutError(), "TimeoutError"),
+        (
+            ConnectionRefusedError(111, "Connection refused"),
+            "ConnectionRefusedError: [Errno 111] Connection refused",
+        ),
+        (ValueError("x" * 500), "ValueError: " + "x" * 188),
+    ],
+)
+def test_a_failure_is_described_by_its_type_when_it_has_no_message(
+    exc: BaseException, text: str
+) -> None:
+    from trace_store.errors import describe
+
+    assert describe(exc) == text

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from trace_store.db import OUTAGE_ERRORS
-from trace_store.errors import StoreUnavailable
+from trace_store.errors import StoreUnavailable, describe
 
 if TYPE_CHECKING:
     import logging
@@ -46,11 +46,10 @@ class Retries:
             if self._outage_since is None:
                 self._outage_since = time.monotonic()
                 self._log.warning(
-                    "%s: cannot reach the database or the store (%s: %s); retrying,"
+                    "%s: cannot reach the database or the store (%s); retrying,"
                     " backing off up to %.0f s",
                     self.name,
-                    type(exc).__name__,
-                    str(exc)[:200],
+                    describe(exc),
                     self._cap,
                 )
         else:

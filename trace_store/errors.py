@@ -8,6 +8,14 @@ domain error and never builds an HTTP response for a failure itself.
 from __future__ import annotations
 
 
+def describe(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an exception, never blank (a ``TimeoutError()`` has no
+    message: its type is the cause), cut to ``limit`` characters."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return (f"{name}: {text}" if text else name)[:limit]
+
+
 class StrataError(Exception):
     """Root of strata's errors. ``code`` is the stable machine-readable name."""
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from trace_store import index
 from trace_store.background import Retries
-from trace_store.errors import ObjectNotFound
+from trace_store.errors import ObjectNotFound, describe
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -350,7 +350,7 @@ class PinOutbox:
                 except ObjectNotFound:
                     log.info("outbox: object %s no longer exists; nothing to apply", key)
                 except Exception as exc:
-                    errors[key] = f"{type(exc).__name__}: {exc}"
+                    errors[key] = describe(exc)
 
         await asyncio.gather(*(apply(key) for key in keys))
         return errors, requests, leased

@@ -25,7 +25,7 @@ from runtime.recorder import C_FUNCTION, C_KIND, USER
 from trace_store import codec, keys
 from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace, TraceLimits, build_trace
-from trace_store.errors import AlreadyExists
+from trace_store.errors import AlreadyExists, describe
 from trace_store.index import IndexRow
 from trace_store.spool import Spool, SpooledItem
 from trace_store.timestamps import utc_datetime
@@ -394,7 +394,7 @@ class TraceWriter:
                 if self._stopping and delay >= self.config.max_backoff:
                     raise
                 if give_up_after is not None and time.monotonic() - started >= give_up_after:
-                    raise _GaveUp(f"{stage}: {exc}") from exc
+                    raise _GaveUp(f"{stage}: {describe(exc)}") from exc
                 self.metrics.writer_retries.labels(stage).inc()
                 log.warning("writer %s failed (%s); retrying in %.2fs", stage, exc, delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
