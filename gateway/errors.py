@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from gateway.http_server import RateLimitedLog
 from trace_store.db import OUTAGE_ERRORS
-from trace_store.errors import StrataError
+from trace_store.errors import StrataError, describe
+from trace_store.logs import RateLimitedLog
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
@@ -39,18 +39,13 @@ _HTTP_CODES = {
 
 
 def json_error(status: int, code: str, message: str) -> web.Response:
-    """An error response in strata's JSON shape."""
+    """An error response in strata's JSON shape (a 503 says when to retry)."""
     return web.Response(
         status=status,
         body=orjson.dumps({"error": {"code": code, "message": message}}),
         content_type="application/json",
+        headers={"Retry-After": RETRY_AFTER} if status == 503 else None,
     )
-
-
-def _unavailable(code: str, message: str) -> web.Response:
-    response = json_error(503, code, message)
-    response.headers["Retry-After"] = RETRY_AFTER
-    return response
 
 
 @web.middleware
@@ -62,18 +57,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = exc.status if 400 <= exc.status < 600 else 500
         if status == 503:
             _outage_log.warning("%s %s: %s", request.method, request.path[:200], exc)
-            return _unavailable(exc.code, str(exc))
-        if status >= 500:
+        elif status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, exc)
         return json_error(status, exc.code, str(exc))
     except OUTAGE_ERRORS as exc:
         _outage_log.warning(
-            "%s %s: database unavailable: %s",
-            request.method,
-            request.path[:200],
-            type(exc).__name__,
+            "%s %s: database unavailable: %s", request.method, request.path[:200], describe(exc)
         )
-        return _unavailable("database_unavailable", "the database is unavailable; retry later")
+        return json_error(503, "database_unavailable", "the database is unavailable; retry later")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,6 +28,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from trace_store.errors import PayloadTooLarge, StrataError
+from trace_store.logs import RateLimitedLog
 
 if TYPE_CHECKING:
     from aiohttp.web_request import BaseRequest
@@ -60,41 +60,6 @@ async def read_body(request: web.BaseRequest, seconds: float) -> bytes:
         raise PayloadTooLarge(
             f"the request body is larger than {request.client_max_size} bytes"
         ) from None
-
-
-class RateLimitedLog:
-    """At most ``per_minute`` lines a minute; the rest are counted and summarised."""
-
-    def __init__(self, logger: logging.Logger, per_minute: int = 10) -> None:
-        self._logger = logger
-        self._per_minute = per_minute
-        self._window = 0.0
-        self._lines = 0
-        self._suppressed = 0
-
-    def warning(self, message: str, *args: object) -> None:
-        """Log ``message`` unless this minute's lines are spent."""
-        if self._allow():
-            self._logger.warning(message, *args)
-
-    def error(self, message: str, *args: object, exc_info: BaseException) -> None:
-        """Log ``message`` with its traceback unless this minute's lines are spent."""
-        if self._allow():
-            self._logger.error(message, *args, exc_info=exc_info)
-
-    def _allow(self) -> bool:
-        now = time.monotonic()
-        if now - self._window >= 60.0:
-            if self._suppressed:
-                self._logger.warning(
-                    "%d similar lines suppressed in the last minute", self._suppressed
-                )
-            self._window, self._lines, self._suppressed = now, 0, 0
-        if self._lines < self._per_minute:
-            self._lines += 1
-            return True
-        self._suppressed += 1
-        return False
 
 
 class _Handler(RequestHandler):

@@ -5,6 +5,8 @@ bugs log one) is kept in the same line: escaped in ``text``, a field in ``json``
 What may be logged is decided where the line is written: never a header value, a
 token or a body (``gateway.http_server`` logs a malformed request by its status and
 error class only). The writer process logs the same way (it reads the same setting).
+What a client can trigger at will (malformed requests, outage answers) is logged
+through a :class:`RateLimitedLog`.
 """
 
 from __future__ import annotations
@@ -47,3 +49,38 @@ def configure(level: int, log_format: str = "text", prefix: str = "") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class RateLimitedLog:
+    """At most ``per_minute`` lines a minute; the rest are counted and summarised."""
+
+    def __init__(self, logger: logging.Logger, per_minute: int = 10) -> None:
+        self._logger = logger
+        self._per_minute = per_minute
+        self._window = 0.0
+        self._lines = 0
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        """Log ``message`` unless this minute's lines are spent."""
+        if self._allow():
+            self._logger.warning(message, *args)
+
+    def error(self, message: str, *args: object, exc_info: BaseException) -> None:
+        """Log ``message`` with its traceback unless this minute's lines are spent."""
+        if self._allow():
+            self._logger.error(message, *args, exc_info=exc_info)
+
+    def _allow(self) -> bool:
+        now = time.monotonic()
+        if now - self._window >= 60.0:
+            if self._suppressed:
+                self._logger.warning(
+                    "%d similar lines suppressed in the last minute", self._suppressed
+                )
+            self._window, self._lines, self._suppressed = now, 0, 0
+        if self._lines < self._per_minute:
+            self._lines += 1
+            return True
+        self._suppressed += 1
+        return False
