@@ -259,13 +259,14 @@ def test_a_frame_is_bounded_by_its_pickling_work_and_takes_at_least_one_trace() 
     from trace_store.writer_process import FRAME_BODY_BYTES, FRAME_CALLS, _take_frame
 
     queue = deque([_pending(FRAME_CALLS // 2) for _ in range(5)])
-    assert [len(_take_frame(queue)) for _ in range(3)] == [2, 2, 1]
+    assert [len(_take_frame(queue)[0]) for _ in range(3)] == [2, 2, 1]
     queue = deque([_pending(FRAME_CALLS * 3), _pending(1)])
-    assert len(_take_frame(queue)) == 1  # a trace over the bound still goes, alone
+    assert len(_take_frame(queue)[0]) == 1  # a trace over the bound still goes, alone
     queue = deque([_pending(0, FRAME_BODY_BYTES // 2 + 1) for _ in range(3)])
-    assert len(_take_frame(queue)) == 1
+    batch, body_bytes = _take_frame(queue)
+    assert (len(batch), body_bytes) == (1, FRAME_BODY_BYTES // 2 + 1)
     queue = deque([_pending(1) for _ in range(300)])
-    assert len(_take_frame(queue)) == 256
+    assert len(_take_frame(queue)[0]) == 256
 
 
 def test_a_batch_that_does_not_pickle_becomes_one_frame_a_trace() -> None:

@@ -83,20 +83,21 @@ class _Child:
         return True
 
 
-def _take_frame(queue: deque[PendingTrace]) -> list[PendingTrace]:
-    """The next frame's traces: up to :data:`FRAME_TRACES`, :data:`FRAME_CALLS` call
-    records and :data:`FRAME_BODY_BYTES` of bodies, and at least one trace."""
-    batch = [queue.popleft()]
-    calls = len(batch[0].calls or ())
-    body = len(batch[0].body) + len(batch[0].response_body)
+def _take_frame(queue: deque[PendingTrace]) -> tuple[list[PendingTrace], int]:
+    """The next frame's traces, and their body bytes: up to :data:`FRAME_TRACES`,
+    :data:`FRAME_CALLS` call records and :data:`FRAME_BODY_BYTES` of bodies, and at
+    least one trace."""
+    batch: list[PendingTrace] = []
+    calls = body = 0
     while queue and len(batch) < FRAME_TRACES:
         nxt = queue[0]
-        calls += len(nxt.calls or ())
-        body += len(nxt.body) + len(nxt.response_body)
-        if calls > FRAME_CALLS or body > FRAME_BODY_BYTES:
+        more_calls = calls + len(nxt.calls or ())
+        more_body = body + len(nxt.body) + len(nxt.response_body)
+        if batch and (more_calls > FRAME_CALLS or more_body > FRAME_BODY_BYTES):
             break
         batch.append(queue.popleft())
-    return batch
+        calls, body = more_calls, more_body
+    return batch, body
 
 
 class ProcessWriter:
@@ -255,15 +256,13 @@ class ProcessWriter:
                     await asyncio.sleep(FRAME_WAIT)  # let a burst share one frame
                 continue
             child = await self._ready_child()
-            batch = _take_frame(queue)
-            self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
+            batch, body_bytes = _take_frame(queue)
+            self._queued_bytes -= body_bytes
             wires = [wire.to_wire(p) for p in batch]
-            fast, left_out = wire.encode_batch_fast(wires), 0
-            if fast is None:  # a trace that does not pickle as it is: tag it, off the loop
+            data, left_out = wire.encode_batch_fast(wires), 0
+            if data is None:  # a trace that does not pickle as it is: tag it, off the loop
                 frames, left_out = await asyncio.to_thread(wire.encode_traces_alone, wires)
                 data = b"".join(frames)  # length-prefixed frames: one write carries them all
-            else:
-                data = fast
             if left_out:
                 log.warning("%d traces could not be pickled even tagged", left_out)
                 self.metrics.traces_dropped.labels("encode_error").inc(left_out)
