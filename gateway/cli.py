@@ -207,14 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``strata`` console script."""
     args = build_parser().parse_args(argv)
-    log_format = os.environ.get("STRATA_LOG_FORMAT") or "text"
-    if log_format not in logs.FORMATS:
-        print(
-            f"strata: error: STRATA_LOG_FORMAT: expected one of {logs.FORMATS}, got {log_format!r}",
-            file=sys.stderr,
-        )
-        raise SystemExit(2)
-    logs.configure(logging.DEBUG if args.verbose else logging.WARNING, log_format)
+    try:
+        logs.configure(logging.DEBUG if args.verbose else logging.WARNING)
+    except StrataError as exc:
+        print(f"strata: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if not args.verbose and args.func is cmd_serve:
         # A server logs its own progress, but not the libraries' chatter (the embedded
         # server's initdb output): that is noise on a console. One-shot commands print

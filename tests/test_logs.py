@@ -12,11 +12,12 @@ from trace_store import logs
 
 @pytest.mark.parametrize("log_format", logs.FORMATS)
 def test_an_event_with_a_traceback_is_one_line(
-    log_format: str, capsys: pytest.CaptureFixture[str]
+    log_format: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("STRATA_LOG_FORMAT", log_format)
     before = logging.getLogger().handlers[:]
     try:
-        logs.configure(logging.INFO, log_format)
+        logs.configure(logging.INFO)
         try:
             raise ValueError("boom\nsecond line")
         except ValueError:
@@ -36,3 +37,11 @@ def test_an_event_with_a_traceback_is_one_line(
         assert "ValueError: boom\nsecond line" in event["exception"]
     else:
         assert "ERROR strata.test: failed on x\\nTraceback" in lines[0]
+
+
+def test_an_unknown_format_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from trace_store.errors import ConfigError
+
+    monkeypatch.setenv("STRATA_LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError, match=r"^STRATA_LOG_FORMAT: expected one of"):
+        logs.configure(logging.INFO)

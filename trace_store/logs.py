@@ -12,9 +12,12 @@ through a :class:`RateLimitedLog`.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import orjson
+
+from trace_store.errors import ConfigError
 
 FORMATS = ("text", "json")
 
@@ -41,9 +44,13 @@ class _Json(logging.Formatter):
         return orjson.dumps(event, default=str).decode()
 
 
-def configure(level: int, log_format: str = "text", prefix: str = "") -> None:
-    """Send every logger's records to stderr, one line each, in ``log_format``
-    (``prefix`` names the process in text lines, e.g. the writer's)."""
+def configure(level: int, prefix: str = "") -> None:
+    """Send every logger's records to stderr, one line each, in the format
+    ``STRATA_LOG_FORMAT`` names (``prefix`` names the process in text lines, e.g. the
+    writer's). A format that is not one of :data:`FORMATS` is a :class:`ConfigError`."""
+    log_format = os.environ.get("STRATA_LOG_FORMAT") or "text"
+    if log_format not in FORMATS:
+        raise ConfigError(f"STRATA_LOG_FORMAT: expected one of {FORMATS}, got {log_format!r}")
     handler = logging.StreamHandler()
     handler.setFormatter(_Json() if log_format == "json" else _OneLine(prefix))
     root = logging.getLogger()

@@ -174,8 +174,7 @@ def main() -> None:
     # The protocol owns the real stdout; a stray print() anywhere goes to stderr.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
-    log_format = os.environ.get("STRATA_LOG_FORMAT") or "text"
-    logs.configure(logging.INFO, log_format if log_format in logs.FORMATS else "text", "writer ")
+    logs.configure(logging.INFO, "writer ")  # the parent has checked STRATA_LOG_FORMAT
     try:
         import uvloop
 
