@@ -43,3 +43,27 @@ async def test_create_list_and_revoke_a_token_refused_at_once(
         assert_one_line_error(code, err, f"no token with id {token_id}")
         code, _, err = await strata("token", "revoke", "xyz", env=env)
         assert_one_line_error(code, err, "expected 8 or more hex digits")
+
+
+async def test_an_ambiguous_id_revokes_nothing(database_url: str) -> None:
+    import asyncpg
+    import pytest
+
+    from trace_store import tokens
+    from trace_store.errors import InvalidInput
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        for tail in (b"\x01", b"\x02"):
+            await pool.execute(
+                "INSERT INTO editor_tokens (token_hash, canvas) VALUES ($1, 'shop')",
+                b"\xab\xcd\xef\x01" + tail * 28,
+            )
+        with pytest.raises(InvalidInput, match="matches 2 tokens"):
+            await tokens.revoke_token(pool, "abcdef01")
+        assert len(await tokens.list_tokens(pool, "shop")) == 2
+        revoked = await tokens.revoke_token(pool, "abcdef0101")
+        assert (revoked.id, revoked.canvas) == ("abcdef010101", "shop")
+        assert len(await tokens.list_tokens(pool)) == 1
+    finally:
+        await pool.close()

@@ -11,7 +11,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trace_store.errors import InvalidInput, NotFound
 from trace_store.keys import check_canvas
@@ -75,16 +75,20 @@ class TokenInfo:
     created_at: datetime
 
 
+def _info(row: Any) -> TokenInfo:
+    return TokenInfo(bytes(row["token_hash"]).hex()[:ID_CHARS], row["canvas"], row["created_at"])
+
+
 async def list_tokens(pool: Pool, canvas: str | None = None) -> list[TokenInfo]:
     """Every token (of ``canvas``, when given), oldest first."""
     if canvas is not None:
         check_canvas(canvas)
     rows = await pool.fetch(
-        "SELECT encode(token_hash, 'hex') AS id, canvas, created_at FROM editor_tokens"
+        "SELECT token_hash, canvas, created_at FROM editor_tokens"
         " WHERE $1::text IS NULL OR canvas = $1 ORDER BY created_at, token_hash",
         canvas,
     )
-    return [TokenInfo(r["id"][:ID_CHARS], r["canvas"], r["created_at"]) for r in rows]
+    return [_info(row) for row in rows]
 
 
 async def revoke_token(pool: Pool, token_id: str) -> TokenInfo:
@@ -94,16 +98,14 @@ async def revoke_token(pool: Pool, token_id: str) -> TokenInfo:
         raise InvalidInput(f"invalid token id {token_id[:80]!r}: expected 8 or more hex digits")
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            "SELECT token_hash, canvas, created_at FROM editor_tokens"
-            " WHERE substring(encode(token_hash, 'hex') for $2) = $1 FOR UPDATE",
+            "DELETE FROM editor_tokens WHERE substring(encode(token_hash, 'hex') for $2) = $1"
+            " RETURNING token_hash, canvas, created_at",
             token_id,
             len(token_id),
         )
         if not rows:
             raise NotFound(f"no token with id {token_id}")
-        if len(rows) > 1:
+        if len(rows) > 1:  # raising rolls the deletes back
             raise InvalidInput(f"token id {token_id} matches {len(rows)} tokens: give more digits")
-        (row,) = rows
-        await conn.execute("DELETE FROM editor_tokens WHERE token_hash = $1", row["token_hash"])
-        await conn.execute("SELECT pg_notify($1, $2)", REVOKED_CHANNEL, row["canvas"])
-    return TokenInfo(bytes(row["token_hash"]).hex()[:ID_CHARS], row["canvas"], row["created_at"])
+        await conn.execute("SELECT pg_notify($1, $2)", REVOKED_CHANNEL, rows[0]["canvas"])
+    return _info(rows[0])
