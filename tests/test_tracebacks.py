@@ -45,7 +45,7 @@ def test_one_exception_recorded_by_many_calls_is_formatted_once(
         formatted.append(e)
         return real(e)
 
-    monkeypatch.setattr("trace_store.document.format_bounded", counting)
+    monkeypatch.setattr(tracebacks, "format_bounded", counting)
     infos = {id(ErrorInfo.of(exc)) for _ in range(495)}
     assert len(infos) == 1
     assert formatted == [exc]

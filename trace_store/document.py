@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 from runtime.recorder import BUILTIN
-from trace_store import redaction
+from trace_store import redaction, tracebacks
 from trace_store.keys import TRACES
 from trace_store.redaction import REDACTED
 from trace_store.timestamps import rfc3339
-from trace_store.tracebacks import format_bounded
 from trace_store.values import hash_tagged_args, tag_call, to_json
 
 if TYPE_CHECKING:
@@ -221,7 +220,7 @@ class ErrorInfo:
         known = exc.__dict__.get(_INFO_ATTR)
         if isinstance(known, ErrorInfo):
             return known
-        info = cls(type(exc).__qualname__, _safe_str(exc), format_bounded(exc))
+        info = cls(type(exc).__qualname__, tracebacks.message(exc), tracebacks.format_bounded(exc))
         with contextlib.suppress(Exception):  # an exception type that refuses attributes
             setattr(exc, _INFO_ATTR, info)
         return info
@@ -238,13 +237,6 @@ def error_doc(exc: BaseException | ErrorInfo) -> JSONObject:
 
 
 _INFO_ATTR = "__strata_error_info__"
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)[:4096]
-    except Exception:
-        return "<unprintable error>"
 
 
 def calls_doc(

@@ -82,18 +82,25 @@ def _format_frames(entries: list[TracebackType]) -> list[str]:
     return traceback.StackSummary.extract(frames, limit=None, lookup_lines=True).format()
 
 
-def _message_line(exc: BaseException) -> str:
+def message(exc: BaseException) -> str:
+    """``str(exc)``, cut to :data:`MAX_MESSAGE_CHARS` (saying so); a ``__str__`` that
+    raises gives ``<unprintable error>``."""
     try:
-        message = str(exc)
+        text = str(exc)
     except Exception:
-        message = "<unprintable error>"
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = message[:MAX_MESSAGE_CHARS] + f"... [{len(message)} characters]"
+        return "<unprintable error>"
+    if len(text) > MAX_MESSAGE_CHARS:
+        return text[:MAX_MESSAGE_CHARS] + f"... [{len(text)} characters]"
+    return text
+
+
+def _message_line(exc: BaseException) -> str:
+    message_ = message(exc)
     name = type(exc).__qualname__
     module = type(exc).__module__
     if module not in ("builtins", "__main__"):
         name = f"{module}.{name}"
-    return f"{name}: {message}\n" if message else f"{name}\n"
+    return f"{name}: {message_}\n" if message_ else f"{name}\n"
 
 
 def _chain_length(exc: BaseException, seen: set[int]) -> int:
