@@ -160,25 +160,13 @@ async def test_a_file_canvas_serves_records_reruns_and_replays(
             assert [c["function"] for c in doc["calls"] if c["kind"] == "user"] == ["total"]
 
         # Replay from another directory, through a nested relative path to the same file.
-        code, out, err = await strata(
-            "replay",
-            trace_id,
-            "--app",
-            "app/nested/fileshop.py:canvas",
-            env={"STRATA_TOKEN": token, "STRATA_CANVAS": "fileshop", "STRATA_EDITOR_URL": editor},
-            cwd=tmp_path,
-        )
+        env = {"STRATA_TOKEN": token, "STRATA_CANVAS": "fileshop", "STRATA_EDITOR_URL": editor}
+        replay = ("replay", trace_id, "--app", "app/nested/fileshop.py:canvas")
+        code, out, err = await strata(*replay, env=env, cwd=tmp_path)
         assert code == 0, err
         assert "no difference" in out
 
         # The same from an invalid file: one line.
         (nested / "fileshop.py").write_text("canvas = (\n")
-        code, _, err = await strata(
-            "replay",
-            trace_id,
-            "--app",
-            "app/nested/fileshop.py:canvas",
-            env={"STRATA_TOKEN": token, "STRATA_CANVAS": "fileshop", "STRATA_EDITOR_URL": editor},
-            cwd=tmp_path,
-        )
+        code, _, err = await strata(*replay, env=env, cwd=tmp_path)
         assert_one_line_error(code, err, "STRATA_APP (--app)", "fileshop.py:1")
