@@ -7,7 +7,6 @@ function on ``{"args": [...]}`` (tagged values, as traces record them, are accep
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -15,10 +14,9 @@ from aiohttp import web
 
 from gateway.editor_api import API, authorised_trace
 from gateway.http_server import read_body
-from runtime.execute import execute
-from runtime.rerun import request_from_input, run_function
+from runtime.rerun import rerun_handler, run_function
 from trace_store import codec, keys, patches
-from trace_store.errors import InvalidInput, NotFound, RunTimeout
+from trace_store.errors import InvalidInput, NotFound
 from trace_store.values import MalformedValue, from_json
 
 if TYPE_CHECKING:
@@ -46,21 +44,14 @@ async def rerun(request: web.Request) -> web.Response:
         raise NotFound(f"handler {row.handler_id!r} is no longer in canvas {canvas.name!r}")
     base = await _base(services, row)
     settings = services.settings
-    try:
-        async with asyncio.timeout(settings.run_timeout):
-            run = await execute(
-                handler,
-                request_from_input(base["input"]),
-                record=True,
-                max_calls=settings.limits.max_calls,
-                sync_pool=services.sync_pool,
-            )
-    except TimeoutError:  # execute() keeps the handler's own errors in the Execution
-        raise RunTimeout(
-            f"the rerun did not finish within {settings.run_timeout:g} s (STRATA_RUN_TIMEOUT)"
-        ) from None
-    limits = settings.limits
-    body = patches.rerun_document(run, limits)
+    run = await rerun_handler(
+        handler,
+        base["input"],
+        max_calls=settings.limits.max_calls,
+        time_limit=settings.run_timeout,
+        sync_pool=services.sync_pool,
+    )
+    body = patches.rerun_document(run, settings.limits)
     patch = await patches.append(services.pool, canvas.name, row.trace_id, row.started_at, body)
     return _created(patch)
 

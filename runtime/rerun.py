@@ -11,12 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from runtime.execute import execute
 from runtime.http import Request
 from runtime.recorder import Recorder, current
 from trace_store.errors import InvalidInput, RunTimeout
 
 if TYPE_CHECKING:
-    from runtime.canvas import UserFunction
+    from runtime.canvas import Handler, UserFunction
+    from runtime.execute import Execution
     from runtime.sync_pool import SyncPool
 
 
@@ -38,6 +40,36 @@ def request_from_input(doc_input: dict[str, Any]) -> Request:
         headers=headers,
         body=body,
     )
+
+
+async def rerun_handler(
+    handler: Handler,
+    doc_input: dict[str, Any],
+    *,
+    max_calls: int,
+    time_limit: float,
+    sync_pool: SyncPool | None = None,
+) -> Execution:
+    """Run ``handler`` again on a trace's ``input``, recorded, builtins live.
+
+    Past ``time_limit`` seconds the run is abandoned with
+    :class:`~trace_store.errors.RunTimeout`, as in :func:`run_function`.
+    """
+    try:
+        async with asyncio.timeout(time_limit):
+            # execute() keeps the handler's own errors in the Execution: a TimeoutError
+            # out of this block is the deadline's.
+            return await execute(
+                handler,
+                request_from_input(doc_input),
+                record=True,
+                max_calls=max_calls,
+                sync_pool=sync_pool,
+            )
+    except TimeoutError:
+        raise RunTimeout(
+            f"the rerun did not finish within {time_limit:g} s (STRATA_RUN_TIMEOUT)"
+        ) from None
 
 
 @dataclass(slots=True)
