@@ -44,16 +44,14 @@ async def _load(gateway: str, kind: tuple[str, str, bytes | None], requests: int
 
 async def _drained(editor: str) -> None:
     """Wait until the writer has stored what it was given (its work is not the next
-    kind's): the indexed-traces counter stops moving."""
-    last = None
+    kind's): the indexed-traces counter stops moving for three scrapes in a row (the
+    writer process reports its counters to the gateway about once a second)."""
+    seen: list[list[str]] = []
     async with aiohttp.ClientSession() as http:
-        while True:
+        while len(seen) < 3 or seen[-1] != seen[-3]:
             async with http.get(editor + "/metrics") as response:
                 text = await response.text()
-            now = [line for line in text.splitlines() if line.startswith("strata_traces_indexed")]
-            if now == last:
-                return
-            last = now
+            seen.append([ln for ln in text.splitlines() if ln.startswith("strata_traces_indexed")])
             await asyncio.sleep(1.0)
 
 
