@@ -119,9 +119,9 @@ class ServeSettings:
     writer_mode: str = "process"
     #: Tune the garbage collector for queued traces (see trace_store.gc_tuning).
     gc_tuning: bool = True
-    #: Bound of the local spool where batches wait while the store or Postgres is down
-    #: (0: traces wait in memory only).
-    spool_bytes: int = 1024 * 1024 * 1024
+    #: Bound of the trace log (``<data-dir>/log/<role>``), where every trace waits until
+    #: it is stored and indexed (see trace_store.tracelog).
+    log_bytes: int = 1024 * 1024 * 1024
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
@@ -178,6 +178,10 @@ class ServeSettings:
             batch_size=env_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
             upload_concurrency=env_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
         )
+        if "STRATA_SPOOL_BYTES" in env:  # a setting silently ignored would be worse
+            raise ConfigError(
+                "STRATA_SPOOL_BYTES: the spool became the trace log; set STRATA_LOG_BYTES instead"
+            )
         writer_mode = env.get("STRATA_WRITER") or "process"
         if writer_mode not in WRITER_MODES:
             raise ConfigError(f"STRATA_WRITER: expected one of {WRITER_MODES}, got {writer_mode!r}")
@@ -207,7 +211,7 @@ class ServeSettings:
             writer=writer,
             writer_mode=writer_mode,
             gc_tuning=gc_mode == "tuned",
-            spool_bytes=env_int(env, "STRATA_SPOOL_BYTES", 1024 * 1024 * 1024, low=0, high=2**62),
+            log_bytes=env_int(env, "STRATA_LOG_BYTES", 1024 * 1024 * 1024, low=1 << 20, high=2**62),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=_http_url(
                 pick("editor_url", "STRATA_EDITOR_URL"),
@@ -252,9 +256,9 @@ class ServeSettings:
         return f"http://{client_host(self.host)}:{self.editor_port}"
 
     @property
-    def spool_dir(self) -> Path:
-        """Where the writer parks batches while the store or Postgres is down."""
-        return self.data_dir / "spool"
+    def log_dir(self) -> Path:
+        """The trace log of this role (one process appends to it at a time)."""
+        return self.data_dir / "log" / self.role
 
     @property
     def default_store_url(self) -> str:

@@ -19,7 +19,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when Postgres and the object store both answer, else 503 saying which not."""
+    """200 when Postgres and the object store both answer and the trace log is healthy;
+    else 503 saying which not (``degraded``: only the log is unwell: unwritable, full,
+    or not draining)."""
     services = request.app[SERVICES]
     checks: dict[str, str] = {}
 
@@ -32,10 +34,12 @@ async def readyz(request: web.Request) -> web.Response:
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"unavailable: {describe(exc)}"
-    ready = all(v == "ok" for v in checks.values())
+    reachable = all(v == "ok" for v in checks.values())
+    problem = services.writer.problem()
+    checks["log"] = problem or "ok"
+    status = "unavailable" if not reachable else "degraded" if problem else "ready"
     return web.json_response(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
+        {"status": status, "checks": checks}, status=200 if status == "ready" else 503
     )
 
 

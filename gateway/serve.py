@@ -41,8 +41,8 @@ from trace_store.adoption import adopt_unmatched
 from trace_store.errors import ConfigError
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner
-from trace_store.spool import Spool
 from trace_store.store_url import parse_store_url
+from trace_store.tracelog import TraceLog
 from trace_store.writer import TraceWriter, Writer
 from trace_store.writer_process import ProcessWriter
 
@@ -153,16 +153,17 @@ async def start_writer(
 ) -> Writer:
     """Start the trace writer ``settings.writer_mode`` asks for."""
     if settings.writer_mode == "process" and not store.process_local:
+        tracelog = TraceLog(settings.log_dir, settings.log_bytes)
+        tracelog.open()
         child = wire.ChildConfig(
             store_url,
             dsn,
             settings.limits,
             settings.writer,
             gc_tuning=settings.gc_tuning,
-            spool_dir=str(settings.spool_dir) if settings.spool_bytes else None,
-            spool_bytes=settings.spool_bytes,
+            log_dir=str(settings.log_dir),
         )
-        process = ProcessWriter(child, metrics, config=settings.writer)
+        process = ProcessWriter(child, metrics, tracelog, config=settings.writer)
         process.start()
         try:
             await process.wait_ready()
@@ -170,10 +171,7 @@ async def start_writer(
             await process.stop(drain_timeout=1.0)
             raise
         return process
-    spool = Spool(settings.spool_dir, settings.spool_bytes) if settings.spool_bytes else None
-    inline = TraceWriter(
-        store, pool, metrics, limits=settings.limits, config=settings.writer, spool=spool
-    )
+    inline = TraceWriter(store, pool, metrics, limits=settings.limits, config=settings.writer)
     inline.start()
     return inline
 

@@ -54,13 +54,6 @@ class Metrics:
         self.traces_written = Counter(
             "strata_traces_written", "Base objects written to the store", ["kind"], registry=r
         )
-        self.traces_spooled = Counter(
-            "strata_traces_spooled",
-            "Traces parked in the local spool while the store or Postgres was down, and"
-            " replayed from it",
-            ["event"],
-            registry=r,
-        )
         self.traces_indexed = Counter(
             "strata_traces_indexed", "Index rows committed to Postgres", registry=r
         )
@@ -73,7 +66,19 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "strata_writer_queue_depth", "Traces waiting in the writer queue", registry=r
+            "strata_writer_queue_depth",
+            "Traces held and not yet stored and indexed: in memory and in the trace log",
+            registry=r,
+        )
+        self.log_bytes = Gauge(
+            "strata_log_bytes",
+            "Bytes in the trace log not yet committed by the writer (STRATA_LOG_BYTES bounds it)",
+            registry=r,
+        )
+        self.log_traces = Gauge(
+            "strata_log_traces",
+            "Traces in the trace log not yet committed by the writer",
+            registry=r,
         )
         self.queue_bytes = Gauge(
             "strata_writer_queue_bytes", "Body bytes held by queued traces", registry=r

@@ -1,11 +1,14 @@
-"""The wire between the gateway and its writer process: frames of pickled traces.
+"""How finished traces cross from the gateway to the writer process: pickled frames.
 
-A frame is a 4-byte big-endian length and a pickle of one message tuple. Pickle is the
-cheapest way to move live Python values (the recorded call arguments and results)
-to another process: the C pickler costs a few microseconds per trace, where tagging
-them as JSON on the request side would cost as much as the writer work we move away.
+A trace frame is a pickle of ``("batch", [wire trace, ...])``; the gateway appends it
+to the trace log (:mod:`trace_store.tracelog`) and the writer reads it back. Control
+messages between the two processes travel on the child's stdin as a 4-byte big-endian
+length and a pickle of a message tuple (:func:`frame`). Pickle is the cheapest way to
+move live Python values (the recorded call arguments and results) to another process:
+the C pickler costs a few microseconds per trace, where tagging them as JSON on the
+request side would cost as much as the writer work we move away.
 
-Two things must not cross the pipe as they are:
+Two things must not cross as they are:
 
 - **Exceptions** hold their traceback frames, which do not pickle. They become
   :class:`~trace_store.document.ErrorInfo` with the traceback already formatted.
@@ -64,9 +67,8 @@ class ChildConfig:
     writer: WriterConfig
     drain_timeout: float = 10.0
     gc_tuning: bool = True
-    #: The spool of SPEC §12 (``None``: memory only).
-    spool_dir: str | None = None
-    spool_bytes: int = 0
+    #: The trace log the gateway appends to and this process reads.
+    log_dir: str = ""
 
 
 class _UnsafeValue(Exception):
@@ -101,7 +103,9 @@ def frame(payload: bytes) -> bytes:
 
 
 def to_wire(p: PendingTrace) -> WireTrace:
-    """``p`` as a tuple, its exceptions reduced to :class:`ErrorInfo` (calls mutated)."""
+    """``p`` as a tuple, its exceptions reduced to :class:`ErrorInfo` (calls mutated),
+    its trace id fixed (a frame read twice after a crash must store the same trace)."""
+    p.ensure_id()
     if isinstance(p.error, BaseException):
         p.error = ErrorInfo.of(p.error)
     if p.calls:
@@ -151,7 +155,7 @@ def encode_batch_fast(batch: Sequence[WireTrace]) -> bytes | None:
     """One ``("batch", traces)`` frame, pickled at once (one memo: the handler
     descriptions repeat), or ``None`` when some trace does not pickle as it is."""
     try:
-        return frame(dumps(("batch", list(batch))))
+        return dumps(("batch", list(batch)))
     except Exception:
         return None
 
@@ -169,7 +173,7 @@ def encode_traces_alone(batch: Sequence[WireTrace]) -> tuple[list[bytes], int]:
     for wire in batch:
         for candidate in (wire, pretag(wire)):
             try:
-                frames.append(frame(dumps(("batch", [candidate]))))
+                frames.append(dumps(("batch", [candidate])))
             except Exception:
                 continue
             break

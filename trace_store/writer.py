@@ -5,8 +5,13 @@ queue drops the trace and counts it; the request is never slowed. The writer tas
 batches, builds and compresses the documents in a worker thread (zstd releases the
 GIL), uploads the objects with bounded concurrency, and only then inserts the index
 rows, so a visible index row always points at an existing object. Failures are retried
-with capped exponential backoff; while the store or Postgres is down the queue holds
-what it can and drops (counted) beyond its bounds.
+with capped exponential backoff until they succeed.
+
+Fed by the gateway's trace log (:mod:`trace_store.log_feed`), the writer reports each
+finished batch through ``on_done`` and the log is committed past it; while the store or
+Postgres is down the writer keeps retrying, takes nothing more, and the log grows. Fed
+directly (``STRATA_WRITER=inline``, the memory store) its queue is all there is, and
+traces beyond its bounds are dropped and counted.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.recorder import C_FUNCTION, C_KIND, USER
 from trace_store import codec, keys
+from trace_store.background import Retries
 from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace, TraceLimits, build_trace
-from trace_store.errors import AlreadyExists, describe
+from trace_store.errors import AlreadyExists
 from trace_store.index import IndexRow
-from trace_store.spool import Spool, SpooledItem
 from trace_store.timestamps import utc_datetime
 
 if TYPE_CHECKING:
@@ -44,24 +49,18 @@ log = logging.getLogger("strata.writer")
 class WriterConfig:
     """Bounds and pacing of the writer."""
 
-    #: Traces held in memory per queue (the gateway's and, with the writer process, the
-    #: child's). 2,000 keeps RSS under 2x its sustainable value at 10x overload; the
-    #: spool, not memory, absorbs outages.
+    #: Traces held in memory per queue (the gateway's and the writer's). 2,000 keeps
+    #: RSS under 2x its sustainable value at 10x overload; the trace log, not memory,
+    #: absorbs outages.
     queue_traces: int = 2_000
     queue_bytes: int = 256 * 1024 * 1024
     batch_size: int = 256
     batch_wait: float = 0.02
     upload_concurrency: int = 16
     max_backoff: float = 5.0
-    #: With a spool: how long a batch keeps retrying before it is parked there instead.
-    spool_after: float = 2.0
     #: A store or Postgres call that has not answered by then counts as failed (a hung
-    #: dependency must lead to retries and the spool, not to a writer stuck forever).
+    #: dependency must lead to retries, not to a writer stuck forever).
     io_timeout: float = 30.0
-
-
-class _GaveUp(Exception):
-    """A batch kept failing for ``spool_after`` seconds: park it in the spool."""
 
 
 def _unmatched_view(pending: PendingTrace) -> PendingTrace:
@@ -93,6 +92,7 @@ class Writer(Protocol):
     async def flush(self) -> None: ...
     @property
     def depth(self) -> int: ...
+    def problem(self) -> str | None: ...
 
 
 @dataclass(slots=True)
@@ -116,13 +116,8 @@ class TraceWriter:
         *,
         limits: TraceLimits | None = None,
         config: WriterConfig | None = None,
-        spool: Spool | None = None,
     ) -> None:
         self.store = store
-        #: Where batches wait while the store or Postgres is down (None: memory only).
-        self.spool = spool
-        self._degraded = False
-        self._drainer: asyncio.Task[None] | None = None
         self.pool = pool
         self.metrics = metrics
         self.limits = limits or TraceLimits()
@@ -135,9 +130,14 @@ class TraceWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._in_flight = 0
+        self._retries: dict[str, Retries] = {}
         self.on_indexed: list[Callable[[Sequence[IndexRow]], Awaitable[None]]] = []
         #: Called with (traces, seconds) after each batch (the writer process reports it).
         self.on_batch: Callable[[int, float], None] | None = None
+        #: Called with each batch once it is finished (stored and indexed, or dropped and
+        #: counted) with ``True``, or with ``False`` when it was left unfinished at stop.
+        #: Set by the log consumer, which commits the log past finished batches only.
+        self.on_done: Callable[[list[PendingTrace], bool], None] | None = None
         #: Test seam: awaited before each store put; lets a test hold the writer.
         self.before_put: Callable[[], Awaitable[None]] | None = None
 
@@ -160,12 +160,9 @@ class TraceWriter:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the background task on the running loop (and replay a spool left over)."""
-        loop = asyncio.get_running_loop()
+        """Start the background task on the running loop."""
         if self._task is None:
-            self._task = loop.create_task(self._run(), name="trace-writer")
-        if self.spool is not None and len(self.spool) and self._drainer is None:
-            self._drainer = loop.create_task(self._drain_spool(), name="trace-spool")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="trace-writer")
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Write what is queued (up to ``drain_timeout``), then stop."""
@@ -181,12 +178,6 @@ class TraceWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
-        if self._drainer is not None:
-            # Parked batches stay on disk; the next start replays them.
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
-            self._drainer = None
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is stored and indexed."""
@@ -196,6 +187,10 @@ class TraceWriter:
     def depth(self) -> int:
         """Traces waiting in the queue."""
         return len(self._queue)
+
+    def problem(self) -> str | None:
+        """Nothing to report: this writer has no log (its drops are counted)."""
+        return None
 
     @property
     def backlog(self) -> int:
@@ -240,91 +235,51 @@ class TraceWriter:
     async def _run(self) -> None:
         # Two stages: while one batch is being stored and committed, the next one is
         # encoded in a worker thread. At most two encoded batches wait in between.
-        encoded: asyncio.Queue[tuple[list[Encoded], int] | None] = asyncio.Queue(maxsize=2)
+        encoded: asyncio.Queue[tuple[list[Encoded], list[PendingTrace]] | None]
+        encoded = asyncio.Queue(maxsize=2)
         storer = asyncio.get_running_loop().create_task(self._store_stage(encoded))
         try:
             while (batch := await self._next_batch()) is not None:
                 items = await asyncio.to_thread(self._encode_batch, batch)
-                await encoded.put((items, len(batch)))
+                await encoded.put((items, batch))
         except asyncio.CancelledError:
             storer.cancel()
             raise
         await encoded.put(None)
         await storer
 
-    async def _store_stage(self, encoded: asyncio.Queue[tuple[list[Encoded], int] | None]) -> None:
+    async def _store_stage(
+        self, encoded: asyncio.Queue[tuple[list[Encoded], list[PendingTrace]] | None]
+    ) -> None:
         while (job := await encoded.get()) is not None:
-            items, size = job
+            items, batch = job
+            size = len(batch)
             started = time.perf_counter()
+            finished = True
             try:
-                await self._store_and_commit(items)
+                await self._write_through(items)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let one bad batch kill the writer
-                log.exception("writer dropped a batch of %d traces", len(items))
-                self.metrics.traces_dropped.labels("error").inc(len(items))
+            except Exception:
+                if self._stopping and self.on_done is not None:
+                    finished = False  # given up at stop: the log keeps it for the next start
+                else:  # never let one bad batch kill the writer
+                    log.exception("writer dropped a batch of %d traces", len(items))
+                    self.metrics.traces_dropped.labels("error").inc(len(items))
             finally:
                 self._in_flight -= size
                 if self._in_flight == 0 and not self._queue:
                     self._idle.set()
+            if self.on_done is not None:
+                self.on_done(batch, finished)
             seconds = time.perf_counter() - started
             self.metrics.batch_size.observe(size)
             self.metrics.batch_seconds.observe(seconds)
             if self.on_batch is not None:
                 self.on_batch(size, seconds)
 
-    async def _store_and_commit(self, encoded: list[Encoded]) -> None:
-        items = [
-            SpooledItem(
-                e.pending.kind, e.key, e.data, e.row, None if e.row else _unmatched_view(e.pending)
-            )
-            for e in encoded
-        ]
-        if self.spool is None:
-            await self._write_through(items, give_up_after=None)
-            return
-        if not self._degraded:
-            try:
-                await self._write_through(items, give_up_after=self.config.spool_after)
-                return
-            except _GaveUp as exc:
-                log.warning("writer cannot write (%s); parking batches in the spool", exc)
-                self._degraded = True
-        await self._park(items)
-
-    async def _park(self, items: list[SpooledItem]) -> None:
-        spool = self.spool
-        assert spool is not None
-        if await asyncio.to_thread(spool.put, items):
-            self.metrics.traces_spooled.labels("parked").inc(len(items))
-        else:
-            self.metrics.traces_dropped.labels("spool_full").inc(len(items))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.get_running_loop().create_task(self._drain_spool())
-
-    async def _drain_spool(self) -> None:
-        """Replay parked batches, oldest first, once the store and Postgres answer."""
-        spool = self.spool
-        assert spool is not None
-        delay = 0.5
-        while (claimed := await asyncio.to_thread(spool.claim_oldest)) is not None:
-            path, items = claimed
-            try:
-                await self._write_through(items, give_up_after=self.config.spool_after)
-            except _GaveUp:
-                await asyncio.to_thread(spool.release, path)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.max_backoff)
-                continue
-            await asyncio.to_thread(spool.done, path)
-            self.metrics.traces_spooled.labels("replayed").inc(len(items))
-            delay = 0.5
-        self._degraded = False
-
-    async def _write_through(
-        self, items: list[SpooledItem], *, give_up_after: float | None
-    ) -> None:
-        """Store every object, then commit the batch; retries until done or given up."""
+    async def _write_through(self, items: list[Encoded]) -> None:
+        """Store every object, then commit the batch; retries until done."""
         pending = {item.key: item for item in items}
         conflicts: set[str] = set()
 
@@ -342,10 +297,10 @@ class TraceWriter:
             for item, error in zip(list(pending.values()), results, strict=True):
                 if error is None:
                     del pending[item.key]
-                    self.metrics.traces_written.labels(item.kind).inc()
+                    self.metrics.traces_written.labels(item.pending.kind).inc()
                 elif isinstance(error, AlreadyExists):
                     # Other bytes under this trace's key (a write torn by a crash):
-                    # permanent, so retrying would stall the batch and the spool.
+                    # permanent, so retrying would stall the batch and the log.
                     del pending[item.key]
                     conflicts.add(item.key)
                     self.metrics.traces_dropped.labels("conflict").inc()
@@ -355,11 +310,13 @@ class TraceWriter:
             if failures:
                 raise failures[0]
 
-        await self._retry("store", put_pending, give_up_after)
+        await self._retry("store", put_pending)
         stored = [item for item in items if item.key not in conflicts]
         committed = Batch(
             rows=[item.row for item in stored if item.row is not None],
-            unmatched=[(item.unmatched, item.key) for item in stored if item.unmatched],
+            unmatched=[
+                (_unmatched_view(item.pending), item.key) for item in stored if not item.row
+            ],
         )
         rows = committed.rows
         if (rows or committed.unmatched) and self.pool is not None:
@@ -367,7 +324,6 @@ class TraceWriter:
             await self._retry(
                 "index",
                 lambda: asyncio.wait_for(commit_batch(pool, committed), self.config.io_timeout),
-                give_up_after,
             )
             self.metrics.traces_indexed.inc(len(rows))
             for hook in self.on_indexed:
@@ -376,29 +332,26 @@ class TraceWriter:
                 except Exception:
                     log.exception("on_indexed hook failed")
 
-    async def _retry(
-        self,
-        stage: str,
-        attempt: Callable[[], Awaitable[Any]],
-        give_up_after: float | None = None,
-    ) -> None:
-        delay = 0.05
-        started = time.monotonic()
+    async def _retry(self, stage: str, attempt: Callable[[], Awaitable[Any]]) -> None:
+        # One Retries per stage, shared by the batches: an outage is one line when it
+        # starts and one when it ends, however many batches wait for it.
+        retries = self._retries.setdefault(
+            stage, Retries(f"writer {stage}", log, base=0.05, cap=self.config.max_backoff)
+        )
         while True:
             try:
                 await attempt()
-                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                delay = retries.failed(exc)
                 if self._stopping and delay >= self.config.max_backoff:
                     raise
-                if give_up_after is not None and time.monotonic() - started >= give_up_after:
-                    raise _GaveUp(f"{stage}: {describe(exc)}") from exc
                 self.metrics.writer_retries.labels(stage).inc()
-                log.warning("writer %s failed (%s); retrying in %.2fs", stage, exc, delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, self.config.max_backoff)
+            else:
+                retries.succeeded()
+                return
 
     # -- encoding, in a worker thread ---------------------------------------------------
 

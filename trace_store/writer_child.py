@@ -1,18 +1,20 @@
 """The writer process: ``python -m trace_store.writer_child``, started by the gateway.
 
-It runs the ordinary :class:`~trace_store.writer.TraceWriter` against the gateway's
-store and database, fed by frames on stdin (see :mod:`trace_store.wire`):
+It reads the trace log the gateway appends to (:mod:`trace_store.log_consumer`) and
+runs the ordinary :class:`~trace_store.writer.TraceWriter` against the gateway's store
+and database. On stdin, :mod:`trace_store.wire` frames from the gateway:
 
 - ``("config", ChildConfig)`` first (the DSN travels here, not on the command line,
   where ``ps`` would show it);
-- ``("batch", [wire trace, ...])``;
-- ``("flush", token)``: answered with ``flushed`` once everything before it is indexed;
-- ``("stop",)`` or end of input: drain the writer, report, exit 0.
+- ``("log", segment, offset)``: the log now ends there;
+- ``("flush", token, segment, offset)``: answered with ``flushed`` once everything
+  before that position is stored and indexed;
+- ``("stop", segment, offset, seconds)`` or end of input: store what the log holds up
+  to there for at most that long, commit, report, exit 0. The rest waits in the log.
 
-It answers with JSON lines on its stdout: ``ready``, ``stats`` (cumulative counters,
-sent whenever they change and at most every :data:`STATS_INTERVAL`), ``flushed`` and
-``stopped``. Logs go to stderr. Backpressure is the pipe: while the writer's queue has
-no room, this process stops reading, the pipe fills, and the gateway sheds (counted).
+It answers with JSON lines on its stdout: ``ready``, ``stats`` (cumulative counters
+and the committed position, sent whenever they change and at most every
+:data:`STATS_INTERVAL`), ``flushed`` and ``stopped``. Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import orjson
 
 from trace_store import db, gc_tuning, logs, wire
+from trace_store.log_consumer import LogConsumer
 from trace_store.metrics import Metrics
-from trace_store.spool import Spool
 from trace_store.store_url import parse_store_url
+from trace_store.tracelog import LogReader, Position
 from trace_store.writer import TraceWriter
 
 if TYPE_CHECKING:
@@ -39,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("strata.writer.child")
 
 STATS_INTERVAL: Final = 0.1
-ROOM_POLL: Final = 0.002
 
 
 def counter_values(counter: Counter) -> dict[str, float]:
@@ -53,10 +55,10 @@ def counter_values(counter: Counter) -> dict[str, float]:
 
 
 class _Child:
-    def __init__(self, out: IO[bytes], writer: TraceWriter) -> None:
+    def __init__(self, out: IO[bytes], writer: TraceWriter, consumer: LogConsumer) -> None:
         self.out = out
         self.writer = writer
-        self.received = 0
+        self.consumer = consumer
         self.last_stats: dict[str, Any] = {}
         self.batches: list[tuple[int, float]] = []
         writer.on_batch = lambda size, seconds: self.batches.append((size, seconds))
@@ -72,10 +74,9 @@ class _Child:
             "indexed": counter_values(m.traces_indexed).get("", 0.0),
             "dropped": counter_values(m.traces_dropped),
             "retries": counter_values(m.writer_retries),
-            "spooled": counter_values(m.traces_spooled),
             "depth": w.depth,
             "bytes": w.queued_bytes,
-            "done": self.received - w.backlog,
+            "committed": list(self.consumer.committed),
         }
 
     def report(self, *, force: bool = False) -> None:
@@ -90,17 +91,8 @@ class _Child:
             await asyncio.sleep(STATS_INTERVAL)
             self.report()
 
-    async def take(self, traces: list[wire.WireTrace]) -> None:
-        # Wait for room rather than drop: not reading is what pushes back on the gateway.
-        size = sum(len(t[wire.BODY]) + len(t[wire.RESPONSE_BODY]) for t in traces)
-        # A short poll (the writer has no "room" event); it runs only while we are behind.
-        while not self.writer.has_room(len(traces), size) and self.writer.depth:  # noqa: ASYNC110
-            await asyncio.sleep(ROOM_POLL)
-        for item in traces:
-            self.writer.submit(wire.from_wire(item))
-        self.received += len(traces)
-
-    async def flushed(self, token: int) -> None:
+    async def flushed(self, token: int, end: Position) -> None:
+        await self.consumer.wait_caught_up(end)
         await self.writer.flush()
         self.report(force=True)
         self.emit({"event": "flushed", "token": token})
@@ -117,7 +109,7 @@ async def _read(reader: asyncio.StreamReader) -> Any:
 
 
 async def run(out: IO[bytes]) -> None:
-    """Serve one gateway over stdin/stdout until it says stop (or goes away)."""
+    """Serve one gateway until it says stop (or goes away)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     await loop.connect_read_pipe(
@@ -131,29 +123,36 @@ async def run(out: IO[bytes]) -> None:
     assert isinstance(config, wire.ChildConfig)
     store = parse_store_url(config.store_url)
     pool = await db.connect_pool(config.database_url, max_size=4) if config.database_url else None
-    spool = Spool(Path(config.spool_dir), config.spool_bytes) if config.spool_dir else None
-    writer = TraceWriter(
-        store, pool, Metrics(), limits=config.limits, config=config.writer, spool=spool
-    )
+    writer = TraceWriter(store, pool, Metrics(), limits=config.limits, config=config.writer)
+    consumer = LogConsumer(LogReader(Path(config.log_dir)), writer)
     writer.start()
     if config.gc_tuning:
         gc_tuning.tune()
-    child = _Child(out, writer)
+    child = _Child(out, writer, consumer)
     child.emit({"event": "ready", "pid": os.getpid()})
     reporter = loop.create_task(child.report_forever())
+    reading = loop.create_task(consumer.run())
     flushes: set[asyncio.Task[None]] = set()
+    drain = config.drain_timeout
     try:
         while (message := await _read(reader)) is not None:
-            if message[0] == "batch":
-                await child.take(message[1])
+            if message[0] == "log":
+                consumer.extend(Position(message[1], message[2]))
             elif message[0] == "flush":
-                task = loop.create_task(child.flushed(message[1]))
+                task = loop.create_task(child.flushed(message[1], Position(*message[2:4])))
                 flushes.add(task)
                 task.add_done_callback(flushes.discard)
             elif message[0] == "stop":
+                end, drain = Position(message[1], message[2]), message[3]
+                consumer.extend(end)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(consumer.wait_caught_up(end), drain / 2)
                 break
-        await writer.stop(drain_timeout=config.drain_timeout)
-        await asyncio.gather(*flushes)
+        consumer.stop()
+        await reading
+        await writer.stop(drain_timeout=drain / 2)
+        for task in flushes:
+            task.cancel()
     finally:
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):

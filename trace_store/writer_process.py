@@ -1,23 +1,28 @@
-"""The gateway side of the writer process: queue here, encode and store over there.
+"""The gateway side of the writer process: queue here, log, then store over there.
 
 Python's GIL makes a writer in the gateway process (building documents, orjson, zstd,
 hashing, puts, asyncpg) compete with request handling for one core. With
-``STRATA_WRITER=process`` the gateway keeps only a bounded queue and a sender task that
-pickles batches down a pipe to ``python -m trace_store.writer_child``, which runs the
-ordinary :class:`~trace_store.writer.TraceWriter` on the second core.
+``STRATA_WRITER=process`` (the default) the gateway keeps only a small bounded queue and
+a sender task that pickles frames of finished traces and appends them to the trace log
+(:mod:`trace_store.tracelog`); ``python -m trace_store.writer_child`` reads the log and
+runs the ordinary :class:`~trace_store.writer.TraceWriter` on the second core.
 
-Why a plain subprocess and not :mod:`multiprocessing`: the pipe is an asyncio stream on
-the gateway's loop, so backpressure is the transport's (``drain``) and never blocks a
-request; there is no feeder thread, no fork of a process holding a running loop and a
-Postgres pool, and no re-import of the gateway's ``__main__``; the child's lifetime and
-exit code are ours to watch; and the protocol is a few lines (:mod:`trace_store.wire`).
+The log is the one path every trace takes, healthy or not: the writer being slow,
+down, restarting or waiting for the store or Postgres only lets the log grow, and the
+sender never waits for the writer. The child is told where the log ends after every
+append (on its stdin, :mod:`trace_store.wire` frames) and reports, as JSON lines on its
+stdout, how far it has committed.
 
-Accounting: every submitted trace is stored or counted. Full local queue: dropped
-``queue_full``. A trace the pickler cannot carry even tagged: ``encode_error``. The
-child dies: the traces sent to it and not reported finished are counted
-``writer_died`` (a batch it finished just before dying may be counted too), and a new
-child is started. The child's own counters (written, indexed, dropped, retries) are
-added to this process's ``/metrics``.
+Why a plain subprocess and not :mod:`multiprocessing`: no feeder thread, no fork of a
+process holding a running loop and a Postgres pool, no re-import of the gateway's
+``__main__``; the child's lifetime and exit code are ours to watch.
+
+Accounting: every submitted trace is stored or counted. Full memory queue: dropped
+``queue_full``. Full log (``STRATA_LOG_BYTES``): ``log_full``. The log cannot be
+written (a full or read-only disk): ``log_error``. A trace the pickler cannot carry
+even tagged: ``encode_error``. A child that dies loses nothing: its successor reads on
+from the committed position. The child's own counters (written, indexed, dropped,
+retries) are added to this process's ``/metrics``.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ import itertools
 import logging
 import pickle
 import sys
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from trace_store import wire
-from trace_store.errors import ConfigError
+from trace_store.errors import ConfigError, describe
+from trace_store.logs import RateLimitedLog
+from trace_store.tracelog import LogFull, Position, TraceLog
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -56,6 +64,8 @@ FRAME_BODY_BYTES: Final = 4 * 1024 * 1024
 FRAME_WAIT: Final = 0.004
 READY_TIMEOUT: Final = 60.0
 MAX_RESTART_DELAY: Final = 5.0
+#: The log counts as not draining when it holds traces and nothing was committed for this long.
+STALL_SECONDS: Final = 30.0
 
 
 class _Child:
@@ -64,8 +74,6 @@ class _Child:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.ready = asyncio.Event()
-        self.sent = 0
-        self.done = 0
         self.depth = 0
         self.bytes = 0
         self.seen: dict[tuple[str, str], float] = {}
@@ -75,11 +83,11 @@ class _Child:
     def alive(self) -> bool:
         return self.proc.returncode is None and self.proc.stdin is not None
 
-    def write(self, data: bytes) -> bool:
+    def send(self, *message: Any) -> bool:
         stdin = self.proc.stdin
         if not self.alive or stdin is None or stdin.is_closing():
             return False
-        stdin.write(data)
+        stdin.write(wire.frame(wire.dumps(message)))
         return True
 
 
@@ -101,23 +109,26 @@ def _take_frame(queue: deque[PendingTrace]) -> tuple[list[PendingTrace], int]:
 
 
 class ProcessWriter:
-    """A :class:`~trace_store.writer.TraceWriter` whose work runs in a child process.
+    """A :class:`~trace_store.writer.TraceWriter` fed through the trace log, its work
+    run in a child process.
 
     Same surface as the inline writer for the gateway: :meth:`submit` (non-blocking,
     bounded, drops counted), :meth:`start`, :meth:`stop`, :meth:`flush`, :attr:`depth`
-    and :attr:`config`. ``on_indexed`` hooks and the ``before_put`` test seam exist only
-    on the inline writer (they would have to run in the child).
+    and :attr:`config`, plus :meth:`problem` for ``/readyz``. ``on_indexed`` hooks and
+    the ``before_put`` test seam exist only on the inline writer.
     """
 
     def __init__(
         self,
         child_config: wire.ChildConfig,
         metrics: Metrics,
+        tracelog: TraceLog,
         *,
         config: WriterConfig | None = None,
     ) -> None:
         self.child_config = child_config
         self.metrics = metrics
+        self.tracelog = tracelog
         self.config = config or child_config.writer
         self._queue: deque[PendingTrace] = deque()
         self._queued_bytes = 0
@@ -131,6 +142,11 @@ class ProcessWriter:
         self._tokens = itertools.count()
         self._started_once = asyncio.Event()
         self._start_error: BaseException | None = None
+        self._full = False
+        self._progress_at = time.monotonic()
+        self._append_errors = RateLimitedLog(log, per_minute=2)
+        metrics.log_bytes.set_function(lambda: tracelog.held_bytes)
+        metrics.log_traces.set_function(lambda: tracelog.held_traces)
 
     # -- the request path -------------------------------------------------------------
 
@@ -151,15 +167,30 @@ class ProcessWriter:
 
     @property
     def depth(self) -> int:
-        """Traces waiting here and in the writer process's queue."""
-        child = self._child
-        return len(self._queue) + (child.depth if child is not None else 0)
+        """Traces held anywhere: this queue, and the log up to the committed position
+        (which covers what the writer process holds)."""
+        return len(self._queue) + self.tracelog.held_traces
 
     @property
     def child_pid(self) -> int | None:
         """The current writer process, if one is running."""
         child = self._child
         return child.proc.pid if child is not None and child.alive else None
+
+    def problem(self) -> str | None:
+        """Why the trace log is not healthy (``None`` when it is), for ``/readyz``."""
+        tracelog = self.tracelog
+        if tracelog.error is not None:
+            return f"unwritable: {describe(tracelog.error)}"
+        if self._full:
+            return f"full: {tracelog.held_bytes} of {tracelog.max_bytes} bytes (STRATA_LOG_BYTES)"
+        idle = time.monotonic() - self._progress_at
+        if tracelog.held_traces and idle > STALL_SECONDS:
+            return (
+                f"not draining: {tracelog.held_traces} traces wait,"
+                f" nothing committed for {idle:.0f} s"
+            )
+        return None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -184,7 +215,8 @@ class ProcessWriter:
             raise ConfigError(f"STRATA_WRITER: writer process failed: {self._start_error}")
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
-        """Send what is queued, let the writer process drain it and exit (bounded)."""
+        """Log what is queued, let the writer process store what the log holds (up to
+        ``drain_timeout``) and exit; what it could not store waits in the log."""
         if not self._tasks:
             return
         self._stopping = True
@@ -196,42 +228,41 @@ class ProcessWriter:
             await asyncio.wait_for(asyncio.shield(sender), drain_timeout)
         child = self._child
         if child is not None and child.alive and child.proc.stdin is not None:
-            child.write(wire.frame(wire.dumps(("stop",))))
+            end = self.tracelog.end
+            child.send("stop", end.segment, end.offset, max(0.1, deadline - loop.time()))
             with contextlib.suppress(ConnectionError):
                 await child.proc.stdin.drain()
             child.proc.stdin.close()
         try:
-            await asyncio.wait_for(asyncio.shield(supervisor), max(0.1, deadline - loop.time()))
+            await asyncio.wait_for(asyncio.shield(supervisor), max(0.1, deadline - loop.time()) + 2)
         except TimeoutError:
-            unwritten = len(self._queue) + (child.sent - child.done if child else 0)
-            log.warning("writer process stopped with %d traces unwritten", unwritten)
             if child is not None and child.alive:
                 child.proc.kill()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self.tracelog.held_traces:
+            log.warning(
+                "%d traces wait in the trace log for the next start", self.tracelog.held_traces
+            )
+        self.tracelog.close()
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is indexed (or counted as dropped)."""
+        await self._sent_all.wait()
+        end = self.tracelog.end
         while True:
-            await self._sent_all.wait()
-            child = self._child
-            if child is None or not child.ready.is_set() or not child.alive:
-                if self._stopping:
-                    return
-                self._child_changed.clear()
-                await self._child_changed.wait()
-                continue
+            child = await self._ready_child()
             token = next(self._tokens)
             answered: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             child.flushes[token] = answered
-            if not child.write(wire.frame(wire.dumps(("flush", token)))):
-                child.flushes.pop(token, None)
-                continue
-            # False: the child died first; its traces were counted, nothing more to wait for.
-            await answered
-            return
+            if child.send("flush", token, end.segment, end.offset) and await answered:
+                return
+            child.flushes.pop(token, None)
+            if self._stopping:
+                return
+            # The child died first: its successor reads the same log; ask it.
 
     # -- the sender -------------------------------------------------------------------
 
@@ -255,29 +286,49 @@ class ProcessWriter:
                 if not self._stopping and len(queue) < FRAME_TRACES:
                     await asyncio.sleep(FRAME_WAIT)  # let a burst share one frame
                 continue
-            child = await self._ready_child()
             batch, body_bytes = _take_frame(queue)
             self._queued_bytes -= body_bytes
             wires = [wire.to_wire(p) for p in batch]
-            data, left_out = wire.encode_batch_fast(wires), 0
-            if data is None:  # a trace that does not pickle as it is: tag it, off the loop
-                frames, left_out = await asyncio.to_thread(wire.encode_traces_alone, wires)
-                data = b"".join(frames)  # length-prefixed frames: one write carries them all
-            if left_out:
-                log.warning("%d traces could not be pickled even tagged", left_out)
-                self.metrics.traces_dropped.labels("encode_error").inc(left_out)
-            if not child.write(data):
-                self.metrics.traces_dropped.labels("writer_died").inc(len(batch))
-                continue
-            child.sent += len(batch) - left_out
+            data = wire.encode_batch_fast(wires)
+            if data is not None:
+                frames = [(data, len(wires))]
+            else:  # a trace that does not pickle as it is: tag it, off the loop
+                alone, left_out = await asyncio.to_thread(wire.encode_traces_alone, wires)
+                frames = [(payload, 1) for payload in alone]
+                if left_out:
+                    log.warning("%d traces could not be pickled even tagged", left_out)
+                    self.metrics.traces_dropped.labels("encode_error").inc(left_out)
+            # Off the loop: a slow or failing disk must not hold requests.
+            end = await asyncio.to_thread(self._append, frames)
             if not queue:
-                self._sent_all.set()  # a flush frame written now lands behind this batch
-            stdin = child.proc.stdin
-            assert stdin is not None
-            # Waits while the pipe is full (the child is behind): requests go on, and
-            # the queue above fills and drops, counted.
-            with contextlib.suppress(ConnectionError):
-                await stdin.drain()
+                self._sent_all.set()
+            child = self._child
+            if end is not None and child is not None and child.ready.is_set():
+                child.send("log", end.segment, end.offset)
+
+    def _append(self, frames: list[tuple[bytes, int]]) -> Position | None:
+        """Append ``frames`` to the log (in a worker thread); the new end, if any was."""
+        end = None
+        tracelog = self.tracelog
+        for payload, traces in frames:
+            was_empty = tracelog.held_traces == 0
+            try:
+                end = tracelog.append(payload, traces)
+            except LogFull as exc:
+                self._full = True
+                self.metrics.traces_dropped.labels("log_full").inc(traces)
+                self._append_errors.warning("trace log: %s; %d traces dropped", exc, traces)
+                continue
+            except OSError as exc:
+                self.metrics.traces_dropped.labels("log_error").inc(traces)
+                self._append_errors.warning(
+                    "trace log: cannot append (%s); %d traces dropped", describe(exc), traces
+                )
+                continue
+            self._full = False
+            if was_empty:
+                self._progress_at = time.monotonic()
+        return end
 
     # -- the child process ------------------------------------------------------------
 
@@ -291,8 +342,11 @@ class ProcessWriter:
             stderr=None,  # the child's logs go where ours go
         )
         child = _Child(proc)
+        assert proc.stdin is not None
         # Our own dataclasses: the plain pickler (the safe one is for canvas values).
-        child.write(wire.frame(pickle.dumps(("config", self.child_config))))
+        proc.stdin.write(wire.frame(pickle.dumps(("config", self.child_config))))
+        end = self.tracelog.end
+        child.send("log", end.segment, end.offset)
         return child
 
     async def _supervise(self) -> None:
@@ -311,7 +365,9 @@ class ProcessWriter:
             await self._listen(child)
             code = await child.proc.wait()
             self._child_changed.set()
-            self._child_died(child)
+            for answered in child.flushes.values():
+                if not answered.done():
+                    answered.set_result(False)
             if self._stopping:
                 if code != 0:
                     log.error("writer process exited with %s while draining", code)
@@ -320,24 +376,17 @@ class ProcessWriter:
                 self._start_error = RuntimeError(f"exit status {code} before it was ready")
                 self._started_once.set()
                 return
-            log.error("writer process %d died (exit %s); restarting", child.proc.pid, code)
+            log.error(
+                "writer process %d died (exit %s); restarting (%d traces wait in the log)",
+                child.proc.pid,
+                code,
+                self.tracelog.held_traces,
+            )
             self.metrics.writer_restarts.inc()
             if loop.time() - born > 30:
                 delay = 0.1
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RESTART_DELAY)
-
-    def _child_died(self, child: _Child) -> None:
-        lost = child.sent - child.done
-        if lost > 0:
-            reason = "unwritten_at_stop" if self._stopping else "writer_died"
-            log.error("counting %d traces the writer process did not finish as %s", lost, reason)
-            self.metrics.traces_dropped.labels(reason).inc(lost)
-        for answered in child.flushes.values():
-            if not answered.done():
-                answered.set_result(False)
-        child.flushes.clear()
-        child.depth = child.bytes = 0
 
     async def _listen(self, child: _Child) -> None:
         stdout = child.proc.stdout
@@ -355,6 +404,8 @@ class ProcessWriter:
                 child.ready.set()
                 self._child_changed.set()
                 self._started_once.set()
+                end = self.tracelog.end  # appended while it started
+                child.send("log", end.segment, end.offset)
             elif event == "flushed":
                 answered = child.flushes.pop(message["token"], None)
                 if answered is not None and not answered.done():
@@ -368,7 +419,6 @@ class ProcessWriter:
             ("indexed", m.traces_indexed, {"": stats["indexed"]}),
             ("dropped", m.traces_dropped, stats["dropped"]),
             ("retries", m.writer_retries, stats["retries"]),
-            ("spooled", m.traces_spooled, stats.get("spooled", {})),
         )
         for name, counter, values in counters:
             for label, value in values.items():
@@ -379,7 +429,11 @@ class ProcessWriter:
         for size, seconds in stats.get("batches", ()):
             m.batch_size.observe(size)
             m.batch_seconds.observe(seconds)
-        child.done = int(stats["done"])
+        committed = Position(*stats["committed"])
+        if committed > self.tracelog.committed:
+            self._progress_at = time.monotonic()
+            self._full = False  # room again; the next append tries
+        self.tracelog.committed_to(committed)
         child.depth = int(stats["depth"])
         child.bytes = int(stats["bytes"])
         m.queue_bytes.set(self._queued_bytes + child.bytes)

@@ -1,0 +1,131 @@
+"""The trace log on its own: appends, reads, commits, restarts, torn and full logs.
+
+Real files in a temporary directory; a full disk is ``/dev/full`` (every write fails
+with ``ENOSPC``), behind a segment's name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from trace_store.errors import ConfigError
+from trace_store.tracelog import (
+    RECORD,
+    LogFull,
+    LogReader,
+    Position,
+    TraceLog,
+    read_committed,
+    segment_path,
+    segments,
+)
+
+
+def _opened(directory: Path, max_bytes: int = 1 << 30, segment_bytes: int = 1 << 20) -> TraceLog:
+    tracelog = TraceLog(directory, max_bytes, segment_bytes)
+    tracelog.open()
+    return tracelog
+
+
+def _read_all(reader: LogReader, limit: Position) -> list[bytes]:
+    out = []
+    while records := reader.read(limit, 1 << 20):
+        out += [r.payload for r in records]
+    return out
+
+
+def test_frames_come_back_in_order_across_segments_and_commits_delete_segments(
+    tmp_path: Path,
+) -> None:
+    tracelog = _opened(tmp_path, segment_bytes=1000)
+    payloads = [f"frame {i}".encode() * 20 for i in range(30)]
+    for p in payloads:
+        end = tracelog.append(p, 2)
+    assert len(segments(tmp_path)) > 3
+    assert (tracelog.held_traces, tracelog.held_bytes) == (60, sum(RECORD.size + len(p) for p in payloads))
+    reader = LogReader(tmp_path)
+    assert _read_all(reader, end) == payloads
+    assert reader.position == end
+    reader.commit(end)
+    assert read_committed(tmp_path) == end
+    assert segments(tmp_path) == [end.segment]  # the ones wholly before it are gone
+    tracelog.committed_to(end)
+    assert (tracelog.held_traces, tracelog.held_bytes) == (0, 0)
+
+
+def test_a_reader_stops_at_the_announced_end(tmp_path: Path) -> None:
+    tracelog = _opened(tmp_path)
+    first = tracelog.append(b"one", 1)
+    tracelog.append(b"two", 1)
+    reader = LogReader(tmp_path)
+    assert _read_all(reader, first) == [b"one"]  # "two" was not announced yet
+    assert _read_all(reader, tracelog.end) == [b"two"]
+
+
+def test_a_restart_resumes_after_the_committed_position(tmp_path: Path) -> None:
+    tracelog = _opened(tmp_path)
+    ends = [tracelog.append(f"t{i}".encode(), 1) for i in range(5)]
+    LogReader(tmp_path).commit(ends[1])
+    tracelog.close()
+    again = _opened(tmp_path)  # a new start: a new segment, the old frames accounted
+    assert again.end.segment == ends[-1].segment + 1
+    assert again.held_traces == 3
+    again.append(b"t5", 1)
+    assert _read_all(LogReader(tmp_path), again.end) == [b"t2", b"t3", b"t4", b"t5"]
+
+
+def test_a_record_torn_by_a_crash_is_skipped(tmp_path: Path) -> None:
+    tracelog = _opened(tmp_path)
+    tracelog.append(b"whole", 1)
+    cut = tracelog.append(b"cut short" * 100, 1)
+    tracelog.close()
+    path = segment_path(tmp_path, cut.segment)
+    os.truncate(path, cut.offset - 50)  # the process died inside the write
+    again = _opened(tmp_path)
+    assert again.held_traces == 1  # the torn one is not counted as held
+    again.append(b"after", 1)
+    assert _read_all(LogReader(tmp_path), again.end) == [b"whole", b"after"]
+
+
+def test_a_second_appender_is_refused(tmp_path: Path) -> None:
+    _opened(tmp_path)
+    with pytest.raises(ConfigError, match="in use by another strata process"):
+        _opened(tmp_path)
+
+
+def test_a_full_log_refuses_a_frame_and_keeps_the_rest(tmp_path: Path) -> None:
+    tracelog = _opened(tmp_path, max_bytes=100)
+    end = tracelog.append(b"x" * 50, 1)
+    with pytest.raises(LogFull, match="holds 62 of 100 bytes"):
+        tracelog.append(b"y" * 50, 1)
+    assert tracelog.end == end
+    tracelog.committed_to(end)  # the reader caught up: room again
+    tracelog.append(b"y" * 50, 1)
+
+
+def test_a_full_disk_fails_the_append_and_the_next_segment_takes_over(tmp_path: Path) -> None:
+    tracelog = _opened(tmp_path)
+    first = tracelog.append(b"before", 1)
+    tracelog.close()
+    again = _opened(tmp_path)
+    full = segment_path(tmp_path, again.end.segment)
+    full.symlink_to("/dev/full")  # the next segment is on a full disk
+    with pytest.raises(OSError) as failed:
+        again.append(b"lost", 1)
+    assert failed.value.errno == errno.ENOSPC
+    assert again.error is not None
+    full.unlink()  # space again
+    again.append(b"after", 1)
+    assert again.error is None
+    assert _read_all(LogReader(tmp_path), again.end) == [b"before", b"after"]
+    assert first.segment < again.end.segment
+
+
+def test_an_unreadable_committed_file_is_a_start_up_error(tmp_path: Path) -> None:
+    (tmp_path / "committed").write_text("{not json")
+    with pytest.raises(ConfigError, match="STRATA_DATA_DIR: .*committed is unreadable"):
+        _opened(tmp_path)

@@ -1,0 +1,155 @@
+"""The writer's side of the trace log: read frames, hand their traces to the writer,
+commit the log past every frame whose traces are all finished.
+
+Frames finish out of order (the writer stores one batch while it encodes the next), so
+the committed position moves only over a run of finished frames from the oldest one:
+a restart re-reads at most the frames that were in the writer's hands. Reading waits
+for room in the writer's queue, so while the store or Postgres is down the writer
+takes nothing more and the traces wait in the log, not in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from trace_store import wire
+from trace_store.tracelog import START, LogReader, Position
+
+if TYPE_CHECKING:
+    from trace_store.document import PendingTrace
+    from trace_store.writer import TraceWriter
+
+log = logging.getLogger("strata.log")
+
+#: Payload bytes read from the log in one go (a few writer batches).
+READ_BYTES: Final = 4 * 1024 * 1024
+#: How often to look for room in the writer's queue while it is full.
+ROOM_POLL: Final = 0.002
+
+
+class _Frame:
+    __slots__ = ("end", "remaining")
+
+    def __init__(self, end: Position, remaining: int) -> None:
+        self.end = end
+        self.remaining = remaining
+
+
+def _load(reader: LogReader, limit: Position) -> list[tuple[Position, int, list[Any] | None]]:
+    """Read and unpickle the next frames (in a worker thread: both can be large)."""
+    out: list[tuple[Position, int, list[Any] | None]] = []
+    for record in reader.read(limit, READ_BYTES):
+        try:
+            kind, traces = wire.loads(record.payload)
+            assert kind == "batch"
+        except (pickle.UnpicklingError, AssertionError, ValueError, TypeError, EOFError) as exc:
+            log.error("trace log: a frame of %d traces does not decode (%s)", record.traces, exc)
+            traces = None
+        out.append((record.end, record.traces, traces))
+    return out
+
+
+class LogConsumer:
+    """Feeds ``writer`` from ``reader`` up to the end the appender announces."""
+
+    def __init__(self, reader: LogReader, writer: TraceWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.limit = START
+        self._more = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._frames: deque[_Frame] = deque()
+        self._owner: dict[int, _Frame] = {}
+        self._stopping = False
+        #: Traces read from the log, over this process's life.
+        self.read_traces = 0
+        writer.on_done = self._done
+
+    def extend(self, limit: Position) -> None:
+        """The appender's log now ends at ``limit``."""
+        if limit > self.limit:
+            self.limit = limit
+            self._more.set()
+
+    def stop(self) -> None:
+        """Read no more (what was read is still finished and committed)."""
+        self._stopping = True
+        self._more.set()
+
+    @property
+    def committed(self) -> Position:
+        """Everything before this is stored and indexed."""
+        return self.reader.committed
+
+    def caught_up(self, position: Position) -> bool:
+        """Whether everything the log held before ``position`` is finished."""
+        return self.reader.position >= position and not self._frames
+
+    async def wait_caught_up(self, position: Position) -> None:
+        """Wait until :meth:`caught_up` (or the consumer stops)."""
+        while not self.caught_up(position) and not self._stopping:
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def run(self) -> None:
+        """Read and submit until :meth:`stop`."""
+        while not self._stopping:
+            if self.reader.position >= self.limit:
+                self._more.clear()
+                self._progress.set()
+                await self._more.wait()
+                continue
+            loaded = await asyncio.to_thread(_load, self.reader, self.limit)
+            for end, count, traces in loaded:
+                if not await self._submit(end, count, traces):
+                    break
+            self._progress.set()
+
+    async def _submit(self, end: Position, count: int, traces: list[Any] | None) -> bool:
+        """Hand one frame's traces to the writer; ``False`` when stopped first (the
+        frame is then left for the next start)."""
+        writer = self.writer
+        if traces is None:
+            writer.metrics.traces_dropped.labels("log_corrupt").inc(count)
+            traces = []
+        size = sum(len(t[wire.BODY]) + len(t[wire.RESPONSE_BODY]) for t in traces)
+        # A short poll (the writer has no "room" event); it runs only while it is behind.
+        while not writer.has_room(len(traces), size) and writer.depth:
+            if self._stopping:
+                return False
+            await asyncio.sleep(ROOM_POLL)
+        frame = _Frame(end, 0)
+        self._frames.append(frame)
+        for item in traces:
+            pending = wire.from_wire(item)
+            if writer.submit(pending):  # else dropped and counted (larger than the queue)
+                frame.remaining += 1
+                self._owner[id(pending)] = frame
+        self.read_traces += len(traces)
+        self._advance()
+        return True
+
+    def _done(self, batch: list[PendingTrace], finished: bool) -> None:
+        if not finished:
+            return  # left at stop: those frames stay uncommitted, re-read at the next start
+        for pending in batch:
+            frame = self._owner.pop(id(pending), None)
+            if frame is not None:
+                frame.remaining -= 1
+        self._advance()
+
+    def _advance(self) -> None:
+        frames = self._frames
+        end = None
+        while frames and frames[0].remaining == 0:
+            end = frames.popleft().end
+        if end is not None:
+            try:
+                self.reader.commit(end)
+            except OSError as exc:  # retried with the next frame; a restart re-reads more
+                log.error("trace log: cannot record the committed position (%s)", exc)
+            self._progress.set()
