@@ -46,7 +46,8 @@ def test_frames_come_back_in_order_across_segments_and_commits_delete_segments(
     for p in payloads:
         end = tracelog.append(p, 2)
     assert len(segments(tmp_path)) > 3
-    assert (tracelog.held_traces, tracelog.held_bytes) == (60, sum(RECORD.size + len(p) for p in payloads))
+    held = sum(RECORD.size + len(p) for p in payloads)
+    assert (tracelog.held_traces, tracelog.held_bytes) == (60, held)
     reader = LogReader(tmp_path)
     assert _read_all(reader, end) == payloads
     assert reader.position == end
@@ -114,7 +115,7 @@ def test_a_full_disk_fails_the_append_and_the_next_segment_takes_over(tmp_path: 
     again = _opened(tmp_path)
     full = segment_path(tmp_path, again.end.segment)
     full.symlink_to("/dev/full")  # the next segment is on a full disk
-    with pytest.raises(OSError) as failed:
+    with pytest.raises(OSError, match="No space left") as failed:
         again.append(b"lost", 1)
     assert failed.value.errno == errno.ENOSPC
     assert again.error is not None
@@ -127,5 +128,5 @@ def test_a_full_disk_fails_the_append_and_the_next_segment_takes_over(tmp_path: 
 
 def test_an_unreadable_committed_file_is_a_start_up_error(tmp_path: Path) -> None:
     (tmp_path / "committed").write_text("{not json")
-    with pytest.raises(ConfigError, match="STRATA_DATA_DIR: .*committed is unreadable"):
+    with pytest.raises(ConfigError, match=r"STRATA_DATA_DIR: .*committed is unreadable"):
         _opened(tmp_path)
