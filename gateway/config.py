@@ -175,6 +175,7 @@ class ServeSettings:
         writer = WriterConfig(
             queue_traces=env_int(env, "STRATA_QUEUE_TRACES", 2_000, low=1),
             queue_bytes=env_int(env, "STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
+            queue_calls=env_int(env, "STRATA_QUEUE_CALLS", 100_000, low=1),
             batch_size=env_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
             upload_concurrency=env_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
         )

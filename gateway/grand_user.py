@@ -66,10 +66,10 @@ def _capture_unmatched(services: Services, canvas: str, request: web.Request, bo
 
     Unmatched requests are rare and valuable (the first input of a handler to come), so
     they are not sampled. A scanner must not crowd out handler traces though: while the
-    writer queue is half full, new 404s are shed (counted) instead of queued.
+    writer's memory queue is half full, new 404s are shed (counted) instead of queued.
     """
     writer = services.writer
-    if writer.depth * 2 >= writer.config.queue_traces:
+    if writer.queued * 2 >= writer.config.queue_traces:
         services.metrics.traces_dropped.labels("unmatched_shed").inc()
         return
     writer.submit(

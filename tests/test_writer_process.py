@@ -288,19 +288,37 @@ def _pending(calls: int, body: int = 0) -> PendingTrace:
 
 
 def test_a_frame_is_bounded_by_its_pickling_work_and_takes_at_least_one_trace() -> None:
-    from collections import deque
-
+    from trace_store.writer import TraceQueue
     from trace_store.writer_process import FRAME_BODY_BYTES, FRAME_CALLS, _take_frame
 
-    queue = deque([_pending(FRAME_CALLS // 2) for _ in range(5)])
-    assert [len(_take_frame(queue)[0]) for _ in range(3)] == [2, 2, 1]
-    queue = deque([_pending(FRAME_CALLS * 3), _pending(1)])
-    assert len(_take_frame(queue)[0]) == 1  # a trace over the bound still goes, alone
-    queue = deque([_pending(0, FRAME_BODY_BYTES // 2 + 1) for _ in range(3)])
-    batch, body_bytes = _take_frame(queue)
-    assert (len(batch), body_bytes) == (1, FRAME_BODY_BYTES // 2 + 1)
-    queue = deque([_pending(1) for _ in range(300)])
-    assert len(_take_frame(queue)[0]) == 256
+    def queue(*traces: PendingTrace) -> TraceQueue:
+        q = TraceQueue(WriterConfig(queue_calls=10**9))
+        for p in traces:
+            assert q.push(p)
+        return q
+
+    q = queue(*(_pending(FRAME_CALLS // 2) for _ in range(5)))
+    assert [len(_take_frame(q)) for _ in range(3)] == [2, 2, 1]
+    q = queue(_pending(FRAME_CALLS * 3), _pending(1))
+    assert len(_take_frame(q)) == 1  # a trace over the bound still goes, alone
+    q = queue(*(_pending(0, FRAME_BODY_BYTES // 2 + 1) for _ in range(3)))
+    assert len(_take_frame(q)) == 1
+    assert q.bytes == 2 * (FRAME_BODY_BYTES // 2 + 1)
+    q = queue(*(_pending(1) for _ in range(300)))
+    assert len(_take_frame(q)) == 256
+
+
+def test_a_queue_is_bounded_by_call_records_and_takes_one_trace_over_the_bound() -> None:
+    from trace_store.writer import TraceQueue
+
+    q = TraceQueue(WriterConfig(queue_calls=100))
+    assert q.push(_pending(60))
+    assert not q.push(_pending(60))  # 120 call records would not fit
+    assert q.push(_pending(40))
+    q.pop()
+    q.pop()
+    assert q.push(_pending(500))  # an empty queue takes a trace over the bound, alone
+    assert (len(q), q.calls) == (1, 500)
 
 
 def test_a_batch_that_does_not_pickle_becomes_one_frame_a_trace() -> None:

@@ -116,9 +116,10 @@ class LogConsumer:
         if traces is None:
             writer.metrics.traces_dropped.labels("log_corrupt").inc(count)
             traces = []
+        calls = sum(len(t[wire.CALLS] or ()) for t in traces)
         size = sum(len(t[wire.BODY]) + len(t[wire.RESPONSE_BODY]) for t in traces)
         # A short poll (the writer has no "room" event); it runs only while it is behind.
-        while not writer.has_room(len(traces), size) and writer.depth:
+        while not writer.has_room(len(traces), calls, size):
             if self._stopping:
                 return False
             await asyncio.sleep(ROOM_POLL)

@@ -54,6 +54,11 @@ class WriterConfig:
     #: absorbs outages.
     queue_traces: int = 2_000
     queue_bytes: int = 256 * 1024 * 1024
+    #: Call records held per queue. Each is a few live container objects that the
+    #: garbage collector walks while they wait, so this bounds the pauses of a process
+    #: that falls behind as well as its memory (2,000 traces at the call limit would
+    #: hold 20 million).
+    queue_calls: int = 100_000
     batch_size: int = 256
     batch_wait: float = 0.02
     upload_concurrency: int = 16
@@ -81,6 +86,57 @@ def _unmatched_view(pending: PendingTrace) -> PendingTrace:
     )
 
 
+def weight(p: PendingTrace) -> tuple[int, int]:
+    """What a queued trace counts against the queue's bounds: call records, body bytes."""
+    return len(p.calls or ()), len(p.body) + len(p.response_body)
+
+
+class TraceQueue:
+    """A FIFO of finished traces within :class:`WriterConfig`'s bounds: traces, call
+    records and body bytes."""
+
+    def __init__(self, config: WriterConfig) -> None:
+        self.config = config
+        self._items: deque[PendingTrace] = deque()
+        self.calls = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def fits(self, traces: int, calls: int, size: int) -> bool:
+        """Whether that much more fits (an empty queue takes anything: one trace over a
+        bound must still be able to pass, alone)."""
+        cfg = self.config
+        return not self._items or (
+            len(self._items) + traces <= cfg.queue_traces
+            and self.calls + calls <= cfg.queue_calls
+            and self.bytes + size <= cfg.queue_bytes
+        )
+
+    def push(self, p: PendingTrace) -> bool:
+        """Append ``p``; ``False`` when it does not fit."""
+        calls, size = weight(p)
+        if not self.fits(1, calls, size):
+            return False
+        self._items.append(p)
+        self.calls += calls
+        self.bytes += size
+        return True
+
+    def peek(self) -> PendingTrace:
+        """The oldest trace, left in place."""
+        return self._items[0]
+
+    def pop(self) -> PendingTrace:
+        """Take the oldest trace."""
+        p = self._items.popleft()
+        calls, size = weight(p)
+        self.calls -= calls
+        self.bytes -= size
+        return p
+
+
 class Writer(Protocol):
     """What the gateway uses of a writer, inline (:class:`TraceWriter`) or in a process."""
 
@@ -92,6 +148,8 @@ class Writer(Protocol):
     async def flush(self) -> None: ...
     @property
     def depth(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
     def problem(self) -> str | None: ...
 
 
@@ -122,8 +180,7 @@ class TraceWriter:
         self.metrics = metrics
         self.limits = limits or TraceLimits()
         self.config = config or WriterConfig()
-        self._queue: deque[PendingTrace] = deque()
-        self._queued_bytes = 0
+        self._queue = TraceQueue(self.config)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -145,12 +202,9 @@ class TraceWriter:
 
     def submit(self, pending: PendingTrace) -> bool:
         """Queue a finished request; ``False`` (and a counted drop) when full."""
-        size = len(pending.body) + len(pending.response_body)
-        if not self.has_room(1, size):
+        if not self._queue.push(pending):
             self.metrics.traces_dropped.labels("queue_full").inc()
             return False
-        self._queue.append(pending)
-        self._queued_bytes += size
         self.metrics.traces_enqueued.inc()
         self._idle.clear()
         if not self._wake.is_set():
@@ -197,18 +251,19 @@ class TraceWriter:
         """Traces submitted and not yet finished: queued, encoding, storing or indexing."""
         return len(self._queue) + self._in_flight
 
-    def has_room(self, count: int, size: int) -> bool:
-        """Whether ``count`` more traces holding ``size`` body bytes fit in the queue."""
-        cfg = self.config
-        return (
-            len(self._queue) + count <= cfg.queue_traces
-            and self._queued_bytes + size <= cfg.queue_bytes
-        )
+    @property
+    def queued(self) -> int:
+        """Traces in this process's memory queue."""
+        return len(self._queue)
+
+    def has_room(self, traces: int, calls: int, size: int) -> bool:
+        """Whether that many traces, call records and body bytes fit in the queue."""
+        return self._queue.fits(traces, calls, size)
 
     @property
     def queued_bytes(self) -> int:
         """Body bytes held by queued traces."""
-        return self._queued_bytes
+        return self._queue.bytes
 
     # -- the background task ----------------------------------------------------------
 
@@ -225,11 +280,10 @@ class TraceWriter:
             # Let a burst accumulate into one batch.
             if not self._stopping and len(self._queue) < cfg.batch_size:
                 await asyncio.sleep(cfg.batch_wait)
-        batch = [self._queue.popleft() for _ in range(min(cfg.batch_size, len(self._queue)))]
+        batch = [self._queue.pop() for _ in range(min(cfg.batch_size, len(self._queue)))]
         self._in_flight += len(batch)
-        self._queued_bytes -= sum(len(p.body) + len(p.response_body) for p in batch)
         self.metrics.queue_depth.set(len(self._queue))
-        self.metrics.queue_bytes.set(self._queued_bytes)
+        self.metrics.queue_bytes.set(self._queue.bytes)
         return batch
 
     async def _run(self) -> None:

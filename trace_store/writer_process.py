@@ -34,7 +34,6 @@ import logging
 import pickle
 import sys
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -43,6 +42,7 @@ from trace_store import wire
 from trace_store.errors import ConfigError, describe
 from trace_store.logs import RateLimitedLog
 from trace_store.tracelog import LogFull, Position, TraceLog
+from trace_store.writer import TraceQueue, weight
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
@@ -91,21 +91,18 @@ class _Child:
         return True
 
 
-def _take_frame(queue: deque[PendingTrace]) -> tuple[list[PendingTrace], int]:
-    """The next frame's traces, and their body bytes: up to :data:`FRAME_TRACES`,
-    :data:`FRAME_CALLS` call records and :data:`FRAME_BODY_BYTES` of bodies, and at
-    least one trace."""
+def _take_frame(queue: TraceQueue) -> list[PendingTrace]:
+    """The next frame's traces: up to :data:`FRAME_TRACES`, :data:`FRAME_CALLS` call
+    records and :data:`FRAME_BODY_BYTES` of bodies, and at least one trace."""
     batch: list[PendingTrace] = []
     calls = body = 0
     while queue and len(batch) < FRAME_TRACES:
-        nxt = queue[0]
-        more_calls = calls + len(nxt.calls or ())
-        more_body = body + len(nxt.body) + len(nxt.response_body)
-        if batch and (more_calls > FRAME_CALLS or more_body > FRAME_BODY_BYTES):
+        more_calls, more_body = weight(queue.peek())
+        if batch and (calls + more_calls > FRAME_CALLS or body + more_body > FRAME_BODY_BYTES):
             break
-        batch.append(queue.popleft())
-        calls, body = more_calls, more_body
-    return batch, body
+        batch.append(queue.pop())
+        calls, body = calls + more_calls, body + more_body
+    return batch
 
 
 class ProcessWriter:
@@ -130,8 +127,7 @@ class ProcessWriter:
         self.metrics = metrics
         self.tracelog = tracelog
         self.config = config or child_config.writer
-        self._queue: deque[PendingTrace] = deque()
-        self._queued_bytes = 0
+        self._queue = TraceQueue(self.config)
         self._wake = asyncio.Event()
         self._sent_all = asyncio.Event()
         self._sent_all.set()
@@ -152,13 +148,9 @@ class ProcessWriter:
 
     def submit(self, pending: PendingTrace) -> bool:
         """Queue a finished request; ``False`` (and a counted drop) when full."""
-        size = len(pending.body) + len(pending.response_body)
-        cfg = self.config
-        if len(self._queue) >= cfg.queue_traces or self._queued_bytes + size > cfg.queue_bytes:
+        if not self._queue.push(pending):
             self.metrics.traces_dropped.labels("queue_full").inc()
             return False
-        self._queue.append(pending)
-        self._queued_bytes += size
         self.metrics.traces_enqueued.inc()
         self._sent_all.clear()
         if not self._wake.is_set():
@@ -170,6 +162,11 @@ class ProcessWriter:
         """Traces held anywhere: this queue, and the log up to the committed position
         (which covers what the writer process holds)."""
         return len(self._queue) + self.tracelog.held_traces
+
+    @property
+    def queued(self) -> int:
+        """Traces in this process's memory queue (not yet in the log)."""
+        return len(self._queue)
 
     @property
     def child_pid(self) -> int | None:
@@ -286,8 +283,7 @@ class ProcessWriter:
                 if not self._stopping and len(queue) < FRAME_TRACES:
                     await asyncio.sleep(FRAME_WAIT)  # let a burst share one frame
                 continue
-            batch, body_bytes = _take_frame(queue)
-            self._queued_bytes -= body_bytes
+            batch = _take_frame(queue)
             wires = [wire.to_wire(p) for p in batch]
             data = wire.encode_batch_fast(wires)
             if data is not None:
@@ -436,4 +432,4 @@ class ProcessWriter:
         self.tracelog.committed_to(committed)
         child.depth = int(stats["depth"])
         child.bytes = int(stats["bytes"])
-        m.queue_bytes.set(self._queued_bytes + child.bytes)
+        m.queue_bytes.set(self._queue.bytes + child.bytes)
