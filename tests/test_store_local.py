@@ -72,3 +72,17 @@ class TestLocalStore(SelfServedSignedUrls, StoreTests):
         monkeypatch.undo()
         assert await store.put_many([(KEYS[0], b"object")]) == [None]
         assert self.raw_get(store, KEYS[0]) == b"object"
+
+    async def test_a_batch_write_torn_by_a_crash_is_completed_by_the_repeated_put(
+        self, store: ObjectStore
+    ) -> None:
+        # kill -9 inside a write leaves a prefix of the object's bytes; the writer
+        # repeats the put after its restart (the trace log re-reads the frame).
+        path = _root(store) / KEYS[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"obj")
+        assert await store.put_many([(KEYS[0], b"object")]) == [None]
+        assert self.raw_get(store, KEYS[0]) == b"object"
+        path.write_bytes(b"other")  # not a prefix: other bytes, refused as before
+        (result,) = await store.put_many([(KEYS[0], b"object")])
+        assert isinstance(result, FileExistsError)

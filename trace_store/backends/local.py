@@ -63,16 +63,21 @@ def _create_new(final: str, data: bytes, key: str) -> None:
     temporary file linked into place takes five (each costs ~9 µs in a VM). A reader
     could see the file half-written, but nothing reads a batch's object before the batch
     is synced and its index row (the commit marker) is committed. A failed write removes
-    the file; only a crash in the middle of one leaves a torn file, which no index row
-    points at and which expires with its prefix.
+    the file; a crash in the middle of one leaves a torn file: a prefix of the same
+    bytes (a key names one trace, and its encoding is deterministic), which the put that
+    the writer repeats after its restart completes in place.
     """
     try:
         fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         with open(final, "rb") as stored:
-            if stored.read() != data:
-                raise AlreadyExists(f"object {key!r} already exists") from None
-        return  # the same bytes: a retried batch
+            found = stored.read()
+        if found == data:
+            return  # the same bytes: a retried batch
+        if not data.startswith(found):
+            raise AlreadyExists(f"object {key!r} already exists") from None
+        _complete(final, data, len(found))
+        return
     try:
         view = memoryview(data)
         while view:
@@ -82,6 +87,17 @@ def _create_new(final: str, data: bytes, key: str) -> None:
         os.unlink(final)
         raise
     os.close(fd)
+
+
+def _complete(final: str, data: bytes, have: int) -> None:
+    """Write the rest of a torn object. Positioned writes of the same bytes, so two
+    writers repeating the same put at once cannot double anything."""
+    fd = os.open(final, os.O_WRONLY)
+    try:
+        while have < len(data):
+            have += os.pwrite(fd, data[have:], have)
+    finally:
+        os.close(fd)
 
 
 class LocalStore(ObjectStore):
