@@ -14,6 +14,8 @@ import contextlib
 import logging
 import os
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.config import ServeSettings
@@ -149,6 +151,58 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
     _run_loop(_with_pool(_settings(args), work))
 
 
+def _since(text: str) -> datetime:
+    """``--since``: an ISO 8601 date or time (UTC unless it says), or an age like ``7d``,
+    ``12h`` or ``30m``."""
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if text[-1:] in units and text[:-1].isascii() and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO date or time, or an age like 7d, 12h, 30m; got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_index_rebuild(args: argparse.Namespace) -> None:
+    from trace_store.rebuild import Progress, rebuild
+    from trace_store.store_url import parse_store_url
+
+    settings = _settings(args)
+    store = parse_store_url(settings.store_url or settings.default_store_url)
+    show = sys.stderr.isatty()
+    started = time.monotonic()
+
+    def progress(p: Progress) -> None:
+        if show:
+            rate = p.done / max(time.monotonic() - started, 1e-9)
+            print(f"\r{p.done:,} of {p.total:,} objects, {rate:,.0f}/s", end="", file=sys.stderr)
+
+    async def work(pool: db.Pool) -> None:
+        try:
+            report = await rebuild(store, pool, since=args.since, on_progress=progress)
+        finally:
+            await store.close()
+        seconds = time.monotonic() - started
+        if show:
+            print(file=sys.stderr)
+        print(
+            f"{store.describe()}: {report.listed:,} objects listed,"
+            f" {report.present:,} already indexed, {report.skipped_old:,} older than --since;"
+            f" indexed {report.indexed:,} traces and {report.unmatched:,} unmatched requests"
+            f" in {seconds:.1f} s ({report.indexed / max(seconds, 1e-9):,.0f} traces/s)",
+            flush=True,
+        )
+        for problem in report.invalid[:20]:
+            print(f"skipped: {problem}", file=sys.stderr)
+        if len(report.invalid) > 20:
+            print(f"skipped: {len(report.invalid) - 20} more", file=sys.stderr)
+
+    _run_loop(_with_pool(settings, work))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="strata", description="strata: traces in object storage, for the editor.")
     parser.add_argument(
@@ -197,6 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("token_id", help="the id `token list` shows (8 or more hex digits)")
     _db_flags(revoke)
     revoke.set_defaults(func=cmd_token_revoke)
+
+    index = sub.add_parser("index", help="the Postgres index of the stored traces")
+    index_sub = index.add_subparsers(dest="index_command", required=True)
+    rebuild = index_sub.add_parser(
+        "rebuild",
+        help="index every stored trace the index lacks (after Postgres was lost); idempotent",
+    )
+    rebuild.add_argument("--store", help="object store URL (STRATA_STORE; default the data dir's)")
+    rebuild.add_argument(
+        "--since",
+        type=_since,
+        help="only traces since then: an ISO date or time, or an age like 7d, 12h, 30m",
+    )
+    _db_flags(rebuild)
+    rebuild.set_defaults(func=cmd_index_rebuild)
 
     add_store_commands(sub)
     add_lifecycle_commands(sub)

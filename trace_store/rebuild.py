@@ -1,0 +1,246 @@
+"""Rebuild the index from the bucket: the objects are the record (``strata index rebuild``).
+
+When Postgres is lost (or an object was uploaded and never indexed), every index row can
+be derived again from its object: the key names canvas, handler and trace; the document
+holds the start time, status, duration, user functions and error; size and sha256 are
+the object's own. :func:`rebuild` lists the store's ``traces/`` and ``unmatched/``
+prefixes, skips what the index already has, downloads the rest with bounded concurrency
+and commits them in batches through the writer's own commit (so pins move to each
+handler's latest N and their outbox entries are queued, as for fresh traces).
+
+Idempotent: a second run finds every row present and downloads nothing. Unmatched
+objects rebuild the summary only of paths the database has no row for (counting a
+path's objects again would double its count). ``since`` skips traces older than a
+moment by the time in their UUIDv7 id, without downloading them.
+
+Nothing from an object reaches a key or a query unchecked: the key must be one strata
+writes (:mod:`trace_store.keys`), and the document must name the same canvas, handler
+and trace as its key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from trace_store import codec, keys
+from trace_store.commit import Batch, commit_batch
+from trace_store.document import PendingTrace
+from trace_store.errors import InvalidInput
+from trace_store.index import IndexRow
+from trace_store.timestamps import unix_ns, utc_datetime
+from trace_store.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, safe_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from trace_store.backends.base import ObjectStore
+    from trace_store.db import Pool
+
+log = logging.getLogger("strata.rebuild")
+
+BATCH = 256
+CONCURRENCY = 16
+
+
+@dataclass
+class Progress:
+    """What a rebuild has done so far (also its final report)."""
+
+    listed: int = 0
+    present: int = 0
+    skipped_old: int = 0
+    indexed: int = 0
+    unmatched: int = 0
+    invalid: list[str] = field(default_factory=list)
+    done: int = 0
+    total: int = 0
+
+
+def trace_time(trace_id: str) -> datetime | None:
+    """The moment a UUIDv7 trace id was made (``None`` for other UUIDs)."""
+    value = uuid.UUID(trace_id)
+    if value.version != 7:
+        return None
+    return utc_datetime((value.int >> 80) * 1_000_000)
+
+
+def _parse_key(key: str) -> tuple[str, str, str | None, str]:
+    """``(kind, canvas, handler_id or None, trace_id)`` of a key strata writes."""
+    parts = key.removesuffix(keys.SUFFIX).split("/")
+    if not key.endswith(keys.SUFFIX):
+        raise InvalidInput(f"not a trace object: {key[:200]!r}")
+    if len(parts) == 4 and parts[0] == keys.TRACES:
+        _, canvas, handler_id, trace_id = parts
+        if keys.trace_key(canvas, handler_id, trace_id) == key:
+            return keys.TRACES, canvas, handler_id, trace_id
+    if len(parts) == 3 and parts[0] == keys.UNMATCHED:
+        _, canvas, trace_id = parts
+        if keys.unmatched_key(canvas, trace_id) == key:
+            return keys.UNMATCHED, canvas, None, trace_id
+    raise InvalidInput(f"not a key strata writes: {key[:200]!r}")
+
+
+def _started_at(doc: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(doc["started_at"]).replace("Z", "+00:00"))
+
+
+def row_from_object(key: str, data: bytes) -> IndexRow:
+    """The index row of the handler trace stored as ``data`` under ``key``."""
+    kind, canvas, handler_id, trace_id = _parse_key(key)
+    doc = codec.decode(data)
+    handler = doc.get("handler") if isinstance(doc, dict) else None
+    if (
+        kind != keys.TRACES
+        or not isinstance(handler, dict)
+        or (doc.get("canvas"), handler.get("id"), doc.get("trace_id"))
+        != (canvas, handler_id, trace_id)
+    ):
+        raise InvalidInput(f"{key}: the document does not match its key")
+    assert handler_id is not None
+    result = doc.get("result")
+    calls = doc.get("calls") or []
+    return IndexRow(
+        canvas=canvas,
+        handler_id=handler_id,
+        trace_id=trace_id,
+        started_at=_started_at(doc),
+        object_key=key,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).digest(),
+        status=int(result["status"]) if isinstance(result, dict) else None,
+        duration_ms=float(doc["duration_ms"]),
+        functions=tuple(sorted({c["function"] for c in calls if c.get("kind") == "user"})),
+        has_error=doc.get("error") is not None,
+        adopted="adopted_from" in doc,
+    )
+
+
+def unmatched_from_object(key: str, data: bytes) -> PendingTrace:
+    """The few fields of a stored unmatched request its summary row needs."""
+    kind, canvas, _, trace_id = _parse_key(key)
+    doc = codec.decode(data)
+    if kind != keys.UNMATCHED or doc.get("canvas") != canvas or doc.get("trace_id") != trace_id:
+        raise InvalidInput(f"{key}: the document does not match its key")
+    request = doc["input"]
+    return PendingTrace(
+        canvas=canvas,
+        kind=keys.UNMATCHED,
+        handler=None,
+        started_ns=unix_ns(_started_at(doc)),
+        duration_ns=0,
+        method=str(request["method"]),
+        path=str(request["path"]),
+        query_string="",
+        params={},
+        raw_headers=(),
+        body=b"",
+        trace_id=trace_id,
+    )
+
+
+async def _missing(pool: Pool, candidates: list[str]) -> list[str]:
+    found = await pool.fetch(
+        "SELECT object_key FROM traces WHERE object_key = ANY($1::text[])", candidates
+    )
+    have = {r["object_key"] for r in found}
+    return [k for k in candidates if k not in have]
+
+
+async def rebuild(
+    store: ObjectStore,
+    pool: Pool,
+    *,
+    since: datetime | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Index every object of the store the index lacks (see the module docstring)."""
+    progress = Progress()
+    wanted: list[str] = []
+    unmatched_keys: list[str] = []
+    for prefix, into in ((keys.TRACES + "/", wanted), (keys.UNMATCHED + "/", unmatched_keys)):
+        for info in await store.list_objects(prefix):
+            progress.listed += 1
+            try:
+                _, _, _, trace_id = _parse_key(info.key)
+            except InvalidInput as exc:
+                progress.invalid.append(str(exc))
+                continue
+            made = trace_time(trace_id)
+            if since is not None and made is not None and made < since:
+                progress.skipped_old += 1
+                continue
+            into.append(info.key)
+    missing: list[str] = []
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        found = await _missing(pool, chunk)
+        progress.present += len(chunk) - len(found)
+        missing += found
+    progress.total = len(missing) + len(unmatched_keys)
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+
+    async def fetch(key: str) -> tuple[str, bytes | BaseException]:
+        async with semaphore:
+            try:
+                return key, await store.get(key)
+            except Exception as exc:  # reported per object; the rest goes on
+                return key, exc
+
+    for start in range(0, len(missing), BATCH):
+        rows = []
+        for key, data in await asyncio.gather(*(fetch(k) for k in missing[start : start + BATCH])):
+            try:
+                if isinstance(data, BaseException):
+                    raise data
+                rows.append(row_from_object(key, data))
+            except Exception as exc:
+                progress.invalid.append(f"{key}: {exc}")
+        await commit_batch(pool, Batch(rows=rows))
+        progress.indexed += len(rows)
+        progress.done += min(BATCH, len(missing) - start)
+        if on_progress is not None:
+            on_progress(progress)
+    await _rebuild_unmatched(store, pool, unmatched_keys, progress, fetch, on_progress)
+    return progress
+
+
+async def _rebuild_unmatched(
+    store: ObjectStore,
+    pool: Pool,
+    candidates: list[str],
+    progress: Progress,
+    fetch: Callable[[str], Any],
+    on_progress: Callable[[Progress], None] | None,
+) -> None:
+    known = {
+        (r["canvas"], r["method"], r["path"])
+        for r in await pool.fetch("SELECT canvas, method, path FROM unmatched")
+    }
+    items: list[tuple[PendingTrace, str]] = []
+    for start in range(0, len(candidates), BATCH):
+        for key, data in await asyncio.gather(
+            *(fetch(k) for k in candidates[start : start + BATCH])
+        ):
+            try:
+                if isinstance(data, BaseException):
+                    raise data
+                pending = unmatched_from_object(key, data)
+            except Exception as exc:
+                progress.invalid.append(f"{key}: {exc}")
+                continue
+            method = safe_text(pending.method, MAX_METHOD_BYTES)[0]
+            if (pending.canvas, method, safe_text(pending.path, MAX_PATH_BYTES)[0]) not in known:
+                items.append((pending, key))
+        progress.done += min(BATCH, len(candidates) - start)
+        if on_progress is not None:
+            on_progress(progress)
+    items.sort(key=lambda item: item[0].started_ns)
+    for start in range(0, len(items), BATCH):
+        await commit_batch(pool, Batch(unmatched=items[start : start + BATCH]))
+    progress.unmatched = len(items)
