@@ -65,7 +65,7 @@ class WriterConfig:
     max_backoff: float = 5.0
     #: A store or Postgres call that has not answered by then counts as failed (a hung
     #: dependency must lead to retries, not to a writer stuck forever).
-    io_timeout: float = 30.0
+    io_timeout: float = 10.0
 
 
 def _unmatched_view(pending: PendingTrace) -> PendingTrace:

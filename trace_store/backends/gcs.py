@@ -56,7 +56,11 @@ MAX_SIGNED_EXPIRY = timedelta(days=7)
 POOL_SIZE = 16
 CORS_HEADERS = ["Content-Encoding", "Content-Length", "Content-Type", "ETag"]
 #: Data calls give up (and report the store unavailable) after this long.
-RETRY = DEFAULT_RETRY.with_timeout(30.0)
+RETRY = DEFAULT_RETRY.with_timeout(15.0)
+#: Per request: seconds to connect, and to wait for each read of the answer. A hung
+#: server is then noticed within seconds (every trace object is small, and a read
+#: timeout bounds the wait for each chunk, not the whole transfer).
+TIMEOUT = (2.0, 5.0)
 #: ``check`` answers fast: one attempt, short timeout.
 CHECK_TIMEOUT = 5.0
 
@@ -225,7 +229,9 @@ class GCSStore(BlockingClientStore):
         blob = self.bucket.blob(self.full_key(key))
         blob.content_encoding = encoding
         blob.custom_time = datetime.now(UTC)
-        blob.upload_from_string(data, content_type=content_type, if_generation_match=0, retry=RETRY)
+        blob.upload_from_string(
+            data, content_type=content_type, if_generation_match=0, retry=RETRY, timeout=TIMEOUT
+        )
 
     async def _put_new(
         self, key: str, data: bytes, content_type: str, content_encoding: str | None
@@ -238,7 +244,9 @@ class GCSStore(BlockingClientStore):
         try:
             # raw_download: the exact stored bytes, whatever Content-Encoding says.
             return bytes(
-                blob.download_as_bytes(start=start, end=end, raw_download=True, retry=RETRY)
+                blob.download_as_bytes(
+                    start=start, end=end, raw_download=True, retry=RETRY, timeout=TIMEOUT
+                )
             )
         except gexc.RequestRangeNotSatisfiable:
             # GCS answers 416 for a range starting at or past the end; the interface
@@ -260,7 +268,7 @@ class GCSStore(BlockingClientStore):
         )
 
     def _blob_sync(self, key: str) -> storage.Blob:
-        blob = self.bucket.get_blob(self.full_key(key), retry=RETRY)
+        blob = self.bucket.get_blob(self.full_key(key), retry=RETRY, timeout=TIMEOUT)
         if blob is None:
             raise ObjectNotFound(f"no object {key!r} in {self.describe()}")
         return blob
@@ -270,7 +278,11 @@ class GCSStore(BlockingClientStore):
 
     async def _list(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         listing = self.client.list_blobs(
-            self.bucket, prefix=self.full_key(prefix), page_size=self.list_page_size, retry=RETRY
+            self.bucket,
+            prefix=self.full_key(prefix),
+            page_size=self.list_page_size,
+            retry=RETRY,
+            timeout=TIMEOUT,
         )
         pages: Iterator[Any] = iter(listing.pages)
         while (page := await self._run(next, pages, None)) is not None:
@@ -300,7 +312,12 @@ class GCSStore(BlockingClientStore):
     def _copy_sync(self, src: str, dst: str) -> None:
         source = self.bucket.blob(self.full_key(src))
         copied = self.bucket.copy_blob(
-            source, self.bucket, self.full_key(dst), if_generation_match=0, retry=RETRY
+            source,
+            self.bucket,
+            self.full_key(dst),
+            if_generation_match=0,
+            retry=RETRY,
+            timeout=TIMEOUT,
         )
         # A copy keeps the source's customTime, which would give it the source's
         # remaining lease; the copy is a new object, so its lease starts now.
@@ -315,7 +332,7 @@ class GCSStore(BlockingClientStore):
         # the last writer's leaves the lease as it is, which is still at least now.
         if blob.custom_time is None or blob.custom_time < now:
             blob.custom_time = now
-            blob.patch(retry=RETRY)
+            blob.patch(retry=RETRY, timeout=TIMEOUT)
 
     async def _pin(self, key: str) -> None:
         """Renew the lease: move ``customTime`` forward to now."""
@@ -332,7 +349,7 @@ class GCSStore(BlockingClientStore):
     # -- bucket-level -----------------------------------------------------------------
 
     def _set_cors_sync(self, origins: list[str]) -> None:
-        bucket = self.client.get_bucket(self.settings.bucket, retry=RETRY)
+        bucket = self.client.get_bucket(self.settings.bucket, retry=RETRY, timeout=TIMEOUT)
         # GCS CORS entries carry no id, so strata owns the bucket's whole CORS list.
         bucket.cors = [
             {
@@ -342,7 +359,7 @@ class GCSStore(BlockingClientStore):
                 "maxAgeSeconds": 3600,
             }
         ]
-        bucket.patch(retry=RETRY)
+        bucket.patch(retry=RETRY, timeout=TIMEOUT)
 
     async def set_cors(self, origins: Sequence[str]) -> None:
         if not origins:

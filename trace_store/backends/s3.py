@@ -104,8 +104,10 @@ def make_client(settings: S3Settings, pool_size: int = POOL_SIZE, attempts: int 
         signature_version="s3v4",
         max_pool_connections=pool_size,
         retries={"mode": "standard", "total_max_attempts": attempts},
-        connect_timeout=5,
-        read_timeout=60,
+        # A hung server is noticed within seconds: every trace object is small, and
+        # the read timeout bounds the wait for each chunk of an answer, not the transfer.
+        connect_timeout=2,
+        read_timeout=5,
         # A custom endpoint (moto, MinIO, s3rver) has no per-bucket DNS names.
         s3={"addressing_style": "path" if settings.endpoint else "auto"},
     )
