@@ -50,6 +50,7 @@ from gateway.config import env_float, env_int
 from gateway.editor_api import TOKENS, authorised_canvas
 from gateway.services import SERVICES, Services
 from trace_store import notify, tokens
+from trace_store.background import Retries
 from trace_store.parsing import ascii_uint
 from trace_store.tokens import ALL_CANVASES
 
@@ -207,6 +208,7 @@ class EventHub:
         self.metrics = EventMetrics(self)
         self._task: asyncio.Task[None] | None = None
         self._listened = False
+        self._retries = Retries("event listener", log, base=0.1, cap=10.0)
         #: Other channels heard on the same connection: channel -> callback(payload).
         #: A callback is also called with ``None`` after a reconnect (it may have missed
         #: notifications in between).
@@ -359,6 +361,7 @@ class EventHub:
                         callback(None)
                 self._listened = True
                 self.listening.set()
+                self._retries.succeeded()
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), self.settings.keepalive)
@@ -367,25 +370,25 @@ class EventHub:
                     await _ping(conn, self.settings.keepalive)
             finally:
                 self.listening.clear()
-                if not conn.is_closed():
-                    with contextlib.suppress(Exception):
+                # A lost connection may already be released back to the pool, where
+                # even is_closed() raises: whatever fails here is that loss, seen again.
+                with contextlib.suppress(Exception):
+                    if not conn.is_closed():
                         for channel in (notify.CHANNEL, *self._channels):
                             await conn.remove_listener(channel, self._on_notify)
         return True
 
     async def _run(self) -> None:
-        delay = 0.1
         while True:
+            delay = 0.1  # the connection was lost after listening: try again at once
             try:
-                if await self._listen_once():
-                    delay = 0.1
+                await self._listen_once()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                log.warning("event listener lost its connection: %s", exc)
+            except Exception as exc:  # one line when an outage starts, one when it ends
+                delay = self._retries.failed(exc)
             self.metrics.reconnects.inc()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
     async def start(self) -> None:
         """Start listening; waits (bounded) for the first ``LISTEN`` to be in place."""

@@ -102,13 +102,20 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-async def connect_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
-    """A pool to ``dsn``; a clear :class:`ConfigError` when the server cannot be reached."""
+async def connect_pool(dsn: str, *, max_size: int = 10) -> Pool:
+    """A pool to ``dsn``; a clear :class:`ConfigError` when the server cannot be reached.
+
+    No connection floor (``min_size=0``): a pool that keeps one reconnects in the
+    background while Postgres is away and logs a traceback for every attempt. Connections
+    are opened when used, and one query checks the server now.
+    """
+    pool = await asyncpg.create_pool(dsn, min_size=0, max_size=max_size, timeout=10)
+    assert pool is not None
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, timeout=10)
+        await pool.fetchval("SELECT 1")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        pool.terminate()
         raise ConfigError(
             f"STRATA_DATABASE_URL (--database-url): cannot connect to Postgres: {exc}"
         ) from None
-    assert pool is not None
     return pool
