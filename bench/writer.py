@@ -1,5 +1,12 @@
 """Writer throughput: traces/s from the queue to stored objects and index rows, for the
-local store and for S3 on moto, in one run."""
+local store and for S3 on moto, at several upload concurrencies, in one run.
+
+CPU per trace is counted for the writer's own process and for the moto server: on this
+2-core machine moto (about 2 ms of CPU per PUT) and botocore in the writer (about 1.4 ms
+per PUT, of 1.6 ms per trace) share the cores, so concurrency changes little and one
+PUT per trace is the ceiling. Batching many traces into one object (issue 18) is what
+moves it.
+"""
 
 from __future__ import annotations
 
@@ -53,57 +60,114 @@ def moto() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-async def measure(store: ObjectStore, dsn: str, n: int) -> tuple[float, int]:
-    """Traces/s for ``n`` 20-call traces submitted at once; returns (rate, rows)."""
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of this process, or of process ``pid``."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    store: ObjectStore, dsn: str, n: int, concurrency: int, server_pid: int | None = None
+) -> tuple[float, int, float, float]:
+    """``n`` 20-call traces submitted at once, uploaded ``concurrency`` at a time: traces/s,
+    index rows, and CPU ms per trace of this process (the writer) and of the store server."""
     await store.check()
     pool = await db.connect_pool(dsn, max_size=4)
     async with pool.acquire() as conn:
         await db.migrate(conn)
     # A queue that holds the whole burst: this measures writing, not admission.
-    writer = TraceWriter(store, pool, Metrics(), config=WriterConfig(queue_traces=n))
+    config = WriterConfig(queue_traces=n, queue_calls=10**9, upload_concurrency=concurrency)
+    writer = TraceWriter(store, pool, Metrics(), config=config)
     pendings = [_pending(_run_sync(True)) for _ in range(n)]
     writer.start()
+    cpu0 = _cpu_seconds()
+    server0 = _cpu_seconds(server_pid) if server_pid else 0.0
     t0 = time.perf_counter()
     for p in pendings:
         assert writer.submit(p)
     await writer.flush()
     elapsed = time.perf_counter() - t0
+    cpu = (_cpu_seconds() - cpu0) * 1000 / n
+    server = (_cpu_seconds(server_pid) - server0) * 1000 / n if server_pid else 0.0
     await writer.stop()
     rows = int(await pool.fetchval("SELECT count(*) FROM traces"))
     await pool.close()
-    return n / elapsed, rows
+    await store.close()
+    return n / elapsed, rows, cpu, server
+
+
+CONCURRENCY = (4, 16, 64)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--traces", type=int, default=5000)
+    parser.add_argument("--traces", type=int, default=3000)
     args, _ = parser.parse_known_args()
     results = {}
     with postgres() as admin, tempfile.TemporaryDirectory(dir=".") as tmp, moto() as endpoint:
-        results["local"] = asyncio.run(
-            measure(
-                parse_store_url(f"file://{os.path.abspath(tmp)}"),
-                fresh_database(admin),
-                args.traces,
+        for concurrency in CONCURRENCY:
+            results[("local", concurrency)] = asyncio.run(
+                measure(
+                    parse_store_url(f"file://{os.path.abspath(tmp)}/{concurrency}"),
+                    fresh_database(admin),
+                    args.traces,
+                    concurrency,
+                )
             )
-        )
         os.environ.update(AWS_ACCESS_KEY_ID=MOTO_KEY[0], AWS_SECRET_ACCESS_KEY=MOTO_KEY[1])
         import boto3
 
-        bucket = f"bench-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(Bucket=bucket)
-        results["s3 (moto)"] = asyncio.run(
-            measure(
-                parse_store_url(f"s3://{bucket}?endpoint={endpoint}&region={REGION}"),
-                fresh_database(admin),
-                args.traces,
+        moto_pid = _listener_pid(int(endpoint.rsplit(":", 1)[1]))
+        for concurrency in CONCURRENCY:
+            bucket = f"bench-{uuid.uuid4().hex[:12]}"
+            boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(
+                Bucket=bucket
             )
-        )
-    print(f"\n## Writer: {args.traces} queued 20-call traces to objects + index rows\n")
-    print("| store | traces/s | index rows | rows/traces |")
-    print("|---|---|---|---|")
-    for name, (rate, rows) in results.items():
-        print(f"| {name} | {rate:,.0f} | {rows} | {rows / args.traces:.3f} |")
+            results[("s3 (moto)", concurrency)] = asyncio.run(
+                measure(
+                    parse_store_url(f"s3://{bucket}?endpoint={endpoint}&region={REGION}"),
+                    fresh_database(admin),
+                    args.traces,
+                    concurrency,
+                    moto_pid,
+                )
+            )
+    print(
+        f"\n**Writer** (`bench.writer`): {args.traces:,} queued 20-call traces to objects and"
+        " index rows, by upload concurrency (CPU per trace: the writer's own process, and"
+        " the moto server's)\n"
+    )
+    print(
+        "| store | uploads at once | traces/s | index rows"
+        " | writer CPU ms/trace | server CPU ms/trace |"
+    )
+    print("|---|---|---|---|---|---|")
+    for (name, concurrency), (rate, rows, cpu, server) in results.items():
+        server_cell = f"{server:.2f}" if server else "-"
+        print(f"| {name} | {concurrency} | {rate:,.0f} | {rows} | {cpu:.2f} | {server_cell} |")
+
+
+def _listener_pid(port: int) -> int | None:
+    """The moto server's pid (the process listening on ``port``), from /proc."""
+    inode = None
+    with open("/proc/net/tcp") as table:
+        lines = table.read().splitlines()[1:]
+    for line in lines:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inode = fields[9]
+    if inode is None:
+        return None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return int(pid)
+    return None
 
 
 if __name__ == "__main__":
