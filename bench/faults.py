@@ -89,6 +89,8 @@ READYZ_EVERY: Final = 1.0
 #: in seconds of paced traces (so that the outage fills it within about a third).
 TMPFS_SIZE: Final = "8m"
 START_TIMEOUT: Final = 60.0
+#: Waiting for the backlog to drain gives up when it has not shrunk for this long.
+STUCK_SECONDS: Final = 15.0
 
 
 @dataclass(frozen=True)
@@ -821,13 +823,17 @@ async def started(
 
 
 async def wait_drained(run: Run, bound: float) -> float | None:
-    """Wait until the backlog is 0 (at most ``bound`` seconds); when it was, or ``None``."""
+    """Wait until the backlog is 0 (at most ``bound`` seconds, or until it has not
+    shrunk for :data:`STUCK_SECONDS`); when it was, or ``None``."""
     deadline = now() + bound
-    while now() < deadline:
+    lowest, lowest_at = float("inf"), now()
+    while now() < deadline and now() - lowest_at < STUCK_SECONDS:
         with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
             sample = await run.sampler.scrape()
             if sample.depth == 0:
                 return sample.t
+            if sample.depth < lowest:
+                lowest, lowest_at = sample.depth, sample.t
         await asyncio.sleep(0.25)
     return None
 
@@ -906,12 +912,17 @@ async def finish(run: Run, answered: int, errors: int, p99_ms: float | None, rat
     bound = run.bench.timing.drain_bound
     drained_at = await wait_drained(run, bound)
     if drained_at is None:
-        run.notes.append(f"backlog not 0 within {bound:.0f} s after the load")
+        run.notes.append(
+            f"backlog not 0 after the load (gave up: {bound:.0f} s, or {STUCK_SECONDS:.0f} s"
+            f" without shrinking); {run.sampler.samples[-1].depth:,.0f} traces left"
+        )
     last = run.sampler.samples[-1]
     stored = await count_traces(run.dsn)
     dropped = {k: v for k, v in last.dropped.items() if v}
     not_enqueued = dropped.get("queue_full", 0.0)
-    lost = last.enqueued - stored - (sum(dropped.values()) - not_enqueued) - last.depth
+    # Traces still in the log may be stored already (stored, not yet committed).
+    unstored = last.enqueued - stored - (sum(dropped.values()) - not_enqueued)
+    lost = max(0.0, unstored - last.depth)
     if run.name != "kill-9" and answered > stored + sum(dropped.values()):
         run.notes.append(
             f"{answered - stored - sum(dropped.values()):.0f} answered requests neither stored"
@@ -924,7 +935,7 @@ async def finish(run: Run, answered: int, errors: int, p99_ms: float | None, rat
         run.notes.append(f"readyz checks.log seen: {', '.join(log_checks)}")
     lines = run.strata.log_lines()
     if lines:
-        run.notes.append(f"serve stderr, most frequent: {top_line(lines)}")
+        run.notes.append(f"serve stderr, most frequent: {top_lines(lines)}")
     return Row(
         name=run.name,
         rate=rate,
@@ -944,11 +955,13 @@ async def finish(run: Run, answered: int, errors: int, p99_ms: float | None, rat
     )
 
 
-def top_line(lines: list[str]) -> str:
-    """The most frequent stderr line (digits blanked), with its count."""
-    shapes = Counter(re.sub(r"\d+", "N", line)[:140] for line in lines)
-    shape, count = shapes.most_common(1)[0]
-    return f"{count}x `{shape}`"
+def top_lines(lines: list[str], shown: int = 3) -> str:
+    """The most frequent stderr lines (timestamps cut, digits blanked), with counts."""
+    shapes: Counter[str] = Counter()
+    for line in lines:
+        line = re.sub(r"^(?:writer )?\d{4}-\d\d-\d\d [\d:,]+ ", "", line)
+        shapes[re.sub(r"\d+", "N", line)[:120]] += 1
+    return "; ".join(f"{n}x `{shape}`" for shape, n in shapes.most_common(shown))
 
 
 async def paced_row(run: Run) -> Row:
@@ -1214,8 +1227,8 @@ async def log_unwritable(bench: Bench) -> Row:
                     bench.proxy.set("pass")
 
                 await paced_with_fault(run, t.pre, t.outage, t.after, begin, end)
-                note_log_recovery(run)
                 note_resume(run)
+                note_log_recovery(run)
                 row = await paced_row(run)
                 free = os.statvfs(log_dir)
                 row.notes.append(
@@ -1227,29 +1240,38 @@ async def log_unwritable(bench: Bench) -> Row:
 
 
 def note_log_recovery(run: Run) -> None:
-    """When the log became unwritable, and whether appends resumed after the outage."""
-    start, end = run.marks["fault_start"], run.marks["fault_end"]
+    """When log drops began, whether appends (new traces) resumed after the outage, and
+    what ``/readyz`` said meanwhile."""
+    start, end, load_end = run.marks["fault_start"], run.marks["fault_end"], run.marks["load_end"]
     samples = run.sampler.samples
 
-    def errors(s: Sample) -> float:
+    def drops(s: Sample) -> float:
         return s.dropped.get("log_error", 0.0) + s.dropped.get("log_full", 0.0)
 
-    first = next((s.t for s in samples if errors(s) > 0), None)
-    grew = [b.t for a, b in itertools.pairwise(samples) if errors(b) > errors(a)]
-    degraded = [t for t, status, _ in run.sampler.readyz if status == "degraded"]
-    unwritable = [t for t, _, check in run.sampler.readyz if check != "ok"]
+    first = next((s.t for s in samples if drops(s) > 0), None)
+    grew = [b.t for a, b in itertools.pairwise(samples) if drops(b) > drops(a) and b.t <= load_end]
+    at_end = max((drops(s) for s in samples if s.t <= end), default=0.0)
+    after = max((drops(s) for s in samples), default=0.0) - at_end
+    if not grew or grew[-1] <= end:
+        resumed = "log appends worked again as soon as the outage ended"
+    elif load_end - grew[-1] < 2 * SAMPLE_EVERY + 0.5:
+        resumed = f"log appends never resumed ({load_end - end:.0f} s of load after the outage)"
+    else:
+        resumed = f"log appends resumed {grew[-1] - end:.1f} s after the outage ended"
+    during = sorted({st for t, st, _ in run.sampler.readyz if start <= t <= end})
+    later = sorted({st for t, st, _ in run.sampler.readyz if t > end})
     run.notes.append(
         ("log drops began " + (f"{first - start:.1f} s into the outage" if first else "never"))
-        + (f"; last drop {grew[-1] - end:+.1f} s after the outage ended" if grew else "")
-        + f"; readyz degraded in {len(degraded)} probes, checks.log not ok in"
-        f" {len(unwritable)} of {len(run.sampler.readyz)}"
+        + f"; {after:,.0f} dropped after it ended; {resumed}; readyz during the outage:"
+        f" {', '.join(during)}, after: {', '.join(later)}"
     )
 
 
 async def run_scenarios(
-    names: list[str], timing: Timing, rate: float | None, offer: float
+    names: list[str], timing: Timing, rate: float | None, offer: float, keep: bool = False
 ) -> list[Row]:
-    """Start moto, the proxy and Postgres; run ``names`` in order; stop everything."""
+    """Start moto, the proxy and Postgres; run ``names`` in order; stop everything
+    (``keep``: leave the work dir, with serve's stderr of each scenario)."""
     work = Path(tempfile.mkdtemp(prefix="strata-faults-work-"))
     stack = contextlib.ExitStack()
     rows: list[Row] = []
@@ -1293,7 +1315,10 @@ async def run_scenarios(
         return rows
     finally:
         stack.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if keep:
+            print(f"serve's stderr per scenario: {work}/*.stderr", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -1310,6 +1335,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="paced load without a fault (s)")
     parser.add_argument("--outage", type=float, help="length of each fault (s)")
     parser.add_argument("--rate", type=float, help="paced rate (skips measuring capacity)")
+    parser.add_argument("--keep", action="store_true", help="keep serve's stderr files")
     parser.add_argument(
         "--capacity-offer", type=float, default=CAPACITY_OFFER, help="req/s offered by capacity"
     )
@@ -1324,7 +1350,7 @@ def main() -> None:
         timing = replace(timing, outage=args.outage)
     began = now()
     names = list(args.scenarios) or list(SCENARIOS)
-    asyncio.run(run_scenarios(names, timing, args.rate, args.capacity_offer))
+    asyncio.run(run_scenarios(names, timing, args.rate, args.capacity_offer, args.keep))
     print(f"\ntotal {now() - began:.0f} s")
 
 
