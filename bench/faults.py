@@ -1350,7 +1350,11 @@ def main() -> None:
         timing = replace(timing, outage=args.outage)
     began = now()
     names = list(args.scenarios) or list(SCENARIOS)
-    asyncio.run(run_scenarios(names, timing, args.rate, args.capacity_offer, args.keep))
+    try:
+        asyncio.run(run_scenarios(names, timing, args.rate, args.capacity_offer, args.keep))
+    except KeyboardInterrupt:
+        print("interrupted (everything started was stopped)", file=sys.stderr)
+        sys.exit(130)
     print(f"\ntotal {now() - began:.0f} s")
 
 
