@@ -11,7 +11,8 @@ module stops and starts again on the same socket directory, so the DSN survives.
 Load is open-loop: requests are issued on a fixed schedule whatever the answers, over
 a bounded pool of connections; a request's latency is measured from its scheduled time
 (a request that waits for a connection is late, not absent). ``capacity`` and
-``overload`` use ``wrk -c64`` instead (the Python client cannot offer that much).
+``overload`` use ``wrk -c64`` instead, paced by a per-connection delay (the Python
+client cannot offer that much); ``overload`` offers ten times the paced rate.
 
 While a scenario runs, ``/metrics`` is scraped every half second (backlog =
 ``strata_writer_queue_depth``, log bytes, counters, RSS of serve and its writer child)
@@ -85,8 +86,8 @@ CLIENT_MAX_RATE: Final = 800
 CAPACITY_OFFER: Final = 700
 SAMPLE_EVERY: Final = 0.5
 READYZ_EVERY: Final = 1.0
-#: How far the trace log's tmpfs is from full when ``log-unwritable``'s outage starts,
-#: in seconds of paced traces (so that the outage fills it within about a third).
+#: The tmpfs mounted as the data dir's ``log`` in ``log-unwritable``. When the store
+#: outage starts it is filled up to a third of the outage's worth of paced traces.
 TMPFS_SIZE: Final = "8m"
 START_TIMEOUT: Final = 60.0
 #: Waiting for the backlog to drain gives up when it has not shrunk for this long.
