@@ -207,6 +207,23 @@ async def pinned_keys(pool: Pool | Connection) -> set[str]:
     return {r["object_key"] for r in await pool.fetch("SELECT object_key FROM pins")}
 
 
+#: Move pins' leases forward, skipping rows another transaction holds. A writer's
+#: batch moves a handler's pins under its advisory lock, deleting rows in its own order;
+#: waiting here for such a row while holding others (or the reverse) was a deadlock.
+#: A skipped row keeps its older lease: still a lower bound of the store's, renewed
+#: again by the next pass at worst.
+_MOVE_LEASES = """
+WITH free AS (
+    SELECT object_key FROM pins WHERE object_key = ANY($1::text[])
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE pins p SET leased_at = v.moment
+FROM unnest($1::text[], $2::timestamptz[]) AS v(object_key, moment), free
+WHERE p.object_key = v.object_key AND free.object_key = v.object_key AND p.leased_at < v.moment
+RETURNING p.object_key
+"""
+
+
 # -- the outbox worker -------------------------------------------------------------------
 
 
@@ -297,12 +314,8 @@ class PinOutbox:
                     errors[entry["object_key"]][:500],
                     delay,
                 )
-            for key, moment in leased.items():
-                await conn.execute(
-                    "UPDATE pins SET leased_at = $2 WHERE object_key = $1 AND leased_at < $2",
-                    key,
-                    moment,
-                )
+            if leased:
+                await conn.fetch(_MOVE_LEASES, list(leased), [leased[key] for key in leased])
         return OutboxPass(len(entries), requests, len(failed), errors, len(unseen))
 
     @staticmethod
@@ -424,10 +437,7 @@ async def renew_leases(
             keys = [r["object_key"] for r in due]
             # One failure aborts the batch: its leases stay old, so the next pass retries.
             await asyncio.gather(*(renew(key) for key in keys))
-            await conn.execute(
-                "UPDATE pins SET leased_at = $2 WHERE object_key = ANY($1::text[])"
-                " AND leased_at < $2",
-                keys,
-                now,
-            )
-            renewed += len(keys)
+            moved = await conn.fetch(_MOVE_LEASES, keys, [now] * len(keys))
+            if not moved:
+                return renewed  # every due row is being changed right now: next pass
+            renewed += len(moved)
