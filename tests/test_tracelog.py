@@ -6,8 +6,10 @@ with ``ENOSPC``), behind a segment's name.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -130,3 +132,55 @@ def test_an_unreadable_committed_file_is_a_start_up_error(tmp_path: Path) -> Non
     (tmp_path / "committed").write_text("{not json")
     with pytest.raises(ConfigError, match=r"STRATA_DATA_DIR: .*committed is unreadable"):
         _opened(tmp_path)
+
+
+def _frame(n: int) -> bytes:
+    from trace_store import wire
+    from trace_store.document import PendingTrace
+
+    traces = [
+        PendingTrace(
+            canvas="shop",
+            kind="unmatched",
+            handler=None,
+            started_ns=time.time_ns(),
+            duration_ns=0,
+            method="GET",
+            path=f"/nowhere/{i}",
+            query_string="",
+            params={},
+            raw_headers=(),
+            body=b"",
+        )
+        for i in range(n)
+    ]
+    return wire.dumps(("batch", [wire.to_wire(p) for p in traces]))
+
+
+async def test_a_segment_read_to_its_end_is_committed_past_and_deleted(tmp_path: Path) -> None:
+    # A full disk: the gateway's last segment is closed after a failed append and no
+    # record can follow it. Its traces stored, the reader must still move past it and
+    # delete it, or the disk stays full for good.
+    from trace_store.backends.memory import MemoryStore
+    from trace_store.log_consumer import LogConsumer
+    from trace_store.metrics import Metrics
+    from trace_store.writer import TraceWriter
+
+    tracelog = _opened(tmp_path)
+    for _ in range(3):
+        tracelog.append(_frame(4), 4)
+    tracelog.close()  # closed: what a failed append (or a restart) does
+    again = _opened(tmp_path)
+    store = MemoryStore()
+    writer = TraceWriter(store, None, Metrics())
+    consumer = LogConsumer(LogReader(tmp_path), writer)
+    writer.start()
+    reading = asyncio.create_task(consumer.run())
+    consumer.extend(again.end)
+    await asyncio.wait_for(consumer.wait_caught_up(again.end), 10)
+    consumer.stop()
+    await reading
+    await writer.stop()
+    assert len(store.objects) == 12
+    assert read_committed(tmp_path) == again.end  # the start of the next segment
+    assert segments(tmp_path) == []  # the full segment is gone

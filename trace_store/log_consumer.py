@@ -65,6 +65,7 @@ class LogConsumer:
         self._frames: deque[_Frame] = deque()
         self._owner: dict[int, _Frame] = {}
         self._stopping = False
+        self._loading = False
         #: Traces read from the log, over this process's life.
         self.read_traces = 0
         writer.on_done = self._done
@@ -103,10 +104,16 @@ class LogConsumer:
                 self._progress.set()
                 await self._more.wait()
                 continue
-            loaded = await asyncio.to_thread(_load, self.reader, self.limit)
-            for end, count, traces in loaded:
-                if not await self._submit(end, count, traces):
-                    break
+            # While loading, the reader's position runs ahead of the frames submitted.
+            self._loading = True
+            try:
+                loaded = await asyncio.to_thread(_load, self.reader, self.limit)
+                for end, count, traces in loaded:
+                    if not await self._submit(end, count, traces):
+                        break
+            finally:
+                self._loading = False
+            self._advance()
             self._progress.set()
 
     async def _submit(self, end: Position, count: int, traces: list[Any] | None) -> bool:
@@ -148,6 +155,11 @@ class LogConsumer:
         end = None
         while frames and frames[0].remaining == 0:
             end = frames.popleft().end
+        if not frames and not self._loading and self.reader.position > self.reader.committed:
+            # All read is finished: commit where the reader stands, which may be the start
+            # of the next segment. Else a segment read to its end would wait for a record
+            # in the next one before it could be deleted (forever, on a full disk).
+            end = self.reader.position
         if end is not None:
             try:
                 self.reader.commit(end)

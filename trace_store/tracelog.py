@@ -144,7 +144,11 @@ def _torn(
     if stop is not None:  # the appender said these bytes were written: a real fault
         log.error("trace log %s: record at byte %d is corrupt; skipping the segment", path, offset)
     else:
-        log.warning("trace log %s: a record cut short at byte %d (a crash); skipped", path, offset)
+        log.warning(
+            "trace log %s: a record cut short at byte %d (a crash or a full disk); skipped",
+            path,
+            offset,
+        )
     return records, offset, True
 
 
@@ -335,14 +339,17 @@ class LogReader:
         return Position(later[0] if later else limit.segment, 0)
 
     def commit(self, position: Position) -> None:
-        """Record that everything before ``position`` is stored and indexed."""
+        """Record that everything before ``position`` is stored and indexed.
+
+        Segments wholly before it are deleted first: on a full disk that is what makes
+        room for the committed file (a restart before it is written finds their number
+        gone and reads on from the next segment, stored traces again at worst)."""
         if position <= self.committed:
             return
+        for number in segments(self.directory):
+            if number >= position.segment:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                segment_path(self.directory, number).unlink()
         write_committed(self.directory, position)
-        previous, self.committed = self.committed, position
-        if position.segment > previous.segment:
-            for number in segments(self.directory):
-                if number >= position.segment:
-                    break
-                with contextlib.suppress(FileNotFoundError):
-                    segment_path(self.directory, number).unlink()
+        self.committed = position
