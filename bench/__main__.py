@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench import (
     capture,
+    faults,
     gateway,
     manifest,
     overload,
@@ -25,6 +26,7 @@ def main() -> None:
     pins.main()
     unmatched.main()
     stall.main()
+    faults.main()
 
 
 if __name__ == "__main__":

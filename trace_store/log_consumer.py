@@ -17,6 +17,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 from trace_store import wire
+from trace_store.errors import describe
+from trace_store.logs import RateLimitedLog
 from trace_store.tracelog import START, LogReader, Position
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ class LogConsumer:
         self._owner: dict[int, _Frame] = {}
         self._stopping = False
         self._loading = False
+        self._commit_errors = RateLimitedLog(log, per_minute=2)
         #: Traces read from the log, over this process's life.
         self.read_traces = 0
         writer.on_done = self._done
@@ -164,5 +167,7 @@ class LogConsumer:
             try:
                 self.reader.commit(end)
             except OSError as exc:  # retried with the next frame; a restart re-reads more
-                log.error("trace log: cannot record the committed position (%s)", exc)
+                self._commit_errors.warning(
+                    "trace log: cannot record the committed position (%s)", describe(exc)
+                )
             self._progress.set()

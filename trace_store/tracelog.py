@@ -259,8 +259,12 @@ class TraceLog:
         except OSError as exc:
             self.error = exc
             # Whatever part of the record reached the file is torn; the next records
-            # go to a fresh segment, and the reader skips the torn tail.
+            # go to a fresh segment, and the reader skips the torn tail. A segment that
+            # got no byte at all is kept for the next try (no empty file per failure).
+            empty = os.fstat(fd).st_size == 0
             self._close_active()
+            if empty:
+                self._active = Position(self._active.segment - 1, 0)
             raise
         self.error = None
         self._active = Position(self._active.segment, self._active.offset + size)

@@ -273,6 +273,7 @@ class ProcessWriter:
 
     async def _send_forever(self) -> None:
         queue = self._queue
+        announced = None
         while True:
             if not queue:
                 self._sent_all.set()
@@ -299,17 +300,19 @@ class ProcessWriter:
             if not queue:
                 self._sent_all.set()
             child = self._child
-            if end is not None and child is not None and child.ready.is_set():
+            if end != announced and child is not None and child.ready.is_set():
+                # Also after a failed append: the log then ends at the next segment, and
+                # the writer can finish the last one and delete it (a full disk frees up).
                 child.send("log", end.segment, end.offset)
+                announced = end
 
-    def _append(self, frames: list[tuple[bytes, int]]) -> Position | None:
-        """Append ``frames`` to the log (in a worker thread); the new end, if any was."""
-        end = None
+    def _append(self, frames: list[tuple[bytes, int]]) -> Position:
+        """Append ``frames`` to the log (in a worker thread); the log's end after them."""
         tracelog = self.tracelog
         for payload, traces in frames:
             was_empty = tracelog.held_traces == 0
             try:
-                end = tracelog.append(payload, traces)
+                tracelog.append(payload, traces)
             except LogFull as exc:
                 self._full = True
                 self.metrics.traces_dropped.labels("log_full").inc(traces)
@@ -324,7 +327,7 @@ class ProcessWriter:
             self._full = False
             if was_empty:
                 self._progress_at = time.monotonic()
-        return end
+        return tracelog.end
 
     # -- the child process ------------------------------------------------------------
 
