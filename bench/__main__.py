@@ -9,6 +9,7 @@ from bench import (
     manifest,
     overload,
     pins,
+    rebuild,
     stall,
     store_upload,
     unmatched,
@@ -25,6 +26,7 @@ def main() -> None:
     store_upload.main()
     pins.main()
     unmatched.main()
+    rebuild.main()
     stall.main()
     faults.main()
 
