@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("strata.log")
 
 RECORD: Final = struct.Struct(">III")  # payload length, crc32 of the payload, traces
-SEGMENT_BYTES: Final = 64 * 1024 * 1024
+#: Small, so that a full disk frees up a segment at a time as the writer catches up
+#: (a 1 GiB log is ~1,000 files; the directory is listed only when a segment is left).
+SEGMENT_BYTES: Final = 1024 * 1024
 SUFFIX: Final = ".log"
 COMMITTED: Final = "committed"
 LOCK: Final = "lock"
@@ -350,10 +352,11 @@ class LogReader:
         gone and reads on from the next segment, stored traces again at worst)."""
         if position <= self.committed:
             return
-        for number in segments(self.directory):
-            if number >= position.segment:
-                break
-            with contextlib.suppress(FileNotFoundError):
-                segment_path(self.directory, number).unlink()
+        if position.segment > self.committed.segment:
+            for number in segments(self.directory):
+                if number >= position.segment:
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    segment_path(self.directory, number).unlink()
         write_committed(self.directory, position)
         self.committed = position
