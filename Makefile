@@ -27,6 +27,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python .ci/standalone.py
+	$(BIN)/python .ci/layers.py
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from gateway import loop_lag
+from gateway.adoption import adopt_unmatched
 from gateway.config import client_host
 from gateway.editor_api import add_api_routes
 from gateway.errors import error_middleware
@@ -37,7 +38,6 @@ from gateway.unmatched_api import add_unmatched_routes
 from runtime import stdlib
 from runtime.sync_pool import SyncPool
 from trace_store import db, gc_tuning, retention, tokens, wire
-from trace_store.adoption import adopt_unmatched
 from trace_store.errors import ConfigError
 from trace_store.metrics import Metrics
 from trace_store.signing import UrlSigner

@@ -9,34 +9,19 @@ never holds the event loop); without one it runs inline, as in replays from a te
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
 from runtime.http import render
 from runtime.recorder import Recorder, Replay, current
 from trace_store.errors import StrataError
+from trace_store.record import Execution
 
 if TYPE_CHECKING:
     from runtime.canvas import Handler
     from runtime.http import Request
     from runtime.sync_pool import SyncPool
-
-
-@dataclass(slots=True)
-class Execution:
-    """The outcome of one handler run. ``calls`` is ``None`` when it was not recorded."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    error: BaseException | None
-    calls: list[list[Any]] | None
-    truncated_calls: bool
-    started_ns: int
-    origin_ns: int
-    duration_ns: int
 
 
 def _error_response(exc: BaseException) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -13,18 +13,15 @@ import functools
 import inspect
 from contextvars import ContextVar
 from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+# The call record's slots and kinds belong to the hand-off (trace_store.record).
+from trace_store.record import BUILTIN, C_END, C_ERROR, C_ID, C_RESULT, USER
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 R = TypeVar("R")
-
-USER: Final = "user"
-BUILTIN: Final = "builtin"
-
-# Positions in a call record (a list, for speed).
-C_ID, C_PARENT, C_FUNCTION, C_KIND, C_ARGS, C_KWARGS, C_RESULT, C_ERROR, C_START, C_END = range(10)
 
 
 class Recorder:

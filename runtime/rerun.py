@@ -8,18 +8,18 @@ import asyncio
 import base64
 import inspect
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runtime.execute import execute
 from runtime.http import Request
 from runtime.recorder import Recorder, current
 from trace_store.errors import InvalidInput, RunTimeout
+from trace_store.record import FunctionRun
 
 if TYPE_CHECKING:
     from runtime.canvas import Handler, UserFunction
-    from runtime.execute import Execution
     from runtime.sync_pool import SyncPool
+    from trace_store.record import Execution
 
 
 def request_from_input(doc_input: dict[str, Any]) -> Request:
@@ -70,18 +70,6 @@ async def rerun_handler(
         raise RunTimeout(
             f"the rerun did not finish within {time_limit:g} s (STRATA_RUN_TIMEOUT)"
         ) from None
-
-
-@dataclass(slots=True)
-class FunctionRun:
-    """The outcome of one user function run with its nested calls."""
-
-    result: Any
-    error: BaseException | None
-    calls: list[list[Any]]
-    truncated_calls: bool
-    origin_ns: int
-    duration_ns: int
 
 
 def bind_args(function: UserFunction, args: list[Any]) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from gateway.adoption import _adopt_one, adopt_unmatched
 from runtime import Canvas, Request
 from tests.harness import Server, serve
 from trace_store import codec, keys, schema
-from trace_store.adoption import _adopt_one, adopt_unmatched
 from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace, TraceLimits, build_trace
 from trace_store.index import count_traces

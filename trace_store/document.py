@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
-from runtime.recorder import BUILTIN
 from trace_store import redaction, tracebacks
 from trace_store.keys import TRACES
+from trace_store.record import BUILTIN
 from trace_store.redaction import REDACTED
 from trace_store.timestamps import rfc3339
 from trace_store.values import hash_tagged_args, tag_call, to_json
@@ -25,7 +25,7 @@ from trace_store.values import hash_tagged_args, tag_call, to_json
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from runtime.execute import Execution
+    from trace_store.record import Execution
     from trace_store.types import JSONObject
 
 FORMAT: Final = "strata.trace/1"

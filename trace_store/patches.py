@@ -20,10 +20,9 @@ from trace_store.values import hash_tagged_args, to_json
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from runtime.execute import Execution
-    from runtime.rerun import FunctionRun
     from trace_store.db import Pool
     from trace_store.document import TraceLimits
+    from trace_store.record import Execution, FunctionRun
     from trace_store.types import JSONObject
 
 FORMAT: Final = "strata.patch/1"

@@ -35,7 +35,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from trace_store import index
 from trace_store.background import Retries
@@ -44,7 +44,6 @@ from trace_store.errors import ObjectNotFound, describe
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from lifecycle_policies.policy import Policy
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Connection, Pool
     from trace_store.index import IndexRow
@@ -151,7 +150,19 @@ async def queue(conn: Connection, changes: PinChanges) -> None:
         )
 
 
-async def store_policy(pool: Pool, policy: Policy) -> bool:
+class RetentionDays(Protocol):
+    """The numbers of a retention policy strata's storage code needs (the policy
+    itself, with its file format and rendering, is ``lifecycle_policies``')."""
+
+    @property
+    def traces_retain_days(self) -> int: ...
+    @property
+    def keep_latest(self) -> int: ...
+    @property
+    def unmatched_retain_days(self) -> int: ...
+
+
+async def store_policy(pool: Pool, policy: RetentionDays) -> bool:
     """Make ``policy`` the one in effect for this database; when ``keep_latest``
     changed, rebuild every handler's pins (and queue the changes). Returns whether
     the pins were rebuilt."""

@@ -27,9 +27,9 @@ from trace_store.keys import TRACES, UNMATCHED
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection
 
-    from lifecycle_policies.policy import Policy
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Connection, Pool
+    from trace_store.pins import RetentionDays
 
 log = logging.getLogger("strata.retention")
 
@@ -46,7 +46,7 @@ class Timings:
     renew_check_every: timedelta = timedelta(hours=1)
 
 
-def renew_interval(policy: Policy) -> timedelta:
+def renew_interval(policy: RetentionDays) -> timedelta:
     """Leases older than this are renewed: a quarter of the window, at most a day, so a
     pinned object's lease is renewed several times before it could run out."""
     return min(timedelta(days=policy.traces_retain_days) / 4, timedelta(days=1))
@@ -92,7 +92,9 @@ async def drop_old_partitions(conn: Connection, retain_days: int, now: datetime)
     return dropped
 
 
-async def maintain_index(pool: Pool, policy: Policy, now: datetime | None = None) -> list[str]:
+async def maintain_index(
+    pool: Pool, policy: RetentionDays, now: datetime | None = None
+) -> list[str]:
     """Create the coming days' partitions, drop those past the window, and retire the
     patches of the traces that left with them."""
     now = now or datetime.now(UTC)
@@ -151,7 +153,7 @@ async def retire_patches(conn: Connection, cutoff: datetime) -> int:
 
 async def expire_local(
     store: LocalStore,
-    policy: Policy,
+    policy: RetentionDays,
     *,
     now: datetime | None = None,
     pinned: Collection[str] = (),
@@ -200,7 +202,7 @@ async def _every(period: float, name: str, work: Callable[[], Awaitable[object]]
 
 
 async def start_tasks(
-    store: ObjectStore, pool: Pool, policy: Policy, timings: Timings | None = None
+    store: ObjectStore, pool: Pool, policy: RetentionDays, timings: Timings | None = None
 ) -> list[asyncio.Task[None]]:
     """Store ``policy`` as the one in effect, then start the retention tasks; the caller
     cancels them on shutdown."""

@@ -10,7 +10,7 @@ and never more than :data:`PATHS_PER_CANVAS` rows per canvas.
 
 What a row keeps: the count, first and last time seen, the latest stored request, and
 the ids of the latest :data:`SAMPLES_PER_PATH` stored requests not yet adopted (what
-:mod:`trace_store.adoption` turns into a handler's first traces). Rows pushed out of
+:mod:`gateway.adoption` turns into a handler's first traces). Rows pushed out of
 the bound are forgotten; their objects stay until the ``unmatched/`` lifecycle rule
 expires them.
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, fields
 from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Final
 
-from runtime.recorder import C_ARGS, C_ERROR, C_KWARGS, C_RESULT
 from trace_store.document import ErrorInfo, PendingTrace
+from trace_store.record import C_ARGS, C_ERROR, C_KWARGS, C_RESULT
 from trace_store.values import MAX_DEPTH, to_json
 
 if TYPE_CHECKING:

@@ -26,13 +26,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from runtime.recorder import C_FUNCTION, C_KIND, USER
 from trace_store import codec, keys
 from trace_store.background import Retries
 from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace, TraceLimits, build_trace
 from trace_store.errors import AlreadyExists
 from trace_store.index import IndexRow
+from trace_store.record import C_FUNCTION, C_KIND, USER
 from trace_store.timestamps import utc_datetime
 
 if TYPE_CHECKING:
