@@ -23,7 +23,13 @@ from trace_store.store_url import parse_store_url
         ({"STRATA_MAX_BODY_BYTES": "-1"}, "STRATA_MAX_BODY_BYTES"),
         ({"STRATA_SIGNED_URL_TTL": "0"}, "STRATA_SIGNED_URL_TTL"),
         ({"STRATA_GC": "off"}, "STRATA_GC"),
-        ({"STRATA_SPOOL_BYTES": "lots"}, "STRATA_SPOOL_BYTES"),
+        (
+            {"STRATA_SPOOL_BYTES": "1073741824"},
+            "STRATA_SPOOL_BYTES: the spool became the trace log",
+        ),
+        ({"STRATA_LOG_BYTES": "lots"}, "STRATA_LOG_BYTES"),
+        ({"STRATA_LOG_BYTES": "1000"}, "STRATA_LOG_BYTES"),
+        ({"STRATA_QUEUE_CALLS": "0"}, "STRATA_QUEUE_CALLS"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], setting: str) -> None:
