@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -104,3 +106,52 @@ async def test_a_postgres_restart_under_load_loses_nothing(tmp_path: Path) -> No
     # plus the editor's rate-limited answer lines; not a line per attempt.
     assert len(lines) <= 12, "\n".join(lines)
     assert not [line for line in lines if "released back to the pool" in line]
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += _tree(int(child))
+    return found
+
+
+async def test_a_hung_postgres_is_an_answer_within_seconds(tmp_path: Path) -> None:
+    # Every process of the server stopped (SIGSTOP): connections stay open and nothing
+    # answers, as with a dead network path. The editor must not wait forever.
+    dsn, server = start_embedded(tmp_path / "own-pg")
+    env = {
+        "STRATA_DATABASE_URL": dsn,
+        "STRATA_DATA_DIR": str(tmp_path / "data"),
+        "STRATA_STORE": "",
+    }
+    stopped: list[int] = []
+    try:
+        with strata_serve(["--app", "examples.demo:canvas", "--print-dev-token"], env) as printed:
+            token = printed["tokens"]["demo"]
+            url = printed["editor"] + "/api/v1/canvases/demo/handlers/get_user/traces"
+            headers = {"Authorization": f"Bearer {token}"}
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+                async with http.get(url, headers=headers) as response:
+                    assert response.status == 200  # the pool holds a live connection now
+                stopped = _tree(server.get_pid())
+                for pid in stopped:
+                    os.kill(pid, signal.SIGSTOP)
+                started = time.monotonic()
+                async with http.get(url, headers=headers) as response:
+                    answer = (response.status, await response.json())
+                waited = time.monotonic() - started
+                for pid in stopped:
+                    os.kill(pid, signal.SIGCONT)
+                stopped = []
+                async with http.get(url, headers=headers) as response:
+                    assert response.status == 200  # and back once it answers again
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(Exception):
+            server.cleanup()
+    assert answer[0] == 503
+    assert answer[1]["error"]["code"] == "database_unavailable"
+    assert waited < 15

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
@@ -51,7 +51,7 @@ async def migrate(conn: Connection) -> list[str]:
         for version, name, sql in migrations():
             if version in done:
                 continue
-            await conn.execute(sql)
+            await conn.execute(sql, timeout=LONG_QUERY)
             await conn.execute(
                 "INSERT INTO strata_migrations (version, name) VALUES ($1, $2)", version, name
             )
@@ -102,6 +102,14 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: Seconds one query may take before it fails with ``TimeoutError`` (an outage: the
+#: editor answers 503, background loops back off). strata's queries are small and
+#: bounded; a hung server (a stopped process, a dead network path) must not hold a
+#: request or a loop forever. The few long ones pass :data:`LONG_QUERY`.
+COMMAND_TIMEOUT: Final = 5.0
+LONG_QUERY: Final = 600.0
+
+
 async def connect_pool(dsn: str, *, max_size: int = 10) -> Pool:
     """A pool to ``dsn``; a clear :class:`ConfigError` when the server cannot be reached.
 
@@ -109,7 +117,9 @@ async def connect_pool(dsn: str, *, max_size: int = 10) -> Pool:
     background while Postgres is away and logs a traceback for every attempt. Connections
     are opened when used, and one query checks the server now.
     """
-    pool = await asyncpg.create_pool(dsn, min_size=0, max_size=max_size, timeout=10)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=0, max_size=max_size, timeout=10, command_timeout=COMMAND_TIMEOUT
+    )
     assert pool is not None
     try:
         await pool.fetchval("SELECT 1")

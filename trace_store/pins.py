@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from trace_store import index
 from trace_store.background import Retries
+from trace_store.db import LONG_QUERY
 from trace_store.errors import ObjectNotFound, describe
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ async def store_policy(pool: Pool, policy: RetentionDays) -> bool:
 async def rebuild_pins(conn: Connection, keep_latest: int) -> PinChanges:
     """Recompute every handler's pins from the index and the current pins (a policy
     change); queue an outbox entry per change. Runs in the caller's transaction."""
-    await conn.execute("LOCK TABLE pins IN SHARE ROW EXCLUSIVE MODE")
+    await conn.execute("LOCK TABLE pins IN SHARE ROW EXCLUSIVE MODE", timeout=LONG_QUERY)
     await conn.execute(
         "CREATE TEMP TABLE strata_wanted ON COMMIT DROP AS"
         f" SELECT {_PIN_COLUMNS}, leased_at FROM ("
@@ -197,14 +198,17 @@ async def rebuild_pins(conn: Connection, keep_latest: int) -> PinChanges:
         "  ) AS candidates"
         " ) AS ranked WHERE rank <= $1",
         keep_latest,
+        timeout=LONG_QUERY,
     )
     unpinned = await conn.fetch(
         "DELETE FROM pins p WHERE NOT EXISTS (SELECT 1 FROM strata_wanted w"
-        " WHERE w.canvas = p.canvas AND w.trace_id = p.trace_id) RETURNING object_key"
+        " WHERE w.canvas = p.canvas AND w.trace_id = p.trace_id) RETURNING object_key",
+        timeout=LONG_QUERY,
     )
     pinned = await conn.fetch(
         f"INSERT INTO pins ({_PIN_COLUMNS}, leased_at) SELECT {_PIN_COLUMNS}, leased_at"
-        " FROM strata_wanted ON CONFLICT DO NOTHING RETURNING object_key"
+        " FROM strata_wanted ON CONFLICT DO NOTHING RETURNING object_key",
+        timeout=LONG_QUERY,
     )
     changes = PinChanges(
         tuple(r["object_key"] for r in pinned), tuple(r["object_key"] for r in unpinned)
