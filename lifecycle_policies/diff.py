@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lifecycle_policies.layout import EXPIRABLE_TAG, RULE_ID_PREFIX, KeyPrefixes, key_prefixes
+from lifecycle_policies.layout import RULE_ID_PREFIX, KeyPrefixes, key_prefixes
 from lifecycle_policies.render import (
     GCS_ABORT_MULTIPART,
     GCS_DELETE,
@@ -34,6 +34,7 @@ from lifecycle_policies.render import (
     S3_TRACES_RULE,
     S3_UNMATCHED_RULE,
 )
+from trace_store.keys import EXPIRABLE_TAG
 
 ChangeKind = Literal["add", "change", "remove", "keep"]
 Provider = Literal["s3", "gcs"]

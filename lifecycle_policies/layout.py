@@ -18,13 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trace_store.errors import InvalidInput
-from trace_store.keys import TRACES, UNMATCHED
+from trace_store.keys import EXPIRABLE_TAG, PINNED_TAG, TAG_TRUE, TRACES, UNMATCHED
 
 #: Every lifecycle rule strata owns on S3 has an ID starting with this.
 RULE_ID_PREFIX = "strata-"
-EXPIRABLE_TAG = "strata-expirable"
-PINNED_TAG = "strata-pinned"
-TAG_TRUE = "true"
 
 
 def s3_tags(*, pinned: bool) -> dict[str, str]:

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_policies.layout import EXPIRABLE_TAG, TAG_TRUE, key_prefixes
+from lifecycle_policies.layout import key_prefixes
+from trace_store.keys import EXPIRABLE_TAG, TAG_TRUE
 
 if TYPE_CHECKING:
     from lifecycle_policies.policy import Policy

@@ -26,6 +26,11 @@ _SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 TRACES = "traces"
 UNMATCHED = "unmatched"
 SUFFIX = ".json.zst"
+#: S3 object tags: every trace object is written expirable; pinning swaps the tag set
+#: (the bucket's lifecycle rule matches the expirable tag only, lifecycle_policies).
+EXPIRABLE_TAG = "strata-expirable"
+PINNED_TAG = "strata-pinned"
+TAG_TRUE = "true"
 
 
 def check_canvas(name: str) -> str:

@@ -37,6 +37,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from trace_store import keys
 from trace_store.backends.base import ObjectInfo, SignedURL
 from trace_store.backends.blocking import BlockingClientStore
 from trace_store.errors import (
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence
 
 
-EXPIRABLE_TAG = ("strata-expirable", "true")
-PINNED_TAG = ("strata-pinned", "true")
+EXPIRABLE_TAG = (keys.EXPIRABLE_TAG, keys.TAG_TRUE)
+PINNED_TAG = (keys.PINNED_TAG, keys.TAG_TRUE)
 CORS_RULE_ID = "strata-editor"
 #: SigV4 presigned URLs live at most seven days.
 MAX_SIGNED_EXPIRY = timedelta(days=7)
