@@ -17,6 +17,7 @@ from trace_store import index, keys, patches
 from trace_store.errors import InvalidInput, NotFound, TraceNotFound
 from trace_store.parsing import ascii_uint
 from trace_store.timestamps import rfc3339_of
+from trace_store.tokens import ALL_CANVASES
 
 if TYPE_CHECKING:
     from runtime.canvas import Canvas
@@ -119,9 +120,23 @@ async def manifest(request: web.Request) -> web.Response:
     )
 
 
+async def list_canvases(request: web.Request) -> web.Response:
+    """``GET /api/v1/canvases``: the loaded canvases the token may read."""
+    granted = await request.app[TOKENS].canvas_for(request)
+    services = request.app[SERVICES]
+    names = sorted(services.canvases) if granted == ALL_CANVASES else [granted]
+    canvases = [
+        {"name": name, "handlers": len(services.canvases[name].handlers)}
+        for name in names
+        if name in services.canvases
+    ]
+    return web.json_response({"canvases": canvases})
+
+
 def add_api_routes(app: web.Application, services: Services) -> None:
     """Register the editor API on ``app``."""
     app[TOKENS] = TokenChecker(services)
+    app.router.add_get("/api/v1/canvases", list_canvases)
     app.router.add_get(f"{API}/handlers", list_handlers)
     app.router.add_get(f"{API}/handlers/{{handler_id}}/traces", list_traces)
     app.router.add_get(f"{API}/traces/{{trace_id}}", manifest)

@@ -24,7 +24,7 @@ from gateway.adoption import adopt_unmatched
 from gateway.config import client_host
 from gateway.editor_api import add_api_routes
 from gateway.errors import error_middleware
-from gateway.events import add_event_routes
+from gateway.events_api import add_event_routes
 from gateway.grand_user import build_gateway_app
 from gateway.health import add_health_routes
 from gateway.http_server import Runner

@@ -17,7 +17,8 @@ import orjson
 import pytest
 
 from gateway.config import ServeSettings
-from gateway.events import EVENTS, EventHub
+from gateway.events import EventHub
+from gateway.events_api import EVENTS
 from gateway.serve import start
 from tests.canvases import blog, shop
 from tests.harness import Server, SseReader, serve

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 
-from gateway.events import EVENTS
+from gateway.events_api import EVENTS
 from tests.canvases import shop
 from tests.harness import Server, serve
 
