@@ -154,10 +154,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
     print(f"bucket {bucket.name} ({bucket.provider}): lifecycle rules match the policy")
 
 
-def _local(store: ObjectStore) -> Any:
-    from trace_store.backends.local import LocalStore
-
-    if not isinstance(store, LocalStore):
+def _local(store: ObjectStore) -> ObjectStore:
+    if not store.expires_by_strata:
         raise InvalidInput(
             f"{store.describe()}: the bucket's lifecycle rules expire objects there;"
             " `expire` is for file: stores"
@@ -220,9 +218,8 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 def _simulate(store: ObjectStore, policy: Policy, at: datetime) -> list[str]:
     from lifecycle_policies import apply
     from lifecycle_policies.evaluate import expired_gcs, expired_s3
-    from trace_store.backends.local import LocalStore
 
-    if isinstance(store, LocalStore):
+    if store.expires_by_strata:
         from trace_store import retention
 
         return asyncio.run(retention.expire_local(store, policy, now=at, dry_run=True))

@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from trace_store import db, pins
-from trace_store.backends.local import LocalStore
 from trace_store.background import Retries
 from trace_store.keys import TRACES, UNMATCHED
 
@@ -152,7 +151,7 @@ async def retire_patches(conn: Connection, cutoff: datetime) -> int:
 
 
 async def expire_local(
-    store: LocalStore,
+    store: ObjectStore,
     policy: RetentionDays,
     *,
     now: datetime | None = None,
@@ -233,7 +232,7 @@ async def start_tasks(
                 name="lease-renewal",
             )
         )
-    if isinstance(store, LocalStore):
+    if store.expires_by_strata:
         local = store
 
         async def expire() -> None:

@@ -72,6 +72,14 @@ class ObjectStore(abc.ABC):
     #: no-op (GCS: ``customTime`` only moves forward). Pinned objects must be re-pinned
     #: periodically, well within the retention window.
     pins_are_leases: ClassVar[bool] = False
+    #: No bucket lifecycle rules: strata's own expirer deletes expired objects
+    #: (:func:`trace_store.retention.expire_local`, through :meth:`delete_expired`).
+    expires_by_strata: ClassVar[bool] = False
+
+    def delete_expired(self, key: str) -> None:
+        """Delete an expired object (blocking). Only stores with ``expires_by_strata``
+        have this: on the others the bucket's rules expire objects."""
+        raise NotImplementedError(f"{self.describe()}: its bucket's rules expire objects")
 
     # -- primitives -------------------------------------------------------------------
 

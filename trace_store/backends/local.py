@@ -244,6 +244,8 @@ class LocalStore(ObjectStore):
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o644)
         os.close(fd)
 
+    expires_by_strata = True
+
     def delete_expired(self, key: str) -> None:
         """Remove an object and its sidecars. Only the local expirer calls this."""
         for path in (self.path_of(key), self.path_of(key + ".json", ".meta")):
