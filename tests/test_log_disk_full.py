@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from tests.canvases import shop
+from tests.fixtures_cloud import server_unavailable
 from tests.harness import Server, serve
 from trace_store import index
 
@@ -41,11 +41,8 @@ def _mount_tmpfs(where: Path, size: str) -> None:
         capture_output=True,
         text=True,
     )
-    if done.returncode != 0:
-        message = f"cannot mount a tmpfs for the full-disk case: {done.stderr.strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    if done.returncode != 0:  # fails under CI=true, skips only on a developer machine
+        server_unavailable(f"cannot mount a tmpfs for the full-disk case: {done.stderr.strip()}")
 
 
 async def test_a_full_log_disk_drops_counted_and_recovers(
