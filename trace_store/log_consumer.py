@@ -14,12 +14,13 @@ import asyncio
 import logging
 import pickle
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from trace_store import wire
 from trace_store.errors import describe
 from trace_store.logs import RateLimitedLog
 from trace_store.tracelog import START, LogReader, Position
+from trace_store.writer import weight
 
 if TYPE_CHECKING:
     from trace_store.document import PendingTrace
@@ -41,13 +42,17 @@ class _Frame:
         self.remaining = remaining
 
 
-def _load(reader: LogReader, limit: Position) -> list[tuple[Position, int, list[Any] | None]]:
+def _load(
+    reader: LogReader, limit: Position
+) -> list[tuple[Position, int, list[PendingTrace] | None]]:
     """Read and unpickle the next frames (in a worker thread: both can be large)."""
-    out: list[tuple[Position, int, list[Any] | None]] = []
+    out: list[tuple[Position, int, list[PendingTrace] | None]] = []
     for record in reader.read(limit, READ_BYTES):
+        traces: list[PendingTrace] | None
         try:
-            kind, traces = wire.loads(record.payload)
+            kind, wires = wire.loads(record.payload)
             assert kind == "batch"
+            traces = [wire.from_wire(item) for item in wires]
         except (pickle.UnpicklingError, AssertionError, ValueError, TypeError, EOFError) as exc:
             log.error("trace log: a frame of %d traces does not decode (%s)", record.traces, exc)
             traces = None
@@ -119,15 +124,15 @@ class LogConsumer:
             self._advance()
             self._progress.set()
 
-    async def _submit(self, end: Position, count: int, traces: list[Any] | None) -> bool:
+    async def _submit(self, end: Position, count: int, traces: list[PendingTrace] | None) -> bool:
         """Hand one frame's traces to the writer; ``False`` when stopped first (the
         frame is then left for the next start)."""
         writer = self.writer
         if traces is None:
             writer.metrics.traces_dropped.labels("log_corrupt").inc(count)
             traces = []
-        calls = sum(len(t[wire.CALLS] or ()) for t in traces)
-        size = sum(len(t[wire.BODY]) + len(t[wire.RESPONSE_BODY]) for t in traces)
+        weights = [weight(p) for p in traces]
+        calls, size = sum(w[0] for w in weights), sum(w[1] for w in weights)
         # A short poll (the writer has no "room" event); it runs only while it is behind.
         while not writer.has_room(len(traces), calls, size):
             if self._stopping:
@@ -135,8 +140,7 @@ class LogConsumer:
             await asyncio.sleep(ROOM_POLL)
         frame = _Frame(end, 0)
         self._frames.append(frame)
-        for item in traces:
-            pending = wire.from_wire(item)
+        for pending in traces:
             if writer.submit(pending):  # else dropped and counted (larger than the queue)
                 frame.remaining += 1
                 self._owner[id(pending)] = frame

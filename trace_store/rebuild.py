@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,8 +31,8 @@ from trace_store import codec, keys
 from trace_store.commit import Batch, commit_batch
 from trace_store.document import PendingTrace
 from trace_store.errors import InvalidInput
-from trace_store.index import IndexRow
-from trace_store.timestamps import unix_ns, utc_datetime
+from trace_store.index import IndexRow, trace_time_window
+from trace_store.timestamps import unix_ns
 from trace_store.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, safe_text
 
 if TYPE_CHECKING:
@@ -60,14 +59,6 @@ class Progress:
     invalid: list[str] = field(default_factory=list)
     done: int = 0
     total: int = 0
-
-
-def trace_time(trace_id: str) -> datetime | None:
-    """The moment a UUIDv7 trace id was made (``None`` for other UUIDs)."""
-    value = uuid.UUID(trace_id)
-    if value.version != 7:
-        return None
-    return utc_datetime((value.int >> 80) * 1_000_000)
 
 
 def _parse_key(key: str) -> tuple[str, str, str | None, str]:
@@ -171,8 +162,8 @@ async def rebuild(
             except InvalidInput as exc:
                 progress.invalid.append(str(exc))
                 continue
-            made = trace_time(trace_id)
-            if since is not None and made is not None and made < since:
+            window = trace_time_window(trace_id)  # None: a time no trace can have
+            if since is not None and (window is None or window[1] < since):
                 progress.skipped_old += 1
                 continue
             into.append(info.key)

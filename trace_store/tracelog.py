@@ -205,12 +205,13 @@ class TraceLog:
         start = self.committed.offset if number == self.committed.segment else 0
         path = segment_path(self.directory, number)
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             handle.seek(start)
             offset = start
             while len(header := handle.read(RECORD.size)) == RECORD.size:
                 length, _, traces = RECORD.unpack(header)
                 offset += RECORD.size + length
-                if offset > os.fstat(handle.fileno()).st_size:
+                if offset > size:
                     break  # torn: the reader skips it too
                 handle.seek(offset)
                 self._remember(Position(number, offset), traces, RECORD.size + length)

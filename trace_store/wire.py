@@ -48,11 +48,8 @@ _SAFE_MODULES: Final = frozenset(
 )
 _FIELDS: Final = tuple(f.name for f in fields(PendingTrace))
 _as_tuple: Final = operator.attrgetter(*_FIELDS)
-CALLS: Final = _FIELDS.index("calls")
+_CALLS: Final = _FIELDS.index("calls")
 _TAGGED: Final = _FIELDS.index("values_tagged")
-#: Positions of the call and body fields in a wire trace (the writer sizes its queue).
-BODY: Final = _FIELDS.index("body")
-RESPONSE_BODY: Final = _FIELDS.index("response_body")
 
 WireTrace = tuple[Any, ...]
 
@@ -135,7 +132,7 @@ _PRETAG_START = MAX_DEPTH - PRETAG_DEPTH  # to_json cuts at MAX_DEPTH: start tha
 def pretag(wire: WireTrace) -> WireTrace:
     """``wire`` with its call values tagged as JSON (to :data:`PRETAG_DEPTH` levels),
     for a trace that cannot be pickled."""
-    calls = wire[CALLS]
+    calls = wire[_CALLS]
     if not calls:
         return wire
     tagged = []
@@ -146,7 +143,7 @@ def pretag(wire: WireTrace) -> WireTrace:
         copy[C_RESULT] = to_json(call[C_RESULT], _PRETAG_START)
         tagged.append(copy)
     out = list(wire)
-    out[CALLS] = tagged
+    out[_CALLS] = tagged
     out[_TAGGED] = True
     return tuple(out)
 

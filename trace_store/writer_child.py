@@ -92,8 +92,7 @@ class _Child:
             self.report()
 
     async def flushed(self, token: int, end: Position) -> None:
-        await self.consumer.wait_caught_up(end)
-        await self.writer.flush()
+        await self.consumer.wait_caught_up(end)  # every frame before it committed
         self.report(force=True)
         self.emit({"event": "flushed", "token": token})
 
