@@ -14,12 +14,10 @@ import asyncio
 import os
 import tempfile
 import time
-import uuid
 
 from bench.capture import _pending, _run_sync
 from bench.common import fresh_database, postgres
-from bench.writer import moto
-from tests.fixtures_cloud import MOTO_KEY, REGION
+from bench.writer import moto, moto_store_url
 from trace_store import db
 from trace_store.backends.base import ObjectStore
 from trace_store.metrics import Metrics
@@ -68,14 +66,9 @@ def main() -> None:
                 args.traces,
             )
         )
-        os.environ.update(AWS_ACCESS_KEY_ID=MOTO_KEY[0], AWS_SECRET_ACCESS_KEY=MOTO_KEY[1])
-        import boto3
-
-        bucket = f"bench-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(Bucket=bucket)
         results["s3 (moto)"] = asyncio.run(
             measure(
-                parse_store_url(f"s3://{bucket}?endpoint={endpoint}&region={REGION}"),
+                parse_store_url(moto_store_url(endpoint)),
                 fresh_database(admin),
                 args.traces,
             )

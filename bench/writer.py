@@ -103,6 +103,16 @@ async def measure(
 CONCURRENCY = (4, 16, 64)
 
 
+def moto_store_url(endpoint: str) -> str:
+    """A fresh bucket on the moto server at ``endpoint``, as a store URL."""
+    os.environ.update(AWS_ACCESS_KEY_ID=MOTO_KEY[0], AWS_SECRET_ACCESS_KEY=MOTO_KEY[1])
+    import boto3
+
+    bucket = f"bench-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}?endpoint={endpoint}&region={REGION}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--traces", type=int, default=3000)
@@ -118,18 +128,11 @@ def main() -> None:
                     concurrency,
                 )
             )
-        os.environ.update(AWS_ACCESS_KEY_ID=MOTO_KEY[0], AWS_SECRET_ACCESS_KEY=MOTO_KEY[1])
-        import boto3
-
         moto_pid = _listener_pid(int(endpoint.rsplit(":", 1)[1]))
         for concurrency in CONCURRENCY:
-            bucket = f"bench-{uuid.uuid4().hex[:12]}"
-            boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(
-                Bucket=bucket
-            )
             results[("s3 (moto)", concurrency)] = asyncio.run(
                 measure(
-                    parse_store_url(f"s3://{bucket}?endpoint={endpoint}&region={REGION}"),
+                    parse_store_url(moto_store_url(endpoint)),
                     fresh_database(admin),
                     args.traces,
                     concurrency,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,3 +43,13 @@ def assert_one_line_error(code: int, err: str, *expected: str) -> None:
     assert err.startswith("strata"), err
     for text in expected:
         assert text in err, (text, err)
+
+
+def ci_script(name: str) -> ModuleType:
+    """A check of ``.ci/`` (``standalone``, ``layers``), loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

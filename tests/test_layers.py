@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.cli_support import ci_script
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("layers", ROOT / ".ci" / "layers.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return ci_script("layers")
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:

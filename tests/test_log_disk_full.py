@@ -20,13 +20,8 @@ import asyncpg
 from tests.canvases import shop
 from tests.fixtures_cloud import server_unavailable
 from tests.harness import Server, serve
+from tests.test_writer_process import metric
 from trace_store import index
-
-
-async def _metric(server: Server, prefix: str) -> float:
-    async with server.http.get(server.gateway + "/metrics") as response:
-        text = await response.text()
-    return sum(float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith(prefix))
 
 
 async def _ready(server: Server) -> tuple[int, dict[str, object]]:
@@ -62,7 +57,7 @@ async def test_a_full_log_disk_drops_counted_and_recovers(
             sent = 0
             try:
                 deadline = time.monotonic() + 30
-                while await _metric(server, 'strata_traces_dropped_total{reason="log_error"}') == 0:
+                while await metric(server, 'strata_traces_dropped_total{reason="log_error"}') == 0:
                     assert time.monotonic() < deadline, "the log's disk never filled"
                     for _ in range(20):
                         async with server.http.get(
@@ -81,7 +76,7 @@ async def test_a_full_log_disk_drops_counted_and_recovers(
                 await blocker.close()
             # The index is back: the writer finishes and deletes the full segments, so
             # appends succeed again although the filler still takes the disk.
-            dropped = await _metric(server, 'strata_traces_dropped_total{reason="log_error"}')
+            dropped = await metric(server, 'strata_traces_dropped_total{reason="log_error"}')
             deadline = time.monotonic() + 20
             while True:
                 assert time.monotonic() < deadline, "appends never resumed"
@@ -89,7 +84,7 @@ async def test_a_full_log_disk_drops_counted_and_recovers(
                     assert response.status == 200
                 sent += 1
                 await asyncio.wait_for(server.flush(), 10)  # bounded: a stuck log never flushes
-                now = await _metric(server, 'strata_traces_dropped_total{reason="log_error"}')
+                now = await metric(server, 'strata_traces_dropped_total{reason="log_error"}')
                 if now == dropped:
                     break
                 dropped = now

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.cli_support import ci_script
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("standalone", ROOT / ".ci" / "standalone.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return ci_script("standalone")
 
 
 NAME = "sha" + "red"  # built, so that this file passes the check it tests
