@@ -14,8 +14,9 @@ import zstandard
 
 from runtime import Canvas, Request
 from runtime.execute import execute
-from trace_store import codec
-from trace_store.document import PendingTrace, TraceLimits, build_trace
+from trace_store.document import codec
+from trace_store.document.build import TraceLimits, build_trace
+from trace_store.record import PendingTrace
 
 canvas = Canvas("bench")
 

@@ -84,7 +84,7 @@ def serve(
         [
             sys.executable,
             "-m",
-            "gateway.cli",
+            "gateway.cli.main",
             "serve",
             "--app",
             app,

@@ -356,7 +356,7 @@ class Moto:
 
     def user_ids(self, bucket: str, keys: list[str]) -> dict[str, int]:
         """Object key -> the ``<n>`` of the ``/users/<n>`` request it traces."""
-        from trace_store import codec
+        from trace_store.document import codec
 
         def one(key: str) -> tuple[str, int]:
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -471,10 +471,10 @@ def children_of(pid: int) -> list[int]:
 
 
 def writer_pid(pid: int) -> int | None:
-    """The ``trace_store.writer_child`` process of serve ``pid``, if one runs."""
+    """The ``trace_store.writer.child`` process of serve ``pid``, if one runs."""
     for child in children_of(pid):
         with contextlib.suppress(OSError):
-            if b"trace_store.writer_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"trace_store.writer.child" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return child
     return None
 
@@ -507,7 +507,7 @@ class Strata:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "AWS_"))}
         with open(self.stderr, "ab") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve", "--app", APP,
+                [sys.executable, "-m", "gateway.cli.main", "serve", "--app", APP,
                  "--gateway-port", "0", "--editor-port", "0"],
                 stdout=subprocess.PIPE,
                 stderr=err,

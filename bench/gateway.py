@@ -105,7 +105,7 @@ def writer_pid(gateway_pid: int) -> int | None:
     """The writer process started by ``gateway_pid``, if any."""
     for task in Path(f"/proc/{gateway_pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            if "trace_store.writer_child" in Path(f"/proc/{child}/cmdline").read_text():
+            if "trace_store.writer.child" in Path(f"/proc/{child}/cmdline").read_text():
                 return int(child)
     return None
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from bench.common import fresh_database, postgres, serve
-from trace_store import codec
+from trace_store.document import codec
 
 SIZES = {"1 KB": 1_000, "1 MB": 1_000_000, "10 MB": 10_000_000}
 API = "/api/v1/canvases/shop"

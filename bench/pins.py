@@ -29,10 +29,12 @@ from typing import Any
 from bench.common import fresh_database, postgres
 from tests.fixtures_cloud import MOTO_KEY, _stop, _venv_tool, _wait_for_port, free_port
 from tests.pin_support import pending
-from trace_store import db, pins
+from trace_store import db
 from trace_store.backends.s3 import S3Settings, S3Store
+from trace_store.db import pins
 from trace_store.metrics import Metrics
-from trace_store.writer import TraceWriter, WriterConfig
+from trace_store.writer.batch_writer import TraceWriter
+from trace_store.writer.queue import WriterConfig
 
 
 def _count_requests(store: S3Store) -> Counter[str]:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from bench.common import fresh_database, postgres, serve
-from trace_store.unmatched import PATHS_PER_CANVAS
+from trace_store.db.unmatched import PATHS_PER_CANVAS
 
 # Each wrk thread numbers its own paths; past its share it asks /healthz (not a 404,
 # not stored) until every one of its 404s is in, then stops. wrk calls thread 0's

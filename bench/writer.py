@@ -26,9 +26,10 @@ from bench.common import fresh_database, postgres
 from tests.fixtures_cloud import MOTO_KEY, REGION, free_port
 from trace_store import db
 from trace_store.backends.base import ObjectStore
+from trace_store.backends.url import parse_store_url
 from trace_store.metrics import Metrics
-from trace_store.store_url import parse_store_url
-from trace_store.writer import TraceWriter, WriterConfig
+from trace_store.writer.batch_writer import TraceWriter
+from trace_store.writer.queue import WriterConfig
 
 
 @contextlib.contextmanager

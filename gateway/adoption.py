@@ -5,7 +5,7 @@ handlers. For every summary row that a loaded handler's route matches, each reme
 stored request (``unmatched/<canvas>/<trace_id>.json.zst``) is copied server-side,
 create-only, to ``traces/<canvas>/<handler_id>/<trace_id>.json.zst`` (same trace id), and
 gets an index row with ``status`` null and ``adopted`` true, committed through
-:func:`trace_store.commit.commit_batch` like any writer batch (so pins and ``trace``
+:func:`trace_store.writer.commit.commit_batch` like any writer batch (so pins and ``trace``
 events follow). Then the samples leave their summary rows.
 
 The adopted document is the unmatched document itself, byte for byte: ``handler`` is
@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from trace_store import codec, keys, unmatched
-from trace_store.commit import Batch, commit_batch
+from trace_store import keys
+from trace_store.db import unmatched
+from trace_store.db.index import IndexRow
+from trace_store.document import codec
 from trace_store.errors import AlreadyExists, ObjectNotFound
-from trace_store.index import IndexRow
+from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from trace_store.db.tokens import ALL_CANVASES, canvas_of
 from trace_store.errors import Forbidden, Unauthorized
-from trace_store.tokens import ALL_CANVASES, canvas_of
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from lifecycle_policies.policy import Policy, PolicyError
 from runtime.sampling import Sampling
-from trace_store.document import DEFAULT_REDACT_FIELDS, DEFAULT_REDACT_HEADERS, TraceLimits
+from trace_store.document.build import DEFAULT_REDACT_FIELDS, DEFAULT_REDACT_HEADERS, TraceLimits
 from trace_store.errors import ConfigError
-from trace_store.writer import WriterConfig
+from trace_store.writer.queue import WriterConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -120,7 +120,7 @@ class ServeSettings:
     #: Tune the garbage collector for queued traces (see trace_store.gc_tuning).
     gc_tuning: bool = True
     #: Bound of the trace log (``<data-dir>/log/<role>``), where every trace waits until
-    #: it is stored and indexed (see trace_store.tracelog).
+    #: it is stored and indexed (see trace_store.writer.log).
     log_bytes: int = 1024 * 1024 * 1024
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None

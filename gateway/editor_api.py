@@ -13,11 +13,12 @@ from aiohttp import web
 
 from gateway.auth import TokenChecker
 from gateway.services import SERVICES, Services
-from trace_store import index, keys, patches
+from trace_store import keys
+from trace_store.db import index, patches
+from trace_store.db.tokens import ALL_CANVASES
 from trace_store.errors import InvalidInput, NotFound, TraceNotFound
 from trace_store.parsing import ascii_uint
 from trace_store.timestamps import rfc3339_of
-from trace_store.tokens import ALL_CANVASES
 
 if TYPE_CHECKING:
     from runtime.canvas import Canvas

@@ -1,7 +1,7 @@
 """Live editor events (SPEC §8): Postgres ``LISTEN`` fanned out as server-sent events.
 
 Writers publish ``trace``, ``patch`` and ``unmatched`` events with ``pg_notify`` inside
-the transaction that makes the change visible (:mod:`trace_store.notify`), so every
+the transaction that makes the change visible (:mod:`trace_store.db.notify`), so every
 ``serve`` process sharing the database hears every event. Each process holds **one**
 ``LISTEN`` connection and fans each notification out to the event streams of its
 canvas: ``GET /api/v1/canvases/{canvas}/events`` (``text/event-stream``).
@@ -45,8 +45,8 @@ import orjson
 from prometheus_client import Counter, Gauge
 
 from gateway.config import env_float, env_int
-from trace_store import notify
 from trace_store.background import Retries
+from trace_store.db import notify
 from trace_store.parsing import ascii_uint
 
 if TYPE_CHECKING:

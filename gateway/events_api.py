@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gateway.editor_api import TOKENS, authorised_canvas
 from gateway.events import EventHub, EventSettings
-from trace_store import tokens
+from trace_store.db import tokens
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

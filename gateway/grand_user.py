@@ -20,8 +20,8 @@ from gateway.services import SERVICES, Services
 from runtime.execute import execute
 from runtime.http import Request
 from trace_store import keys
-from trace_store.document import PendingTrace
 from trace_store.errors import StrataError
+from trace_store.record import PendingTrace
 
 if TYPE_CHECKING:
     from runtime.canvas import Canvas

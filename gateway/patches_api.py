@@ -15,13 +15,15 @@ from aiohttp import web
 from gateway.editor_api import API, authorised_trace
 from gateway.http_server import read_body
 from runtime.rerun import rerun_handler, run_function
-from trace_store import codec, keys, patches
+from trace_store import keys
+from trace_store.db import patches
+from trace_store.document import codec
+from trace_store.document.values import MalformedValue, from_json
 from trace_store.errors import InvalidInput, NotFound
-from trace_store.values import MalformedValue, from_json
 
 if TYPE_CHECKING:
     from gateway.services import Services
-    from trace_store.index import IndexRow
+    from trace_store.db.index import IndexRow
     from trace_store.types import JSONObject
 
 MAX_ARGS_BYTES = 1024 * 1024

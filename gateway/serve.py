@@ -37,14 +37,16 @@ from gateway.static_routes import add_static_routes
 from gateway.unmatched_api import add_unmatched_routes
 from runtime import stdlib
 from runtime.sync_pool import SyncPool
-from trace_store import db, gc_tuning, retention, tokens, wire
+from trace_store import db, gc_tuning, retention
+from trace_store.backends.signing import UrlSigner
+from trace_store.backends.url import parse_store_url
+from trace_store.db import tokens
 from trace_store.errors import ConfigError
 from trace_store.metrics import Metrics
-from trace_store.signing import UrlSigner
-from trace_store.store_url import parse_store_url
-from trace_store.tracelog import TraceLog
-from trace_store.writer import TraceWriter, Writer
-from trace_store.writer_process import ProcessWriter
+from trace_store.writer import wire
+from trace_store.writer.batch_writer import TraceWriter, Writer
+from trace_store.writer.log import TraceLog
+from trace_store.writer.process import ProcessWriter
 
 if TYPE_CHECKING:
     from gateway.config import ServeSettings

@@ -12,10 +12,10 @@ if TYPE_CHECKING:
     from runtime.canvas import Canvas
     from runtime.sync_pool import SyncPool
     from trace_store.backends.base import ObjectStore
+    from trace_store.backends.signing import UrlSigner
     from trace_store.db import Pool
     from trace_store.metrics import Metrics
-    from trace_store.signing import UrlSigner
-    from trace_store.writer import Writer
+    from trace_store.writer.batch_writer import Writer
 
 
 @dataclass

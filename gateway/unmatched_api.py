@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.editor_api import API, authorised_canvas, parse_limit
-from trace_store import keys, unmatched
+from trace_store import keys
+from trace_store.db import unmatched
 from trace_store.errors import ObjectNotFound, TraceNotFound
 from trace_store.timestamps import rfc3339_of
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from runtime.execute import execute
 from runtime.recorder import Replay
 from runtime.rerun import request_from_input
-from trace_store.document import body_doc, calls_doc
+from trace_store.document.build import body_doc, calls_doc
+from trace_store.document.values import args_hash, from_json
 from trace_store.errors import NotFound, StrataError
-from trace_store.values import args_hash, from_json
 
 if TYPE_CHECKING:
     from runtime.canvas import Canvas

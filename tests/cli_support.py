@@ -23,7 +23,7 @@ async def strata(*args: str, env: dict[str, str], cwd: Path = ROOT) -> tuple[int
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway.cli",
+        "gateway.cli.main",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

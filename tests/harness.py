@@ -15,7 +15,8 @@ import orjson
 from gateway.config import ServeSettings
 from gateway.serve import Running, start
 from runtime.canvas import Canvas
-from trace_store import codec, tokens
+from trace_store.db import tokens
+from trace_store.document import codec
 
 
 @dataclasses.dataclass

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from trace_store import keys
 from trace_store.backends.base import ObjectStore
 from trace_store.backends.memory import MemoryStore
-from trace_store.document import PendingTrace, uuid7
-from trace_store.index import IndexRow
+from trace_store.db.index import IndexRow
+from trace_store.document.ids import uuid7
 from trace_store.metrics import Metrics
-from trace_store.writer import TraceWriter, WriterConfig
+from trace_store.record import PendingTrace
+from trace_store.writer.batch_writer import TraceWriter
+from trace_store.writer.queue import WriterConfig
 
 if TYPE_CHECKING:
     from trace_store.db import Pool

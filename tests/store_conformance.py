@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from trace_store.backends.base import ObjectStore
+from trace_store.backends.signing import UrlSigner
 from trace_store.errors import AlreadyExists, Forbidden, InvalidInput, ObjectNotFound
-from trace_store.signing import UrlSigner
 
 #: A factory for a store on a fresh, empty key prefix of the test's medium.
 StoreFactory = Callable[[str], ObjectStore]

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from gateway.adoption import _adopt_one, adopt_unmatched
 from runtime import Canvas, Request
 from tests.harness import Server, serve
-from trace_store import codec, keys, schema
-from trace_store.commit import Batch, commit_batch
-from trace_store.document import PendingTrace, TraceLimits, build_trace
-from trace_store.index import count_traces
-from trace_store.unmatched import list_entries
+from trace_store import keys
+from trace_store.db.index import count_traces
+from trace_store.db.unmatched import list_entries
+from trace_store.document import codec, schema
+from trace_store.document.build import TraceLimits, build_trace
+from trace_store.record import PendingTrace
+from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
     from pathlib import Path

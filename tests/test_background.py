@@ -10,9 +10,9 @@ import socket
 import asyncpg
 import pytest
 
-from trace_store import pins
 from trace_store.backends.memory import MemoryStore
 from trace_store.background import Retries
+from trace_store.db import pins
 from trace_store.errors import StoreUnavailable
 
 log = logging.getLogger("strata.test.background")

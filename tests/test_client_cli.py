@@ -13,8 +13,8 @@ from tests import canvases_v2
 from tests.canvases import shop
 from tests.cli_support import strata
 from tests.harness import Server, serve
-from trace_store import schema
 from trace_store.client import Client, IntegrityError
+from trace_store.document import schema
 from trace_store.errors import Forbidden, NotFound
 
 ROOT = Path(__file__).resolve().parent.parent

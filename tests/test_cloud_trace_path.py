@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from tests.canvases import shop
 from tests.fixtures_cloud import DUMMY_KEY, S3Server, gcs_raw_client
 from tests.harness import Server, serve
-from trace_store import codec, schema
+from trace_store.document import codec, schema
 
 
 async def _one_trace(server: Server) -> tuple[dict, bytes, dict[str, str]]:

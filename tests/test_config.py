@@ -8,8 +8,8 @@ import pytest
 
 from gateway.config import ServeSettings
 from gateway.loader import load_canvases
+from trace_store.backends.url import parse_store_url
 from trace_store.errors import ConfigError
-from trace_store.store_url import parse_store_url
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 
 from tests.test_serve_process import _writer_children, strata_serve
-from trace_store import codec
+from trace_store.document import codec
 
 LOAD_SECONDS = 1.5
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.canvases import shop
 from tests.harness import Server, serve
-from trace_store import index
+from trace_store.db import index
 
 API = "/api/v1/canvases"
 

@@ -21,7 +21,7 @@ import pytest
 from tests.canvases import shop
 from tests.fixtures_cloud import S3Server, server_unavailable
 from tests.harness import Server, serve
-from trace_store.document import TraceLimits
+from trace_store.document.build import TraceLimits
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"

@@ -22,7 +22,7 @@ from gateway.events_api import EVENTS
 from gateway.serve import start
 from tests.canvases import blog, shop
 from tests.harness import Server, SseReader, serve
-from trace_store import notify
+from trace_store.db import notify
 
 EVENTS_PATH = "/api/v1/canvases/{}/events"
 

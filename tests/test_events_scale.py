@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 
 from tests.harness import SseReader
-from trace_store import notify
+from trace_store.db import notify
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -63,7 +63,7 @@ def serve_process(
     env = {**os.environ, "STRATA_ADMIN_TOKEN": ADMIN, "STRATA_LOOP": "asyncio"}
     store = ["--store", store_url] if store_url else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--app", "tests.canvases:shop",
+        [sys.executable, "-m", "gateway.cli.main", "serve", "--app", "tests.canvases:shop",
          "--database-url", database_url, "--data-dir", str(data_dir), *store,
          "--gateway-port", "0", "--editor-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT, text=True,

@@ -17,7 +17,7 @@ import asyncpg
 from tests.canvases import shop
 from tests.cli_support import strata
 from tests.harness import serve
-from trace_store import codec
+from trace_store.document import codec
 
 TABLES = ("traces", "pins", "pin_outbox", "unmatched")
 

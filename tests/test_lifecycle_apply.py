@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from lifecycle_policies.evaluate import (
     GcsObject,
     S3Object,
@@ -27,9 +27,9 @@ from lifecycle_policies.evaluate import (
 )
 from tests.fixtures_cloud import S3Server, gcs_raw_client
 from tests.pin_support import series, trace_ids, unmatched_key, write_traces
-from trace_store import pins
 from trace_store.backends.base import ObjectStore
-from trace_store.store_url import parse_store_url
+from trace_store.backends.url import parse_store_url
+from trace_store.db import pins
 
 if TYPE_CHECKING:
     from trace_store.db import Pool

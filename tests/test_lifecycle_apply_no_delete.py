@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from tests.fixtures_cloud import (
     MOTO_KEY,
     S3Server,
@@ -34,8 +34,8 @@ from tests.fixtures_cloud import (
     gcs_raw_client,
 )
 from tests.pin_support import series, unmatched_key, write_traces
-from trace_store import pins
-from trace_store.store_url import parse_store_url
+from trace_store.backends.url import parse_store_url
+from trace_store.db import pins
 
 if TYPE_CHECKING:
     from trace_store.db import Pool

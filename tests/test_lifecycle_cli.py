@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.config import ServeSettings
 from lifecycle_policies.policy import Policy
 from lifecycle_policies.render import render_gcs, render_s3

@@ -21,7 +21,7 @@ from tests.canvases import shop
 from tests.fixtures_cloud import server_unavailable
 from tests.harness import Server, serve
 from tests.test_writer_process import metric
-from trace_store import index
+from trace_store.db import index
 
 
 async def _ready(server: Server) -> tuple[int, dict[str, object]]:

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trace_store import schema
-from trace_store.merge import merge
+from trace_store.document import schema
+from trace_store.document.merge import merge
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTOR_DIR = ROOT / "tests" / "vectors" / "merge"

@@ -20,7 +20,7 @@ from gateway.serve import build_editor_app
 from gateway.services import Services
 from tests.canvases import shop
 from tests.harness import serve
-from trace_store import schema
+from trace_store.document import schema
 from trace_store.metrics import Metrics
 
 METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")

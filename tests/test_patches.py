@@ -12,8 +12,8 @@ import pytest
 
 from tests.canvases import shop
 from tests.harness import Server, serve
-from trace_store import schema
-from trace_store.merge import merge
+from trace_store.document import schema
+from trace_store.document.merge import merge
 
 API = "/api/v1/canvases/shop"
 ORDER = {"items": [{"price": 2.5, "qty": 2}, {"price": 1, "qty": 1}]}

@@ -11,10 +11,10 @@ import pytest
 
 from lifecycle_policies.policy import Policy
 from tests.pin_support import CANVAS, FaultyStore, LeaseStore, index_row
-from trace_store import pins
 from trace_store.backends.memory import MemoryStore
-from trace_store.commit import Batch, commit_batch
-from trace_store.index import IndexRow, list_traces
+from trace_store.db import pins
+from trace_store.db.index import IndexRow, list_traces
+from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
     from trace_store.db import Pool

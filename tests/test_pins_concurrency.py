@@ -16,11 +16,11 @@ from datetime import timedelta
 
 from trace_store import db, keys
 from trace_store.backends.memory import MemoryStore
-from trace_store.commit import Batch, commit_batch
-from trace_store.document import uuid7
-from trace_store.index import IndexRow
-from trace_store.pins import PinOutbox, pinned_keys, renew_leases
+from trace_store.db.index import IndexRow
+from trace_store.db.pins import PinOutbox, pinned_keys, renew_leases
+from trace_store.document.ids import uuid7
 from trace_store.timestamps import utc_datetime
+from trace_store.writer.commit import Batch, commit_batch
 
 HANDLERS = ("a", "b", "c", "d")
 TRACES = 51_000  # each pins itself and (past the first 10) unpins one: ~102,000 changes

@@ -30,8 +30,9 @@ from lifecycle_policies.render import render_s3
 from lifecycle_policies.simulate import Arrival, latest_per_handler
 from tests.fixtures_postgres import with_database
 from tests.pin_support import FaultyStore, index_row
-from trace_store import db, pins
-from trace_store.commit import Batch, commit_batch
+from trace_store import db
+from trace_store.db import pins
+from trace_store.writer.commit import Batch, commit_batch
 
 T0 = datetime.now(UTC) - timedelta(days=40)
 HANDLERS = ("get_user", "create-order")

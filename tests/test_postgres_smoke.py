@@ -7,8 +7,9 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from trace_store import db, index
-from trace_store.document import uuid7
+from trace_store import db
+from trace_store.db import index
+from trace_store.document.ids import uuid7
 
 
 def _row(canvas: str, handler: str, started_ns: int) -> index.IndexRow:

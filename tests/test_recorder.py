@@ -12,10 +12,11 @@ import pytest
 from runtime import Canvas, Request, stdlib
 from runtime.execute import execute
 from runtime.sampling import Sampling
-from trace_store import schema
-from trace_store.document import PendingTrace, TraceLimits, build_trace, uuid7
+from trace_store.document import schema
+from trace_store.document.build import TraceLimits, build_trace
+from trace_store.document.ids import uuid7
 from trace_store.errors import ConfigError
-from trace_store.record import C_FUNCTION, C_ID, C_PARENT, C_RESULT
+from trace_store.record import C_FUNCTION, C_ID, C_PARENT, C_RESULT, PendingTrace
 
 canvas = Canvas("rec")
 

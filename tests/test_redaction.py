@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from runtime import Canvas, Request, Response
 from tests.harness import serve
-from trace_store import redaction
-from trace_store.redaction import DEFAULT_FIELDS, REDACTED, redact_body
+from trace_store.document import redaction
+from trace_store.document.redaction import DEFAULT_FIELDS, REDACTED, redact_body
 
 login = Canvas("login")
 

@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from lifecycle_policies.policy import Policy
 from tests.canvases import shop
 from tests.harness import serve
 from tests.pin_support import CANVAS, index_row, series, trace_ids, unmatched_key, write_traces
-from trace_store import db, patches, pins, retention
+from trace_store import db, retention
 from trace_store.backends.local import LocalStore
 from trace_store.backends.memory import MemoryStore
-from trace_store.commit import Batch, commit_batch
-from trace_store.index import get_trace, list_traces
+from trace_store.db import patches, pins
+from trace_store.db.index import get_trace, list_traces
+from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
     from trace_store.db import Pool

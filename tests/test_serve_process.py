@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from trace_store import codec, schema
+from trace_store.document import codec, schema
 
-STRATA = [sys.executable, "-m", "gateway.cli"]
+STRATA = [sys.executable, "-m", "gateway.cli.main"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -147,7 +147,7 @@ def _writer_children(pid: int) -> list[int]:
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            if b"trace_store.writer_child" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"trace_store.writer.child" in Path(f"/proc/{child}/cmdline").read_bytes():
                 children.append(int(child))
     return children
 

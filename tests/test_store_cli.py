@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from gateway.store_cli import add_store_commands
+from gateway.cli.store import add_store_commands
 from tests.fixtures_cloud import S3Server
 from trace_store.errors import ConfigError
 

@@ -12,7 +12,7 @@ import pytest
 from tests.store_conformance import KEYS, SelfServedSignedUrls, StoreFactory, StoreTests
 from trace_store.backends.base import ObjectStore
 from trace_store.backends.local import LocalStore
-from trace_store.signing import UrlSigner
+from trace_store.backends.signing import UrlSigner
 
 
 def _root(store: ObjectStore) -> Path:

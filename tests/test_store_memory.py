@@ -9,7 +9,7 @@ import pytest
 from tests.store_conformance import SelfServedSignedUrls, StoreFactory, StoreTests
 from trace_store.backends.base import ObjectStore
 from trace_store.backends.memory import MemoryStore
-from trace_store.signing import UrlSigner
+from trace_store.backends.signing import UrlSigner
 
 
 def _objects(store: ObjectStore) -> MemoryStore:

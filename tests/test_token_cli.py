@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.canvases import blog, shop
 from tests.cli_support import assert_one_line_error, strata
 from tests.harness import serve
-from trace_store.tokens import hash_token
+from trace_store.db.tokens import hash_token
 
 
 async def test_create_list_and_revoke_a_token_refused_at_once(
@@ -49,7 +49,7 @@ async def test_an_ambiguous_id_revokes_nothing(database_url: str) -> None:
     import asyncpg
     import pytest
 
-    from trace_store import tokens
+    from trace_store.db import tokens
     from trace_store.errors import InvalidInput
 
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)

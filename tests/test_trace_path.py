@@ -11,7 +11,7 @@ import pytest
 
 from tests.canvases import blog, shop
 from tests.harness import Server, serve
-from trace_store import schema
+from trace_store.document import schema
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ async def test_binary_bodies_are_kept_as_base64(server: Server) -> None:
 
 
 async def test_body_limit_truncates_and_says_so(database_url: str, tmp_path: Path) -> None:
-    from trace_store.document import TraceLimits
+    from trace_store.document.build import TraceLimits
 
     limits = TraceLimits(max_body_bytes=16)
     async with serve(database_url, tmp_path, {"shop": shop}, limits=limits) as server:

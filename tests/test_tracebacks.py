@@ -6,8 +6,8 @@ import traceback
 
 import pytest
 
-from trace_store import tracebacks
-from trace_store.document import ErrorInfo
+from trace_store.document import tracebacks
+from trace_store.record import ErrorInfo
 
 
 def _recursion_error() -> RecursionError:

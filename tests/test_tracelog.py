@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from trace_store.errors import ConfigError
-from trace_store.tracelog import (
+from trace_store.writer.log import (
     RECORD,
     LogFull,
     LogReader,
@@ -135,8 +135,8 @@ def test_an_unreadable_committed_file_is_a_start_up_error(tmp_path: Path) -> Non
 
 
 def _frame(n: int) -> bytes:
-    from trace_store import wire
-    from trace_store.document import PendingTrace
+    from trace_store.record import PendingTrace
+    from trace_store.writer import wire
 
     traces = [
         PendingTrace(
@@ -162,9 +162,9 @@ async def test_a_segment_read_to_its_end_is_committed_past_and_deleted(tmp_path:
     # record can follow it. Its traces stored, the reader must still move past it and
     # delete it, or the disk stays full for good.
     from trace_store.backends.memory import MemoryStore
-    from trace_store.log_consumer import LogConsumer
     from trace_store.metrics import Metrics
-    from trace_store.writer import TraceWriter
+    from trace_store.writer.batch_writer import TraceWriter
+    from trace_store.writer.consumer import LogConsumer
 
     tracelog = _opened(tmp_path)
     for _ in range(3):

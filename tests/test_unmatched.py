@@ -17,10 +17,12 @@ import pytest
 
 from runtime import Canvas, Request
 from tests.harness import Server, serve
-from trace_store import codec, keys, notify, schema, unmatched
-from trace_store.commit import Batch, commit_batch
-from trace_store.document import PendingTrace
-from trace_store.writer import WriterConfig
+from trace_store import keys
+from trace_store.db import notify, unmatched
+from trace_store.document import codec, schema
+from trace_store.record import PendingTrace
+from trace_store.writer.commit import Batch, commit_batch
+from trace_store.writer.queue import WriterConfig
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

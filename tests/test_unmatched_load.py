@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from bench.unmatched import run
-from trace_store.unmatched import PATHS_PER_CANVAS
+from trace_store.db.unmatched import PATHS_PER_CANVAS
 
 PATHS = 5000
 

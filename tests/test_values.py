@@ -12,7 +12,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trace_store.values import (
+from trace_store.document.values import (
     TAG,
     Unrepresentable,
     _integral_floats_as_ints,

@@ -11,8 +11,8 @@ import asyncpg
 
 from tests.canvases import shop
 from tests.harness import serve
-from trace_store import index
-from trace_store.writer import WriterConfig
+from trace_store.db import index
+from trace_store.writer.queue import WriterConfig
 
 
 async def _hammer(server, n: int) -> float:

@@ -1,6 +1,6 @@
 """The writer process (``STRATA_WRITER=process``) end to end, against real Postgres.
 
-Each test starts a real ``python -m trace_store.writer_child`` through the server.
+Each test starts a real ``python -m trace_store.writer.child`` through the server.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from runtime import Canvas, Request
 from runtime.execute import execute
 from tests.canvases import shop
 from tests.harness import Server, serve
-from trace_store import index
-from trace_store.document import PendingTrace
+from trace_store.db import index
 from trace_store.errors import ConfigError
-from trace_store.writer import WriterConfig
-from trace_store.writer_process import ProcessWriter
+from trace_store.record import PendingTrace
+from trace_store.writer.process import ProcessWriter
+from trace_store.writer.queue import WriterConfig
 
 locks = Canvas("locks")
 GUARD = threading.Lock()
@@ -288,8 +288,8 @@ def _pending(calls: int, body: int = 0) -> PendingTrace:
 
 
 def test_a_frame_is_bounded_by_its_pickling_work_and_takes_at_least_one_trace() -> None:
-    from trace_store.writer import TraceQueue
-    from trace_store.writer_process import FRAME_BODY_BYTES, FRAME_CALLS, _take_frame
+    from trace_store.writer.process import FRAME_BODY_BYTES, FRAME_CALLS, _take_frame
+    from trace_store.writer.queue import TraceQueue
 
     def queue(*traces: PendingTrace) -> TraceQueue:
         q = TraceQueue(WriterConfig(queue_calls=10**9))
@@ -309,7 +309,7 @@ def test_a_frame_is_bounded_by_its_pickling_work_and_takes_at_least_one_trace() 
 
 
 def test_a_queue_is_bounded_by_call_records_and_takes_one_trace_over_the_bound() -> None:
-    from trace_store.writer import TraceQueue
+    from trace_store.writer.queue import TraceQueue
 
     q = TraceQueue(WriterConfig(queue_calls=100))
     assert q.push(_pending(60))
@@ -322,7 +322,7 @@ def test_a_queue_is_bounded_by_call_records_and_takes_one_trace_over_the_bound()
 
 
 def test_a_batch_that_does_not_pickle_becomes_one_frame_a_trace() -> None:
-    from trace_store import wire
+    from trace_store.writer import wire
 
     deep: list[object] = []
     node = deep

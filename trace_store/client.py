@@ -15,7 +15,8 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from trace_store import codec
+from trace_store.document import codec
+from trace_store.document.merge import merge
 from trace_store.errors import (
     ApiError,
     Forbidden,
@@ -26,7 +27,6 @@ from trace_store.errors import (
     TraceNotFound,
     Unauthorized,
 )
-from trace_store.merge import merge
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from trace_store import codec, keys
-from trace_store.commit import Batch, commit_batch
-from trace_store.document import PendingTrace
+from trace_store import keys
+from trace_store.db.index import IndexRow, trace_time_window
+from trace_store.db.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, safe_text
+from trace_store.document import codec
 from trace_store.errors import InvalidInput
-from trace_store.index import IndexRow, trace_time_window
+from trace_store.record import PendingTrace
 from trace_store.timestamps import unix_ns
-from trace_store.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, safe_text
+from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
     from collections.abc import Callable

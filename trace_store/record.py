@@ -1,4 +1,6 @@
-"""What ``runtime`` hands to ``trace_store``: the call record and the outcomes of runs.
+"""What ``runtime`` hands to ``trace_store``: the call record, the outcomes of runs
+(:class:`Execution`, :class:`FunctionRun`) and the finished trace (:class:`PendingTrace`,
+its exceptions as :class:`ErrorInfo`).
 
 The leaf of the hand-off between the two packages (``runtime`` fills these,
 ``trace_store`` reads them), so neither needs the other's modules for it.
@@ -9,8 +11,16 @@ request's path); its slots are named here, and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from trace_store.document import tracebacks
+from trace_store.document.ids import uuid7
+from trace_store.keys import TRACES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: A call of a function of the canvas (``@canvas.function``), and of a strata builtin.
 USER: Final = "user"
@@ -45,3 +55,113 @@ class FunctionRun:
     truncated_calls: bool
     origin_ns: int
     duration_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception reduced to what a trace keeps of it, so it can cross processes.
+
+    A live exception holds its traceback's frames, which do not pickle; the writer
+    process gets this instead, with the traceback already formatted.
+    """
+
+    type: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ErrorInfo:
+        """The trace's view of ``exc``, computed once per exception.
+
+        One exception is recorded by every call it propagates through (a recursion
+        error by ~1,000), so the result is kept on the exception itself.
+        """
+        known = exc.__dict__.get(_INFO_ATTR)
+        if isinstance(known, ErrorInfo):
+            return known
+        info = cls(type(exc).__qualname__, tracebacks.message(exc), tracebacks.format_bounded(exc))
+        with contextlib.suppress(Exception):  # an exception type that refuses attributes
+            setattr(exc, _INFO_ATTR, info)
+        return info
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        # The plain constructor, so unpickling names no helper beyond this class.
+        return ErrorInfo, (self.type, self.message, self.traceback)
+
+
+_INFO_ATTR = "__strata_error_info__"
+
+
+@dataclass(slots=True)
+class PendingTrace:
+    """A finished request, as the request path hands it to the writer."""
+
+    canvas: str
+    kind: str  # keys.TRACES or keys.UNMATCHED
+    handler: dict[str, str] | None
+    started_ns: int
+    duration_ns: int
+    method: str
+    path: str
+    query_string: str
+    params: dict[str, str]
+    raw_headers: Iterable[tuple[bytes, bytes]]
+    body: bytes
+    body_truncated: bool = False
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_body: bytes = b""
+    error: BaseException | ErrorInfo | None = None
+    calls: list[list[Any]] | None = None
+    calls_truncated: bool = False
+    sampled: bool = True
+    origin_ns: int = 0  # perf_counter_ns at the start, the zero of call times
+    adopted_from: str | None = None
+    trace_id: str = ""
+    #: The call values (args, kwargs, results) are already tagged JSON (see
+    #: :func:`trace_store.writer.wire.pretag`): a writer in another process got them that way.
+    values_tagged: bool = False
+
+    @classmethod
+    def of_run(
+        cls,
+        canvas: str,
+        handler: dict[str, str],
+        run: Execution,
+        *,
+        method: str,
+        path: str,
+        query_string: str,
+        params: dict[str, str],
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        sampled: bool = True,
+    ) -> PendingTrace:
+        """A handler trace: the request's raw material plus what the run produced."""
+        return cls(
+            canvas=canvas,
+            kind=TRACES,
+            handler=handler,
+            started_ns=run.started_ns,
+            origin_ns=run.origin_ns,
+            duration_ns=run.duration_ns,
+            method=method,
+            path=path,
+            query_string=query_string,
+            params=params,
+            raw_headers=raw_headers,
+            body=body,
+            status=run.status,
+            response_headers=run.headers,
+            response_body=run.body,
+            error=run.error,
+            calls=run.calls,
+            calls_truncated=run.truncated_calls,
+            sampled=sampled,
+        )
+
+    def ensure_id(self) -> str:
+        """Assign the UUIDv7 trace id from the start time (once)."""
+        if not self.trace_id:
+            self.trace_id = uuid7(self.started_ns)
+        return self.trace_id

@@ -3,7 +3,7 @@
 * **Index retention without DELETE:** :func:`maintain_index` creates the coming days'
   partitions of ``traces`` and drops every daily partition whose rows are all older
   than the window: O(1) per day, whatever the number of rows. Pinned traces stay
-  listable from the ``pins`` table (see :mod:`trace_store.index`).
+  listable from the ``pins`` table (see :mod:`trace_store.db.index`).
 * **Local expiry:** :func:`expire_local` gives ``file:`` stores the semantics the
   bucket rules give S3/GCS. It is the only code that deletes trace objects.
 * :func:`start_tasks`: the periodic tasks ``serve`` runs (outbox worker, lease
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from trace_store import db, pins
+from trace_store import db
 from trace_store.background import Retries
+from trace_store.db import pins
 from trace_store.keys import TRACES, UNMATCHED
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Connection, Pool
-    from trace_store.pins import RetentionDays
+    from trace_store.db.pins import RetentionDays
 
 log = logging.getLogger("strata.retention")
 

@@ -1,7 +1,7 @@
 // The merge fold of SPEC §9 for the browser: a base trace plus its patches -> the
 // merged view. Dependency-free ES module, no build step.
 //
-// This is the twin of trace_store/merge.py; the view's shape and every rule of the fold
+// This is the twin of trace_store/document/merge.py; the view's shape and every rule of the fold
 // are documented in that module's docstring. Both are pinned by the JSON vectors in
 // tests/vectors/merge/ and must agree on every input, malformed ones included.
 

@@ -34,6 +34,7 @@ from google.oauth2 import service_account
 
 from trace_store.backends.base import ObjectInfo, SignedURL
 from trace_store.backends.blocking import BlockingClientStore
+from trace_store.backends.url import SETTING
 from trace_store.errors import (
     AlreadyExists,
     ConfigError,
@@ -42,7 +43,6 @@ from trace_store.errors import (
     StoreUnavailable,
     StrataError,
 )
-from trace_store.store_url import SETTING
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Mapping, Sequence

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from datetime import timedelta
 
-    from trace_store.signing import UrlSigner
+    from trace_store.backends.signing import UrlSigner
 
 
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None

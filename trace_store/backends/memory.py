@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from datetime import timedelta
 
-    from trace_store.signing import UrlSigner
+    from trace_store.backends.signing import UrlSigner
 
 
 @dataclass

@@ -40,6 +40,7 @@ from botocore.exceptions import (
 from trace_store import keys
 from trace_store.backends.base import ObjectInfo, SignedURL
 from trace_store.backends.blocking import BlockingClientStore
+from trace_store.backends.url import SETTING
 from trace_store.errors import (
     AlreadyExists,
     ConfigError,
@@ -48,7 +49,6 @@ from trace_store.errors import (
     StoreUnavailable,
     StrataError,
 )
-from trace_store.store_url import SETTING
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator, Sequence

@@ -22,18 +22,19 @@ import hashlib
 import logging
 import random
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trace_store import codec, keys
+from trace_store import keys
 from trace_store.background import Retries
-from trace_store.commit import Batch, commit_batch
-from trace_store.document import PendingTrace, TraceLimits, build_trace
+from trace_store.db.index import IndexRow
+from trace_store.document import codec
+from trace_store.document.build import TraceLimits, build_trace
 from trace_store.errors import AlreadyExists
-from trace_store.index import IndexRow
-from trace_store.record import C_FUNCTION, C_KIND, USER
+from trace_store.record import C_FUNCTION, C_KIND, USER, PendingTrace
 from trace_store.timestamps import utc_datetime
+from trace_store.writer.commit import Batch, commit_batch
+from trace_store.writer.queue import TraceQueue, WriterConfig
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -43,29 +44,6 @@ if TYPE_CHECKING:
     from trace_store.metrics import Metrics
 
 log = logging.getLogger("strata.writer")
-
-
-@dataclass(frozen=True, slots=True)
-class WriterConfig:
-    """Bounds and pacing of the writer."""
-
-    #: Traces held in memory per queue (the gateway's and the writer's). 2,000 keeps
-    #: RSS under 2x its sustainable value at 10x overload; the trace log, not memory,
-    #: absorbs outages.
-    queue_traces: int = 2_000
-    queue_bytes: int = 256 * 1024 * 1024
-    #: Call records held per queue. Each is a few live container objects that the
-    #: garbage collector walks while they wait, so this bounds the pauses of a process
-    #: that falls behind as well as its memory (2,000 traces at the call limit would
-    #: hold 20 million).
-    queue_calls: int = 100_000
-    batch_size: int = 256
-    batch_wait: float = 0.02
-    upload_concurrency: int = 16
-    max_backoff: float = 5.0
-    #: A store or Postgres call that has not answered by then counts as failed (a hung
-    #: dependency must lead to retries, not to a writer stuck forever).
-    io_timeout: float = 10.0
 
 
 def _unmatched_view(pending: PendingTrace) -> PendingTrace:
@@ -84,57 +62,6 @@ def _unmatched_view(pending: PendingTrace) -> PendingTrace:
         body=b"",
         trace_id=pending.ensure_id(),
     )
-
-
-def weight(p: PendingTrace) -> tuple[int, int]:
-    """What a queued trace counts against the queue's bounds: call records, body bytes."""
-    return len(p.calls or ()), len(p.body) + len(p.response_body)
-
-
-class TraceQueue:
-    """A FIFO of finished traces within :class:`WriterConfig`'s bounds: traces, call
-    records and body bytes."""
-
-    def __init__(self, config: WriterConfig) -> None:
-        self.config = config
-        self._items: deque[PendingTrace] = deque()
-        self.calls = 0
-        self.bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def fits(self, traces: int, calls: int, size: int) -> bool:
-        """Whether that much more fits (an empty queue takes anything: one trace over a
-        bound must still be able to pass, alone)."""
-        cfg = self.config
-        return not self._items or (
-            len(self._items) + traces <= cfg.queue_traces
-            and self.calls + calls <= cfg.queue_calls
-            and self.bytes + size <= cfg.queue_bytes
-        )
-
-    def push(self, p: PendingTrace) -> bool:
-        """Append ``p``; ``False`` when it does not fit."""
-        calls, size = weight(p)
-        if not self.fits(1, calls, size):
-            return False
-        self._items.append(p)
-        self.calls += calls
-        self.bytes += size
-        return True
-
-    def peek(self) -> PendingTrace:
-        """The oldest trace, left in place."""
-        return self._items[0]
-
-    def pop(self) -> PendingTrace:
-        """Take the oldest trace."""
-        p = self._items.popleft()
-        calls, size = weight(p)
-        self.calls -= calls
-        self.bytes -= size
-        return p
 
 
 class Writer(Protocol):

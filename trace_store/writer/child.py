@@ -1,8 +1,8 @@
-"""The writer process: ``python -m trace_store.writer_child``, started by the gateway.
+"""The writer process: ``python -m trace_store.writer.child``, started by the gateway.
 
-It reads the trace log the gateway appends to (:mod:`trace_store.log_consumer`) and
-runs the ordinary :class:`~trace_store.writer.TraceWriter` against the gateway's store
-and database. On stdin, :mod:`trace_store.wire` frames from the gateway:
+It reads the trace log the gateway appends to (:mod:`trace_store.writer.consumer`) and
+runs the ordinary :class:`~trace_store.writer.batch_writer.TraceWriter` against the gateway's store
+and database. On stdin, :mod:`trace_store.writer.wire` frames from the gateway:
 
 - ``("config", ChildConfig)`` first (the DSN travels here, not on the command line,
   where ``ps`` would show it);
@@ -29,12 +29,13 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 import orjson
 
-from trace_store import db, gc_tuning, logs, wire
-from trace_store.log_consumer import LogConsumer
+from trace_store import db, gc_tuning, logs
+from trace_store.backends.url import parse_store_url
 from trace_store.metrics import Metrics
-from trace_store.store_url import parse_store_url
-from trace_store.tracelog import LogReader, Position
-from trace_store.writer import TraceWriter
+from trace_store.writer import wire
+from trace_store.writer.batch_writer import TraceWriter
+from trace_store.writer.consumer import LogConsumer
+from trace_store.writer.log import LogReader, Position
 
 if TYPE_CHECKING:
     from prometheus_client import Counter

@@ -14,7 +14,7 @@ from trace_store.errors import ConfigError
 
 if TYPE_CHECKING:
     from trace_store.backends.base import ObjectStore
-    from trace_store.signing import UrlSigner
+    from trace_store.backends.signing import UrlSigner
 
 SETTING = "STRATA_STORE (--store)"
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_policies.policy import Policy, PolicyError
+from trace_store.backends.url import SETTING, parse_store_url
 from trace_store.errors import ConfigError, InvalidInput
-from trace_store.store_url import SETTING, parse_store_url
 
 if TYPE_CHECKING:
     import argparse
@@ -171,7 +171,8 @@ def cmd_expire(args: argparse.Namespace) -> None:
 
 
 async def _expire(args: argparse.Namespace, store: Any, policy: Policy) -> list[str]:
-    from trace_store import db, pins, retention
+    from trace_store import db, retention
+    from trace_store.db import pins
 
     if not (args.database_url or args.data_dir or os.environ.get("STRATA_DATABASE_URL")):
         return await retention.expire_local(store, policy)

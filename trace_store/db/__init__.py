@@ -30,7 +30,7 @@ _NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 def migrations() -> list[tuple[int, str, str]]:
     """``(version, name, sql)`` for every shipped migration, in order."""
     found = []
-    for entry in resources.files("trace_store").joinpath("migrations").iterdir():
+    for entry in resources.files("trace_store.db").joinpath("migrations").iterdir():
         match = _NAME.fullmatch(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text()))

@@ -18,12 +18,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from gateway.cli.lifecycle import add_lifecycle_commands
+from gateway.cli.store import add_store_commands
+from gateway.cli.traces import add_traces_commands
 from gateway.config import ServeSettings
-from gateway.lifecycle_cli import add_lifecycle_commands
 from gateway.loader import SETTING
-from gateway.store_cli import add_store_commands
-from gateway.traces_cli import add_traces_commands
-from trace_store import db, logs, tokens
+from trace_store import db, logs
+from trace_store.db import tokens
 from trace_store.errors import ConfigError, StrataError
 from trace_store.keys import check_canvas
 
@@ -167,8 +168,8 @@ def _since(text: str) -> datetime:
 
 
 def cmd_index_rebuild(args: argparse.Namespace) -> None:
+    from trace_store.backends.url import parse_store_url
     from trace_store.rebuild import Progress, rebuild
-    from trace_store.store_url import parse_store_url
 
     settings = _settings(args)
     store = parse_store_url(settings.store_url or settings.default_store_url)

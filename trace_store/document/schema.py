@@ -13,7 +13,8 @@ import orjson
 @functools.cache
 def load(name: str) -> dict[str, Any]:
     """A shipped schema by name: ``"trace"`` or ``"patch"``."""
-    text = resources.files("trace_store").joinpath(f"schemas/{name}.schema.json").read_bytes()
+    path = resources.files("trace_store.document").joinpath(f"schemas/{name}.schema.json")
+    text = path.read_bytes()
     schema: dict[str, Any] = orjson.loads(text)
     return schema
 

@@ -4,13 +4,13 @@ Python's GIL makes a writer in the gateway process (building documents, orjson, 
 hashing, puts, asyncpg) compete with request handling for one core. With
 ``STRATA_WRITER=process`` (the default) the gateway keeps only a small bounded queue and
 a sender task that pickles frames of finished traces and appends them to the trace log
-(:mod:`trace_store.tracelog`); ``python -m trace_store.writer_child`` reads the log and
-runs the ordinary :class:`~trace_store.writer.TraceWriter` on the second core.
+(:mod:`trace_store.writer.log`); ``python -m trace_store.writer.child`` reads the log and
+runs the ordinary :class:`~trace_store.writer.batch_writer.TraceWriter` on the second core.
 
 The log is the one path every trace takes, healthy or not: the writer being slow,
 down, restarting or waiting for the store or Postgres only lets the log grow, and the
 sender never waits for the writer. The child is told where the log ends after every
-append (on its stdin, :mod:`trace_store.wire` frames) and reports, as JSON lines on its
+append (on its stdin, :mod:`trace_store.writer.wire` frames) and reports, as JSON lines on its
 stdout, how far it has committed.
 
 Why a plain subprocess and not :mod:`multiprocessing`: no feeder thread, no fork of a
@@ -38,18 +38,18 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from trace_store import wire
 from trace_store.errors import ConfigError, describe
 from trace_store.logs import RateLimitedLog
-from trace_store.tracelog import LogFull, Position, TraceLog
-from trace_store.writer import TraceQueue, weight
+from trace_store.writer import wire
+from trace_store.writer.log import LogFull, Position, TraceLog
+from trace_store.writer.queue import TraceQueue, weight
 
 if TYPE_CHECKING:
     from prometheus_client import Counter
 
-    from trace_store.document import PendingTrace
     from trace_store.metrics import Metrics
-    from trace_store.writer import WriterConfig
+    from trace_store.record import PendingTrace
+    from trace_store.writer.queue import WriterConfig
 
 log = logging.getLogger("strata.writer.process")
 
@@ -106,7 +106,7 @@ def _take_frame(queue: TraceQueue) -> list[PendingTrace]:
 
 
 class ProcessWriter:
-    """A :class:`~trace_store.writer.TraceWriter` fed through the trace log, its work
+    """A :class:`~trace_store.writer.batch_writer.TraceWriter` fed through the trace log, its work
     run in a child process.
 
     Same surface as the inline writer for the gateway: :meth:`submit` (non-blocking,
@@ -335,7 +335,7 @@ class ProcessWriter:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "trace_store.writer_child",
+            "trace_store.writer.child",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=None,  # the child's logs go where ours go

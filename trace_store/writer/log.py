@@ -1,6 +1,6 @@
 """The local trace log: every finished trace is appended here before anything else.
 
-The gateway appends each frame of finished traces (a pickle, :mod:`trace_store.wire`)
+The gateway appends each frame of finished traces (a pickle, :mod:`trace_store.writer.wire`)
 to the active segment file under ``<data-dir>/log/``; the writer reads the log from its
 committed position, stores and indexes what it reads, and only then moves the committed
 position on (the ``committed`` file). So one path carries every trace, healthy or not:

@@ -6,7 +6,7 @@ outbox:
 1. Objects are always written *expirable* (S3 tag, GCS ``customTime`` = creation,
    no local marker). An object whose index row never commits expires on its own.
 2. :func:`update_pins` runs inside the writer's batch transaction
-   (:func:`trace_store.commit.commit_batch`): per handler the batch touched, the new
+   (:func:`trace_store.writer.commit.commit_batch`): per handler the batch touched, the new
    latest N are the latest N of (current pins + the batch's rows). Rows that enter or
    leave the pins get one outbox entry each. Only the batch's *survivors* are pinned,
    so a busy handler costs about one extra request per displaced trace, not per trace.
@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from trace_store import index
 from trace_store.background import Retries
-from trace_store.db import LONG_QUERY
+from trace_store.db import LONG_QUERY, index
 from trace_store.errors import ObjectNotFound, describe
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
 
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Connection, Pool
-    from trace_store.index import IndexRow
+    from trace_store.db.index import IndexRow
 
 log = logging.getLogger("strata.pins")
 

@@ -8,24 +8,20 @@ redaction, limits) happens here, in the writer, after the response has gone out.
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
-from trace_store import redaction, tracebacks
-from trace_store.keys import TRACES
-from trace_store.record import BUILTIN
-from trace_store.redaction import REDACTED
+from trace_store.document import redaction
+from trace_store.document.redaction import REDACTED
+from trace_store.document.values import hash_tagged_args, tag_call, to_json
+from trace_store.record import BUILTIN, ErrorInfo
 from trace_store.timestamps import rfc3339
-from trace_store.values import hash_tagged_args, tag_call, to_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from trace_store.record import Execution
+    from trace_store.record import PendingTrace
     from trace_store.types import JSONObject
 
 FORMAT: Final = "strata.trace/1"
@@ -42,122 +38,6 @@ class TraceLimits:
     max_calls: int = 10_000
     redact_headers: frozenset[str] = DEFAULT_REDACT_HEADERS
     redact_fields: frozenset[str] = DEFAULT_REDACT_FIELDS
-
-
-@dataclass(slots=True)
-class PendingTrace:
-    """A finished request, as the request path hands it to the writer."""
-
-    canvas: str
-    kind: str  # keys.TRACES or keys.UNMATCHED
-    handler: dict[str, str] | None
-    started_ns: int
-    duration_ns: int
-    method: str
-    path: str
-    query_string: str
-    params: dict[str, str]
-    raw_headers: Iterable[tuple[bytes, bytes]]
-    body: bytes
-    body_truncated: bool = False
-    status: int | None = None
-    response_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_body: bytes = b""
-    error: BaseException | ErrorInfo | None = None
-    calls: list[list[Any]] | None = None
-    calls_truncated: bool = False
-    sampled: bool = True
-    origin_ns: int = 0  # perf_counter_ns at the start, the zero of call times
-    adopted_from: str | None = None
-    trace_id: str = ""
-    #: The call values (args, kwargs, results) are already tagged JSON (see
-    #: :func:`trace_store.wire.pretag`): a writer in another process got them that way.
-    values_tagged: bool = False
-
-    @classmethod
-    def of_run(
-        cls,
-        canvas: str,
-        handler: dict[str, str],
-        run: Execution,
-        *,
-        method: str,
-        path: str,
-        query_string: str,
-        params: dict[str, str],
-        raw_headers: Iterable[tuple[bytes, bytes]],
-        body: bytes,
-        sampled: bool = True,
-    ) -> PendingTrace:
-        """A handler trace: the request's raw material plus what the run produced."""
-        return cls(
-            canvas=canvas,
-            kind=TRACES,
-            handler=handler,
-            started_ns=run.started_ns,
-            origin_ns=run.origin_ns,
-            duration_ns=run.duration_ns,
-            method=method,
-            path=path,
-            query_string=query_string,
-            params=params,
-            raw_headers=raw_headers,
-            body=body,
-            status=run.status,
-            response_headers=run.headers,
-            response_body=run.body,
-            error=run.error,
-            calls=run.calls,
-            calls_truncated=run.truncated_calls,
-            sampled=sampled,
-        )
-
-    def ensure_id(self) -> str:
-        """Assign the UUIDv7 trace id from the start time (once)."""
-        if not self.trace_id:
-            self.trace_id = uuid7(self.started_ns)
-        return self.trace_id
-
-
-class _Entropy(threading.local):
-    """Random bytes drawn from the OS a few KiB at a time, per thread.
-
-    One ``getrandom`` call per trace id was measurable in the writer (a syscall is
-    costly in a VM); a refill every ~400 ids is not. Still the OS CSPRNG's bytes.
-    """
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the bytes drawn so far."""
-        self.pool = b""
-        self.pos = 0
-
-    def take10(self) -> int:
-        pos = self.pos
-        if pos + 10 > len(self.pool):
-            self.pool, pos = os.urandom(4096), 0
-        self.pos = pos + 10
-        return int.from_bytes(self.pool[pos : pos + 10], "big")
-
-
-_entropy = _Entropy()
-# A forked child must not hand out the parent's remaining bytes (equal trace ids).
-os.register_at_fork(after_in_child=_entropy.reset)
-
-
-def uuid7(unix_ns: int) -> str:
-    """A UUIDv7 (RFC 9562) for the given time: time-ordered, 74 random bits."""
-    ms = unix_ns // 1_000_000
-    rand = _entropy.take10()
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
-    value |= 0b10 << 62
-    value |= rand & ((1 << 62) - 1)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _text(raw: bytes) -> str:
@@ -198,45 +78,10 @@ def redacted_body(data: bytes, headers: Iterable[tuple[str, str]], limits: Trace
     return redaction.redact_body(data, kind, limits.redact_fields)
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
-    """An exception reduced to what a trace keeps of it, so it can cross processes.
-
-    A live exception holds its traceback's frames, which do not pickle; the writer
-    process gets this instead, with the traceback already formatted.
-    """
-
-    type: str
-    message: str
-    traceback: str
-
-    @classmethod
-    def of(cls, exc: BaseException) -> ErrorInfo:
-        """The trace's view of ``exc``, computed once per exception.
-
-        One exception is recorded by every call it propagates through (a recursion
-        error by ~1,000), so the result is kept on the exception itself.
-        """
-        known = exc.__dict__.get(_INFO_ATTR)
-        if isinstance(known, ErrorInfo):
-            return known
-        info = cls(type(exc).__qualname__, tracebacks.message(exc), tracebacks.format_bounded(exc))
-        with contextlib.suppress(Exception):  # an exception type that refuses attributes
-            setattr(exc, _INFO_ATTR, info)
-        return info
-
-    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
-        # The plain constructor, so unpickling names no helper beyond this class.
-        return ErrorInfo, (self.type, self.message, self.traceback)
-
-
 def error_doc(exc: BaseException | ErrorInfo) -> JSONObject:
     """``{type, message, traceback}`` of an exception (or of its :class:`ErrorInfo`)."""
     info = exc if isinstance(exc, ErrorInfo) else ErrorInfo.of(exc)
     return {"type": info.type, "message": info.message, "traceback": info.traceback}
-
-
-_INFO_ATTR = "__strata_error_info__"
 
 
 def calls_doc(

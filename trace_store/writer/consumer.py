@@ -16,15 +16,15 @@ import pickle
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
-from trace_store import wire
 from trace_store.errors import describe
 from trace_store.logs import RateLimitedLog
-from trace_store.tracelog import START, LogReader, Position
-from trace_store.writer import weight
+from trace_store.writer import wire
+from trace_store.writer.log import START, LogReader, Position
+from trace_store.writer.queue import weight
 
 if TYPE_CHECKING:
-    from trace_store.document import PendingTrace
-    from trace_store.writer import TraceWriter
+    from trace_store.record import PendingTrace
+    from trace_store.writer.batch_writer import TraceWriter
 
 log = logging.getLogger("strata.log")
 

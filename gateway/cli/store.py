@@ -11,8 +11,8 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
+from trace_store.backends.url import SETTING, parse_store_url
 from trace_store.errors import ConfigError
-from trace_store.store_url import SETTING, parse_store_url
 
 if TYPE_CHECKING:
     import argparse

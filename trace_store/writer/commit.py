@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from trace_store import notify, pins, unmatched
-from trace_store.index import insert_rows
+from trace_store.db import notify, pins, unmatched
+from trace_store.db.index import insert_rows
 
 if TYPE_CHECKING:
     from trace_store.db import Pool
-    from trace_store.document import PendingTrace
-    from trace_store.index import IndexRow
+    from trace_store.db.index import IndexRow
+    from trace_store.record import PendingTrace
 
 
 @dataclass(slots=True)

@@ -11,17 +11,24 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from trace_store import codec, notify
-from trace_store.document import body_doc, calls_doc, error_doc, headers_doc, redacted_body
+from trace_store.db import notify
+from trace_store.document import codec
+from trace_store.document.build import (
+    body_doc,
+    calls_doc,
+    error_doc,
+    headers_doc,
+    redacted_body,
+)
+from trace_store.document.values import hash_tagged_args, to_json
 from trace_store.errors import PayloadTooLarge
 from trace_store.timestamps import rfc3339, rfc3339_of
-from trace_store.values import hash_tagged_args, to_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from trace_store.db import Pool
-    from trace_store.document import TraceLimits
+    from trace_store.document.build import TraceLimits
     from trace_store.record import Execution, FunctionRun
     from trace_store.types import JSONObject
 

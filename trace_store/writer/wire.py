@@ -1,7 +1,7 @@
 """How finished traces cross from the gateway to the writer process: pickled frames.
 
 A trace frame is a pickle of ``("batch", [wire trace, ...])``; the gateway appends it
-to the trace log (:mod:`trace_store.tracelog`) and the writer reads it back. Control
+to the trace log (:mod:`trace_store.writer.log`) and the writer reads it back. Control
 messages between the two processes travel on the child's stdin as a 4-byte big-endian
 length and a pickle of a message tuple (:func:`frame`). Pickle is the cheapest way to
 move live Python values (the recorded call arguments and results) to another process:
@@ -11,11 +11,11 @@ request side would cost as much as the writer work we move away.
 Two things must not cross as they are:
 
 - **Exceptions** hold their traceback frames, which do not pickle. They become
-  :class:`~trace_store.document.ErrorInfo` with the traceback already formatted.
+  :class:`~trace_store.record.ErrorInfo` with the traceback already formatted.
 - **Values of arbitrary types.** Unpickling an instance imports its class's module in
   the writer process, which could run canvas code there (or fail and lose the batch).
   Only builtin and standard value types cross; a trace holding anything else has its
-  call values tagged here with :func:`~trace_store.values.to_json`, exactly as the
+  call values tagged here with :func:`~trace_store.document.values.to_json`, exactly as the
   writer would have tagged them, and is marked ``values_tagged``.
 """
 
@@ -29,22 +29,21 @@ from dataclasses import dataclass, fields
 from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Final
 
-from trace_store.document import ErrorInfo, PendingTrace
-from trace_store.record import C_ARGS, C_ERROR, C_KWARGS, C_RESULT
-from trace_store.values import MAX_DEPTH, to_json
+from trace_store.document.values import MAX_DEPTH, to_json
+from trace_store.record import C_ARGS, C_ERROR, C_KWARGS, C_RESULT, ErrorInfo, PendingTrace
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from trace_store.document import TraceLimits
-    from trace_store.writer import WriterConfig
+    from trace_store.document.build import TraceLimits
+    from trace_store.writer.queue import WriterConfig
 
 HEADER: Final = struct.Struct(">I")
 MAX_FRAME: Final = 1 << 31
 
 #: Modules whose types (and reconstructors) unpickle without running canvas code.
 _SAFE_MODULES: Final = frozenset(
-    {"builtins", "datetime", "decimal", "uuid", "copyreg", "collections", "trace_store.document"}
+    {"builtins", "datetime", "decimal", "uuid", "copyreg", "collections", "trace_store.record"}
 )
 _FIELDS: Final = tuple(f.name for f in fields(PendingTrace))
 _as_tuple: Final = operator.attrgetter(*_FIELDS)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from trace_store import notify
+from trace_store.db import notify
 from trace_store.timestamps import rfc3339, utc_datetime
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from trace_store.db import Connection, Pool
-    from trace_store.document import PendingTrace
+    from trace_store.record import PendingTrace
 
 #: Summary rows kept per canvas, most recently seen first.
 PATHS_PER_CANVAS: Final = 1000
