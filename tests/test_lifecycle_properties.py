@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lifecycle_policies.policy import Policy
-from lifecycle_policies.simulate import (
+from tests.pin_model import (
     Arrival,
     Fault,
     Outbox,

@@ -2,7 +2,7 @@
 injected failures, against Postgres and a memory store (SPEC §10, issue 4 acceptance 2).
 
 ``test_lifecycle_properties.py`` proves the timing bounds on the pure model
-(:mod:`lifecycle_policies.simulate`); this test shows the I/O code implements that
+(:mod:`tests.pin_model`); this test shows the I/O code implements that
 model: at every step the database pins exactly what the model pins, and the store
 differs from the database only for objects with an outbox entry still queued (so no
 pin leaks and none is lost, whatever failed). At the end the outbox converges and the
@@ -27,8 +27,8 @@ from lifecycle_policies.evaluate import S3Object, s3_eligible_from, s3_expiratio
 from lifecycle_policies.layout import s3_tags
 from lifecycle_policies.policy import Policy
 from lifecycle_policies.render import render_s3
-from lifecycle_policies.simulate import Arrival, latest_per_handler
 from tests.fixtures_postgres import with_database
+from tests.pin_model import Arrival, latest_per_handler
 from tests.pin_support import FaultyStore, index_row
 from trace_store import db
 from trace_store.db import pins
