@@ -88,24 +88,6 @@ async def resolve_database(settings: ServeSettings, stack: contextlib.AsyncExitS
     return dsn
 
 
-async def register_handlers(pool: db.Pool, canvases: dict[str, Canvas]) -> None:
-    """Record the loaded handlers; handlers no longer in the code become inactive."""
-    async with pool.acquire() as conn, conn.transaction():
-        for canvas in canvases.values():
-            await conn.execute(
-                "UPDATE handlers SET active = false, updated_at = now()"
-                " WHERE canvas = $1 AND NOT (handler_id = ANY($2::text[]))",
-                canvas.name,
-                list(canvas.handlers),
-            )
-            await conn.executemany(
-                "INSERT INTO handlers (canvas, handler_id, method, route) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (canvas, handler_id) DO UPDATE SET method = EXCLUDED.method,"
-                " route = EXCLUDED.route, active = true, updated_at = now()",
-                [(canvas.name, h.id, h.method, h.route) for h in canvas.handlers.values()],
-            )
-
-
 def build_editor_app(services: Services) -> web.Application:
     """The editor port: API and its OpenAPI document, signed object downloads, health."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
@@ -130,7 +112,6 @@ async def open_services(
     stack.push_async_callback(pool.close)
     async with pool.acquire() as conn:
         await db.migrate(conn)
-    await register_handlers(pool, canvases)
     signer = UrlSigner(settings.resolve_secret(), "http://127.0.0.1")
     store_url = settings.store_url or settings.default_store_url
     store = parse_store_url(store_url, signer=signer)
