@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def postgres() -> contextlib.AbstractContextManager[str]:
     """An admin DSN: ``STRATA_TEST_DATABASE_URL`` or a throwaway embedded server."""
-    from gateway.embedded_pg import admin_dsn
+    from tests.fixtures_postgres import admin_dsn
 
     return admin_dsn("strata-bench-pg-")
 

@@ -7,17 +7,12 @@ stops when the last one exits.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trace_store.errors import ConfigError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 log = logging.getLogger("strata.pg")
 
@@ -51,19 +46,3 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
     dsn: str = server.get_uri()
     log.info("embedded Postgres at %s", pgdata)
     return dsn, server
-
-
-@contextlib.contextmanager
-def admin_dsn(prefix: str = "strata-pg-") -> Iterator[str]:
-    """A superuser DSN for tests and benchmarks: ``STRATA_TEST_DATABASE_URL`` when set,
-    else a throwaway embedded server in a temporary directory."""
-    given = os.environ.get("STRATA_TEST_DATABASE_URL")
-    if given:
-        yield given
-        return
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        dsn, server = start_embedded(Path(tmp))
-        try:
-            yield dsn
-        finally:
-            server.cleanup()

@@ -8,8 +8,11 @@ database; each test gets ``CREATE DATABASE ... TEMPLATE`` of it, which is fast.
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +21,31 @@ import pytest
 from trace_store import db
 
 TEMPLATE = "strata_test_template"
+
+
+@contextlib.contextmanager
+def admin_dsn(prefix: str = "strata-pg-") -> Iterator[str]:
+    """A superuser DSN for tests and benchmarks: ``STRATA_TEST_DATABASE_URL`` when set,
+    else a throwaway embedded server in a temporary directory."""
+    given = os.environ.get("STRATA_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    from gateway.embedded_pg import start_embedded
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        dsn, server = start_embedded(Path(tmp))
+        try:
+            yield dsn
+        finally:
+            server.cleanup()
+
+
+async def count_traces(pool: db.Pool, canvas: str | None = None) -> int:
+    """How many index rows there are (tests and benchmarks)."""
+    if canvas is None:
+        return int(await pool.fetchval("SELECT count(*) FROM traces"))
+    return int(await pool.fetchval("SELECT count(*) FROM traces WHERE canvas = $1", canvas))
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -29,8 +57,6 @@ def with_database(dsn: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
     """DSN of a superuser connection to the test server."""
-    from gateway.embedded_pg import admin_dsn
-
     with contextlib.ExitStack() as stack:
         try:
             dsn = stack.enter_context(admin_dsn())

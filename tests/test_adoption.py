@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.adoption import _adopt_one, adopt_unmatched
 from runtime import Canvas, Request
+from tests.fixtures_postgres import count_traces
 from tests.harness import Server, serve
 from trace_store import keys
-from trace_store.db.index import count_traces
 from trace_store.db.unmatched import list_entries
 from trace_store.document import codec, schema
 from trace_store.document.build import TraceLimits, build_trace

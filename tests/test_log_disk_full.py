@@ -19,9 +19,9 @@ import asyncpg
 
 from tests.canvases import shop
 from tests.fixtures_cloud import server_unavailable
+from tests.fixtures_postgres import count_traces
 from tests.harness import Server, serve
 from tests.test_writer_process import metric
-from trace_store.db import index
 
 
 async def _ready(server: Server) -> tuple[int, dict[str, object]]:
@@ -89,7 +89,7 @@ async def test_a_full_log_disk_drops_counted_and_recovers(
                     break
                 dropped = now
                 await asyncio.sleep(0.2)
-            stored = await index.count_traces(server.running.services.pool)
+            stored = await count_traces(server.running.services.pool)
             assert stored + dropped == sent  # every trace stored or counted
             status, report = await _ready(server)
             assert status == 200, report

@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 
 from tests.canvases import shop
+from tests.fixtures_postgres import count_traces
 from tests.harness import serve
-from trace_store.db import index
 from trace_store.writer.queue import WriterConfig
 
 
@@ -44,11 +44,11 @@ async def test_requests_are_answered_while_the_store_is_held(
         slowest = await _hammer(server, 50)
         await asyncio.sleep(0.2)
         assert waiting > 0  # the writer really is stuck on the store
-        assert await index.count_traces(server.running.services.pool) == 0
+        assert await count_traces(server.running.services.pool) == 0
         assert slowest < 1.0  # nobody waited for the held store
         gate.set()
         await server.flush()
-        assert await index.count_traces(server.running.services.pool) == 50
+        assert await count_traces(server.running.services.pool) == 50
 
 
 async def test_requests_are_answered_while_the_index_is_locked(
@@ -69,7 +69,7 @@ async def test_requests_are_answered_while_the_index_is_locked(
             await tx.rollback()
             await blocker.close()
         await server.flush()
-        assert await index.count_traces(server.running.services.pool) == 50
+        assert await count_traces(server.running.services.pool) == 50
 
 
 async def test_a_full_queue_drops_traces_and_counts_them(database_url: str, tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ async def test_a_full_queue_drops_traces_and_counts_them(database_url: str, tmp_
         assert dropped[0] >= 100 - held_at_most
         gate.set()
         await server.flush()
-        stored = await index.count_traces(server.running.services.pool)
+        stored = await count_traces(server.running.services.pool)
         assert stored + dropped[0] == 100  # every trace is either stored or counted
 
 
@@ -112,6 +112,6 @@ async def test_store_failures_are_retried_until_written(database_url: str, tmp_p
         server.running.services.writer.before_put = flaky
         await _hammer(server, 3)
         await server.flush()
-        assert await index.count_traces(server.running.services.pool) == 3
+        assert await count_traces(server.running.services.pool) == 3
         async with server.http.get(server.editor + "/metrics") as response:
             assert 'strata_writer_retries_total{stage="store"} 3.0' in await response.text()

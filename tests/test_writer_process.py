@@ -20,8 +20,8 @@ from gateway.config import ServeSettings
 from runtime import Canvas, Request
 from runtime.execute import execute
 from tests.canvases import shop
+from tests.fixtures_postgres import count_traces
 from tests.harness import Server, serve
-from trace_store.db import index
 from trace_store.errors import ConfigError
 from trace_store.record import PendingTrace
 from trace_store.writer.process import ProcessWriter
@@ -189,7 +189,7 @@ async def test_a_held_writer_process_leaves_the_traces_in_the_log(
             await blocker.close()
         assert slowest < 1.0
         await server.flush()
-        assert await index.count_traces(server.running.services.pool) == 300
+        assert await count_traces(server.running.services.pool) == 300
         assert await metric(server, "strata_traces_dropped_total") == 0
         assert await metric(server, "strata_log_traces ") == 0
 
@@ -225,7 +225,7 @@ async def test_a_full_log_drops_and_counts_and_says_so_in_readyz(
             await tx.rollback()
             await blocker.close()
         await server.flush()
-        stored = await index.count_traces(server.running.services.pool)
+        stored = await count_traces(server.running.services.pool)
         dropped = await metric(server, "strata_traces_dropped_total")
         assert stored > 0
         assert stored + dropped == sent  # every trace is stored or counted
@@ -259,7 +259,7 @@ async def test_a_killed_writer_process_loses_nothing(database_url: str, tmp_path
         await server.flush()
         assert await metric(server, "strata_writer_restarts_total") == 1
         # The new writer read on from the committed position: every trace is there.
-        assert await index.count_traces(pool) == 20
+        assert await count_traces(pool) == 20
         assert await metric(server, "strata_traces_dropped_total") == 0
 
 

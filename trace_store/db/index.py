@@ -186,10 +186,3 @@ async def list_traces(
         *((canvas, handler_id, limit) if before is None else (canvas, handler_id, limit, before)),
     )
     return [IndexRow.from_record(r) for r in records]
-
-
-async def count_traces(pool: Pool, canvas: str | None = None) -> int:
-    """How many index rows there are (tests and benchmarks)."""
-    if canvas is None:
-        return int(await pool.fetchval("SELECT count(*) FROM traces"))
-    return int(await pool.fetchval("SELECT count(*) FROM traces WHERE canvas = $1", canvas))
