@@ -28,6 +28,7 @@ from lifecycle_policies.evaluate import (
 from tests.fixtures_cloud import S3Server, gcs_raw_client
 from tests.pin_support import series, trace_ids, unmatched_key, write_traces
 from trace_store.backends.base import ObjectStore
+from trace_store.backends.gcs import GCSSettings, GCSStore
 from trace_store.backends.url import parse_store_url
 from trace_store.db import pins
 
@@ -190,22 +191,11 @@ def gcs_url(gcs_bucket: str) -> str:
     return f"gs://{gcs_bucket}"
 
 
-class _FakeNow(datetime):
-    """``datetime`` whose ``now()`` is a settable moment: the GCS store's clock."""
-
-    moment: datetime
-
-    @classmethod
-    def now(cls, tz: Any = None) -> Any:
-        return cls.moment
-
-
 async def test_gcs_apply_then_only_the_latest_10_survive_8_days(
     pool: Pool,
     gcs_emulator: str,
     gcs_bucket: str,
     gcs_url: str,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = parse_store_url(gcs_url)
     try:
@@ -234,13 +224,11 @@ async def test_gcs_apply_then_only_the_latest_10_survive_8_days(
 
     # Pins are leases: the renewal task moves customTime forward once a day (the
     # interval for a 7-day window). Eight days of it, on the store's clock.
-    import trace_store.backends.gcs as gcs_backend
-
-    monkeypatch.setattr(gcs_backend, "datetime", _FakeNow)
-    store = parse_store_url(gcs_url)
+    moment = created
+    store = GCSStore(GCSSettings(gcs_bucket, emulator_host=gcs_emulator), now=lambda: moment)
     try:
         for day in range(1, 9):
-            _FakeNow.moment = created + timedelta(days=day)
+            moment = created + timedelta(days=day)
             await pool.execute("UPDATE pins SET leased_at = now() - interval '2 days'")
             # One at a time: the emulator loses concurrent metadata patches.
             renewed = await pins.renew_leases(

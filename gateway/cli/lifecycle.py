@@ -55,16 +55,6 @@ def _close(store: ObjectStore) -> None:
     asyncio.run(store.close())
 
 
-def _sdk_errors(store: ObjectStore) -> contextlib.AbstractContextManager[None]:
-    """The provider SDK's errors (no credentials, endpoint down, access denied) as the
-    store's own strata errors: lifecycle calls the SDK directly, not through the store."""
-    from trace_store.backends.blocking import BlockingClientStore
-
-    if isinstance(store, BlockingClientStore):
-        return store.sdk_errors()
-    return contextlib.nullcontext()
-
-
 def _bucket(args: argparse.Namespace) -> tuple[Bucket, Policy]:
     from lifecycle_policies.apply import bucket_of
 
@@ -92,8 +82,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
 
     bucket, policy = _bucket(args)
     try:
-        with _sdk_errors(bucket.store):
-            wanted = plan(bucket, policy)
+        wanted = plan(bucket, policy)
         print(f"bucket {bucket.name} ({bucket.provider})", flush=True)
         print(wanted.render_text(), end="", flush=True)
     finally:
@@ -104,8 +93,7 @@ def cmd_apply(args: argparse.Namespace) -> None:
     """Merge strata's rules into the bucket's lifecycle."""
     bucket, policy = _bucket(args)
     try:
-        with _sdk_errors(bucket.store):
-            _apply(args, bucket, policy)
+        _apply(args, bucket, policy)
     finally:
         _close(bucket.store)
 
@@ -143,8 +131,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
     bucket, policy = _bucket(args)
     try:
-        with _sdk_errors(bucket.store):
-            result = plan(bucket, policy)
+        result = plan(bucket, policy)
     finally:
         _close(bucket.store)
     if result.has_drift:
@@ -207,8 +194,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     policy = _policy(args)
     store = _store(args)
     try:
-        with _sdk_errors(store):
-            keys = _simulate(store, policy, at)
+        keys = _simulate(store, policy, at)
     finally:
         _close(store)
     for key in sorted(keys):

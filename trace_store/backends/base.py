@@ -19,7 +19,7 @@ import abc
 import asyncio
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from trace_store.errors import AlreadyExists, InvalidInput, ObjectNotFound
 from trace_store.keys import check_key, check_prefix
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 JSON_CONTENT_TYPE = "application/json"
 ZSTD_ENCODING = "zstd"
+
+#: The providers whose bucket lifecycle rules strata manages.
+LifecycleProvider = Literal["s3", "gcs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,28 @@ class ObjectInfo:
     content_encoding: str | None = None
     created: datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleBucket:
+    """The bucket whose lifecycle rules expire a store's objects: the provider, the
+    bucket's name and the store's key prefix in it (``""``: none)."""
+
+    provider: LifecycleProvider
+    name: str
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleObject:
+    """One object of a bucket in the state its lifecycle rules read: its name in the
+    bucket (store prefix included), its creation time and its lifecycle marks (S3: the
+    tag set, ``custom_time`` ``None``; GCS: ``customTime``, ``tags`` empty)."""
+
+    name: str
+    created: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    custom_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +105,38 @@ class ObjectStore(abc.ABC):
         """Delete an expired object (blocking). Only stores with ``expires_by_strata``
         have this: on the others the bucket's rules expire objects."""
         raise NotImplementedError(f"{self.describe()}: its bucket's rules expire objects")
+
+    # -- bucket lifecycle (``strata lifecycle``) --------------------------------------
+    #
+    # Blocking, like the provider SDKs they call: run them in a thread, never on an
+    # event loop. Only cloud stores have them; on the others each raises
+    # :class:`InvalidInput`. Configurations are the provider's own JSON (S3:
+    # ``{"Rules": [...], ...}``; GCS: ``{"lifecycle": {"rule": [...]}}``).
+
+    def _no_bucket_lifecycle(self) -> InvalidInput:
+        return InvalidInput(
+            f"{self.describe()} has no bucket lifecycle; local stores expire objects with"
+            " `strata lifecycle expire`"
+        )
+
+    def lifecycle_bucket(self) -> LifecycleBucket:
+        """The bucket whose lifecycle rules expire this store's objects."""
+        raise self._no_bucket_lifecycle()
+
+    def read_lifecycle(self) -> dict[str, Any] | None:
+        """The bucket's lifecycle configuration as the provider returns it, ``None`` if
+        it has none (blocking)."""
+        raise self._no_bucket_lifecycle()
+
+    def write_lifecycle(self, config: dict[str, Any]) -> None:
+        """Replace the bucket's lifecycle rules with those of ``config`` (blocking).
+        Bucket-level settings beside the rules are kept as they are."""
+        raise self._no_bucket_lifecycle()
+
+    def lifecycle_objects(self, prefixes: Sequence[str]) -> list[LifecycleObject]:
+        """Every object whose bucket name starts with one of ``prefixes`` (names in the
+        bucket, store prefix included), with its lifecycle state (blocking)."""
+        raise self._no_bucket_lifecycle()
 
     # -- primitives -------------------------------------------------------------------
 

@@ -44,8 +44,8 @@ class BlockingClientStore(ObjectStore):
 
     @contextlib.contextmanager
     def sdk_errors(self, key: str = "") -> Iterator[None]:
-        """Translate the SDK's errors raised in the block into strata's: for callers that
-        use ``client`` directly (``strata lifecycle`` reads and writes bucket rules)."""
+        """Translate the SDK's errors raised in the block into strata's: for blocking
+        calls made on the caller's thread (the bucket-lifecycle methods)."""
         try:
             yield
         except StrataError:

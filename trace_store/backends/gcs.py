@@ -32,7 +32,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
-from trace_store.backends.base import ObjectInfo, SignedURL
+from trace_store.backends.base import LifecycleBucket, LifecycleObject, ObjectInfo, SignedURL
 from trace_store.backends.blocking import BlockingClientStore
 from trace_store.backends.url import SETTING
 from trace_store.errors import (
@@ -45,7 +45,7 @@ from trace_store.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
     from google.auth.credentials import Credentials
 
@@ -98,6 +98,11 @@ class GCSSettings:
         if emulator is not None and "://" not in emulator:
             emulator = f"http://{emulator}"  # the variable is often given as host:port
         return cls(bucket, prefix.strip("/"), query.get("credentials") or None, emulator)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (the store's default clock)."""
+    return datetime.now(UTC)
 
 
 def _load_key(path: str) -> service_account.Credentials:
@@ -189,13 +194,17 @@ class GCSStore(BlockingClientStore):
         *,
         client: storage.Client | None = None,
         signing_credentials: Credentials | None = None,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
+        """``now`` is the store's clock: the ``customTime`` of new objects and renewed
+        leases, and the expiry of signed URLs, are taken from it."""
         if client is None:
             client, signing_credentials = make_client(settings)
         super().__init__(settings.prefix, POOL_SIZE)
         self.settings = settings
         self.client = client
         self.signing_credentials = signing_credentials
+        self.now = now
         self.bucket = client.bucket(settings.bucket)
 
     @classmethod
@@ -228,7 +237,7 @@ class GCSStore(BlockingClientStore):
     def _put_sync(self, key: str, data: bytes, content_type: str, encoding: str | None) -> None:
         blob = self.bucket.blob(self.full_key(key))
         blob.content_encoding = encoding
-        blob.custom_time = datetime.now(UTC)
+        blob.custom_time = self.now()
         blob.upload_from_string(
             data, content_type=content_type, if_generation_match=0, retry=RETRY, timeout=TIMEOUT
         )
@@ -297,7 +306,7 @@ class GCSStore(BlockingClientStore):
                 f"{SETTING}: signing gs:// URLs needs a service-account key; add"
                 " ?credentials=/path/key.json"
             )
-        expires_at = datetime.now(UTC) + expires_in
+        expires_at = self.now() + expires_in
         blob = self.bucket.blob(self.full_key(key))
         credentials = self.signing_credentials
         # With an emulator the client's endpoint is the emulator, so a plain GET of the
@@ -327,7 +336,7 @@ class GCSStore(BlockingClientStore):
         await self._run(self._copy_sync, src, dst, key=src)
 
     def _renew_sync(self, blob: storage.Blob) -> None:
-        now = datetime.now(UTC)
+        now = self.now()
         # GCS rejects a customTime earlier than the current one (400); a clock behind
         # the last writer's leaves the lease as it is, which is still at least now.
         if blob.custom_time is None or blob.custom_time < now:
@@ -365,6 +374,39 @@ class GCSStore(BlockingClientStore):
         if not origins:
             raise InvalidInput("set_cors needs at least one origin")
         await self._run(self._set_cors_sync, list(origins))
+
+    # -- bucket lifecycle (blocking: callers run these in a thread) --------------------
+
+    def lifecycle_bucket(self) -> LifecycleBucket:
+        return LifecycleBucket("gcs", self.settings.bucket, self.prefix)
+
+    def read_lifecycle(self) -> dict[str, Any] | None:
+        """``{"lifecycle": {"rule": [...]}}``, or ``None`` when the bucket has no rule."""
+        with self.sdk_errors():
+            bucket = self.client.get_bucket(self.settings.bucket, retry=RETRY)
+        # The raw JSON resource: the typed rule helpers would drop fields they do not know.
+        lifecycle = dict(bucket._properties.get("lifecycle") or {})
+        return {"lifecycle": lifecycle} if lifecycle.get("rule") else None
+
+    def write_lifecycle(self, config: dict[str, Any]) -> None:
+        """Patch the bucket's rules to ``config["lifecycle"]["rule"]``."""
+        with self.sdk_errors():
+            bucket = self.client.get_bucket(self.settings.bucket, retry=RETRY)
+            bucket.lifecycle_rules = config["lifecycle"]["rule"]
+            bucket.patch(retry=RETRY)
+
+    def lifecycle_objects(self, prefixes: Sequence[str]) -> list[LifecycleObject]:
+        """Each object with its creation time and ``customTime``."""
+        found: list[LifecycleObject] = []
+        with self.sdk_errors():
+            for prefix in prefixes:
+                for blob in self.client.list_blobs(
+                    self.settings.bucket, prefix=prefix, retry=RETRY
+                ):
+                    found.append(
+                        LifecycleObject(blob.name, blob.time_created, custom_time=blob.custom_time)
+                    )
+        return found
 
     async def check(self) -> None:
         where = self.settings.emulator_host or "storage.googleapis.com"

@@ -38,7 +38,7 @@ from botocore.exceptions import (
 )
 
 from trace_store import keys
-from trace_store.backends.base import ObjectInfo, SignedURL
+from trace_store.backends.base import LifecycleBucket, LifecycleObject, ObjectInfo, SignedURL
 from trace_store.backends.blocking import BlockingClientStore
 from trace_store.backends.url import SETTING
 from trace_store.errors import (
@@ -66,6 +66,8 @@ _REGION_RE = re.compile(r"[a-z0-9-]{1,32}")
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
+#: S3 bucket-level lifecycle settings that live beside the rules and must survive a put.
+_S3_KEPT_SETTINGS = ("TransitionDefaultMinimumObjectSize",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +342,56 @@ class S3Store(BlockingClientStore):
                 Bucket=self.bucket, CORSConfiguration={"CORSRules": [*rules, rule]}
             )
         )
+
+    # -- bucket lifecycle (blocking: callers run these in a thread) --------------------
+
+    def lifecycle_bucket(self) -> LifecycleBucket:
+        return LifecycleBucket("s3", self.bucket, self.prefix)
+
+    def _read_lifecycle_sync(self) -> dict[str, Any] | None:
+        try:
+            response = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+        except ClientError as err:
+            if _code(err) == "NoSuchLifecycleConfiguration":
+                return None
+            raise
+        config = {"Rules": list(response.get("Rules") or [])}
+        config.update({k: response[k] for k in _S3_KEPT_SETTINGS if k in response})
+        return config
+
+    def read_lifecycle(self) -> dict[str, Any] | None:
+        """``{"Rules": [...]}`` plus the bucket-level settings beside them."""
+        with self.sdk_errors():
+            return self._read_lifecycle_sync()
+
+    def write_lifecycle(self, config: dict[str, Any]) -> None:
+        """Put ``config["Rules"]``; the bucket-level settings beside the rules (such as
+        ``TransitionDefaultMinimumObjectSize``) are re-read and kept as they were."""
+        with self.sdk_errors():
+            current = self._read_lifecycle_sync() or {}
+            extra = {k: current[k] for k in _S3_KEPT_SETTINGS if k in current}
+            self.client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": config["Rules"]}, **extra
+            )
+
+    def lifecycle_objects(self, prefixes: Sequence[str]) -> list[LifecycleObject]:
+        """Each object with its ``LastModified`` and tag set (one tagging read per object)."""
+        found: list[LifecycleObject] = []
+        with self.sdk_errors():
+            for prefix in prefixes:
+                for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix
+                ):
+                    for item in page.get("Contents", []):
+                        tags = self.client.get_object_tagging(Bucket=self.bucket, Key=item["Key"])
+                        found.append(
+                            LifecycleObject(
+                                item["Key"],
+                                item["LastModified"],
+                                tags={tag["Key"]: tag["Value"] for tag in tags["TagSet"]},
+                            )
+                        )
+        return found
 
     async def check(self) -> None:
         endpoint = self.settings.endpoint or "the default AWS endpoint"
