@@ -31,7 +31,7 @@ from tests.fixtures_cloud import MOTO_KEY, _stop, _venv_tool, _wait_for_port, fr
 from tests.pin_support import pending
 from trace_store import db
 from trace_store.backends.s3 import S3Settings, S3Store
-from trace_store.db import pins
+from trace_store.db.outbox import PinOutbox
 from trace_store.metrics import Metrics
 from trace_store.writer.batch_writer import TraceWriter
 from trace_store.writer.queue import WriterConfig
@@ -49,7 +49,7 @@ def _count_requests(store: S3Store) -> Counter[str]:
 
 
 async def _quiet(store: S3Store, pool: db.Pool, traces: int) -> int:
-    outbox = pins.PinOutbox(pool, store)
+    outbox = PinOutbox(pool, store)
     writer = TraceWriter(store, pool, Metrics(), config=WriterConfig(batch_wait=0))
     writer.start()
     start = datetime.now(UTC) - timedelta(minutes=traces)
@@ -62,7 +62,7 @@ async def _quiet(store: S3Store, pool: db.Pool, traces: int) -> int:
 
 
 async def _busy(store: S3Store, pool: db.Pool, seconds: float, rate: int) -> int:
-    outbox = pins.PinOutbox(pool, store)
+    outbox = PinOutbox(pool, store)
     worker = asyncio.create_task(outbox.run(poll_interval=1.0))
     writer = TraceWriter(store, pool, Metrics())
     writer.start()

@@ -1,8 +1,8 @@
 """``strata serve`` settings: one frozen dataclass, parsed strictly at start-up.
 
 Every flag has an environment variable; a flag given on the command line wins. A bad
-value fails at start-up with the variable's name. Nothing reads the environment at
-import time.
+value fails at start-up with the variable's name. The variables are read through
+:class:`trace_store.config.Config`, the one reader of the environment.
 """
 
 from __future__ import annotations
@@ -12,63 +12,21 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from lifecycle_policies.policy import Policy, PolicyError
 from runtime.sampling import Sampling
+from trace_store.config import Config
 from trace_store.document.build import DEFAULT_REDACT_FIELDS, DEFAULT_REDACT_HEADERS, TraceLimits
 from trace_store.errors import ConfigError
 from trace_store.writer.queue import WriterConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-
-T = TypeVar("T", int, float)
+    from collections.abc import Mapping
 
 ROLES = ("all", "gateway", "editor")
 WRITER_MODES = ("process", "inline")
-
-
-def _bounded(
-    env: Mapping[str, str], name: str, default: T, low: T, high: T, kind: Callable[[str], T]
-) -> T:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        what = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{name}: expected {what}, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}: {value} is out of range [{low}, {high}]")
-    return value
-
-
-def env_int(
-    env: Mapping[str, str], name: str, default: int, *, low: int = 0, high: int = 2**31
-) -> int:
-    """An integer setting; a malformed or out-of-range value names the variable."""
-    return _bounded(env, name, default, low, high, int)
-
-
-def env_float(
-    env: Mapping[str, str], name: str, default: float, *, low: float, high: float
-) -> float:
-    """A number setting; a malformed or out-of-range value names the variable."""
-    return _bounded(env, name, default, low, high, float)
-
-
-def _names(raw: str | None, default: frozenset[str]) -> frozenset[str]:
-    """A comma-separated list of names, lower-cased (unset: ``default``; empty: none)."""
-    if raw is None:
-        return default
-    return frozenset(name.strip().lower() for name in raw.split(",") if name.strip())
-
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    return env_int(env, name, default, low=0, high=65535)
 
 
 def _http_url(value: str | None, setting: str) -> str | None:
@@ -139,20 +97,24 @@ class ServeSettings:
     policy: Policy = field(default_factory=Policy)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], **flags: object) -> ServeSettings:
-        """Settings from environment variables, overridden by non-``None`` ``flags``."""
+    def from_env(cls, env: Mapping[str, str] | Config, **flags: object) -> ServeSettings:
+        """Settings from environment variables (a :class:`Config` or the mapping it
+        reads), overridden by non-``None`` ``flags``."""
+        config = env if isinstance(env, Config) else Config(env)
 
         def pick(flag: str, var: str) -> str | None:
             value = flags.get(flag)
             if value is not None:
                 return str(value)
-            return env.get(var) or None
+            return config.get(var)
 
         apps_flag = flags.get("apps")
         if apps_flag:
             apps = tuple(str(a) for a in apps_flag)  # type: ignore[attr-defined]
         else:
-            apps = tuple(a.strip() for a in env.get("STRATA_APP", "").split(",") if a.strip())
+            apps = tuple(
+                a.strip() for a in (config.get("STRATA_APP") or "").split(",") if a.strip()
+            )
         role = pick("role", "STRATA_ROLE") or "all"
         if role not in ROLES:
             raise ConfigError(f"STRATA_ROLE (--role): expected one of {ROLES}, got {role!r}")
@@ -161,35 +123,31 @@ class ServeSettings:
             ("gateway_port", "STRATA_GATEWAY_PORT", 8000),
             ("editor_port", "STRATA_EDITOR_PORT", 8001),
         ):
-            ports[flag] = _port({var: pick(flag, var) or ""}, var, default)
-        secret_raw = env.get("STRATA_SECRET")
+            given = Config({var: pick(flag, var) or ""})
+            ports[flag] = given.get_int(var, default, low=0, high=65535)
+        secret_raw = config.get("STRATA_SECRET")
         if secret_raw is not None and len(secret_raw) < 16:
             raise ConfigError("STRATA_SECRET: must be at least 16 characters")
-        redact = _names(env.get("STRATA_REDACT_HEADERS"), DEFAULT_REDACT_HEADERS)
         limits = TraceLimits(
-            max_body_bytes=env_int(env, "STRATA_MAX_BODY_BYTES", 1024 * 1024, low=0),
-            max_calls=env_int(env, "STRATA_MAX_CALLS", 10_000, low=0),
-            redact_headers=redact,
-            redact_fields=_names(env.get("STRATA_REDACT_FIELDS"), DEFAULT_REDACT_FIELDS),
+            max_body_bytes=config.get_int("STRATA_MAX_BODY_BYTES", 1024 * 1024),
+            max_calls=config.get_int("STRATA_MAX_CALLS", 10_000),
+            redact_headers=config.get_names("STRATA_REDACT_HEADERS", DEFAULT_REDACT_HEADERS),
+            redact_fields=config.get_names("STRATA_REDACT_FIELDS", DEFAULT_REDACT_FIELDS),
         )
         writer = WriterConfig(
-            queue_traces=env_int(env, "STRATA_QUEUE_TRACES", 2_000, low=1),
-            queue_bytes=env_int(env, "STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
-            queue_calls=env_int(env, "STRATA_QUEUE_CALLS", 100_000, low=1),
-            batch_size=env_int(env, "STRATA_BATCH_SIZE", 256, low=1, high=10_000),
-            upload_concurrency=env_int(env, "STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
+            queue_traces=config.get_int("STRATA_QUEUE_TRACES", 2_000, low=1),
+            queue_bytes=config.get_int("STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
+            queue_calls=config.get_int("STRATA_QUEUE_CALLS", 100_000, low=1),
+            batch_size=config.get_int("STRATA_BATCH_SIZE", 256, low=1, high=10_000),
+            upload_concurrency=config.get_int("STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),
         )
-        if "STRATA_SPOOL_BYTES" in env:  # a setting silently ignored would be worse
+        if config.is_set("STRATA_SPOOL_BYTES"):  # a setting silently ignored would be worse
             raise ConfigError(
                 "STRATA_SPOOL_BYTES: the spool became the trace log; set STRATA_LOG_BYTES instead"
             )
-        writer_mode = env.get("STRATA_WRITER") or "process"
-        if writer_mode not in WRITER_MODES:
-            raise ConfigError(f"STRATA_WRITER: expected one of {WRITER_MODES}, got {writer_mode!r}")
-        gc_mode = env.get("STRATA_GC") or "tuned"
-        if gc_mode not in ("tuned", "default"):
-            raise ConfigError(f"STRATA_GC: expected 'tuned' or 'default', got {gc_mode!r}")
-        ttl = env_int(env, "STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
+        writer_mode = config.get_choice("STRATA_WRITER", "process", WRITER_MODES)
+        gc_mode = config.get_choice("STRATA_GC", "tuned", ("tuned", "default"))
+        ttl = config.get_int("STRATA_SIGNED_URL_TTL", 900, low=1, high=7 * 24 * 3600)
         policy_file = pick("policy", "STRATA_POLICY")
         try:
             policy = Policy.from_file(policy_file) if policy_file else Policy()
@@ -204,26 +162,26 @@ class ServeSettings:
             editor_port=ports["editor_port"],
             host=pick("host", "STRATA_HOST") or "127.0.0.1",
             role=role,
-            domain=(env.get("STRATA_DOMAIN") or "localhost").lower().strip("."),
+            domain=(config.get("STRATA_DOMAIN") or "localhost").lower().strip("."),
             secret=secret_raw.encode() if secret_raw else None,
-            admin_token=env.get("STRATA_ADMIN_TOKEN") or None,
-            sample=Sampling.parse(env.get("STRATA_TRACE_SAMPLE", "all")),
+            admin_token=config.get("STRATA_ADMIN_TOKEN"),
+            sample=Sampling.parse(config.get("STRATA_TRACE_SAMPLE") or "all"),
             limits=limits,
             writer=writer,
             writer_mode=writer_mode,
             gc_tuning=gc_mode == "tuned",
-            log_bytes=env_int(env, "STRATA_LOG_BYTES", 1024 * 1024 * 1024, low=1 << 20, high=2**62),
+            log_bytes=config.get_int("STRATA_LOG_BYTES", 1 << 30, low=1 << 20, high=2**62),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=_http_url(
                 pick("editor_url", "STRATA_EDITOR_URL"),
                 # Only the client commands have the flag; `serve` reads the variable.
                 "--editor-url" if flags.get("editor_url") else "STRATA_EDITOR_URL",
             ),
-            max_request_bytes=env_int(env, "STRATA_MAX_REQUEST_BYTES", 10 * 1024 * 1024, low=1024),
-            header_timeout=env_float(env, "STRATA_HEADER_TIMEOUT", 15.0, low=0.1, high=3600),
-            body_timeout=env_float(env, "STRATA_BODY_TIMEOUT", 30.0, low=0.1, high=3600),
-            run_timeout=env_float(env, "STRATA_RUN_TIMEOUT", 30.0, low=0.1, high=3600),
-            sync_threads=env_int(env, "STRATA_SYNC_THREADS", 32, low=1, high=1024),
+            max_request_bytes=config.get_int("STRATA_MAX_REQUEST_BYTES", 10 << 20, low=1024),
+            header_timeout=config.get_float("STRATA_HEADER_TIMEOUT", 15.0, low=0.1, high=3600),
+            body_timeout=config.get_float("STRATA_BODY_TIMEOUT", 30.0, low=0.1, high=3600),
+            run_timeout=config.get_float("STRATA_RUN_TIMEOUT", 30.0, low=0.1, high=3600),
+            sync_threads=config.get_int("STRATA_SYNC_THREADS", 32, low=1, high=1024),
             policy=policy,
         )
 

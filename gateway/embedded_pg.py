@@ -8,22 +8,26 @@ stops when the last one exits.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 from trace_store.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger("strata.pg")
 
 
 def start_embedded(data_dir: Path) -> tuple[str, Any]:
     """Start (or join) the data dir's Postgres; returns ``(dsn, handle)``."""
-    # pgserver wants a runtime dir for its lock file; give it one that always exists.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"strata-run-{os.getuid()}"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        import pgserver
+        # pgserver keeps its lock file in the user's runtime dir; without
+        # XDG_RUNTIME_DIR platformdirs (>= 4.14) falls back to a private directory of
+        # its own and warns, which is noise on a server's console.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            import pgserver
     except ImportError as exc:  # pragma: no cover - it is a declared dependency
         raise ConfigError(
             "STRATA_DATABASE_URL is not set and the embedded Postgres (pgserver) is missing"

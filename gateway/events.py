@@ -44,15 +44,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from prometheus_client import Counter, Gauge
 
-from gateway.config import env_float, env_int
 from trace_store.background import Retries
 from trace_store.db import notify
 from trace_store.parsing import ascii_uint
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     from gateway.services import Services
+    from trace_store.config import Config
     from trace_store.db import Connection
 
 log = logging.getLogger("strata.events")
@@ -83,18 +83,19 @@ class EventSettings:
     max_clients: int = 10_000
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> EventSettings:
+    def from_config(cls, config: Config) -> EventSettings:
         """Settings from ``STRATA_EVENTS_*`` variables; a bad value names its variable."""
+        number, integer = config.get_float, config.get_int
         return cls(
-            heartbeat=env_float(env, "STRATA_EVENTS_HEARTBEAT", 15.0, low=0.05, high=3600),
-            ring_size=env_int(env, "STRATA_EVENTS_RING", 1024, low=0, high=1_000_000),
-            client_events=env_int(env, "STRATA_EVENTS_CLIENT_BUFFER", 256, low=1, high=100_000),
-            client_bytes=env_int(
-                env, "STRATA_EVENTS_CLIENT_BYTES", 256 * 1024, low=8192, high=64 * 1024 * 1024
+            heartbeat=number("STRATA_EVENTS_HEARTBEAT", 15.0, low=0.05, high=3600),
+            ring_size=integer("STRATA_EVENTS_RING", 1024, low=0, high=1_000_000),
+            client_events=integer("STRATA_EVENTS_CLIENT_BUFFER", 256, low=1, high=100_000),
+            client_bytes=integer(
+                "STRATA_EVENTS_CLIENT_BYTES", 256 * 1024, low=8192, high=64 * 1024 * 1024
             ),
-            write_timeout=env_float(env, "STRATA_EVENTS_WRITE_TIMEOUT", 30.0, low=0.1, high=3600),
-            keepalive=env_float(env, "STRATA_EVENTS_KEEPALIVE", 15.0, low=0.1, high=3600),
-            max_clients=env_int(env, "STRATA_EVENTS_MAX_CLIENTS", 10_000, low=1, high=1_000_000),
+            write_timeout=number("STRATA_EVENTS_WRITE_TIMEOUT", 30.0, low=0.1, high=3600),
+            keepalive=number("STRATA_EVENTS_KEEPALIVE", 15.0, low=0.1, high=3600),
+            max_clients=integer("STRATA_EVENTS_MAX_CLIENTS", 10_000, low=1, high=1_000_000),
         )
 
 

@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from gateway.editor_api import TOKENS, authorised_canvas
 from gateway.events import EventHub, EventSettings
+from trace_store.config import Config
 from trace_store.db import tokens
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def add_event_routes(
 
     Call after :func:`gateway.editor_api.add_api_routes` (the token checker).
     """
-    hub = EventHub(services, settings or EventSettings.from_env(os.environ))
+    hub = EventHub(services, settings or EventSettings.from_config(Config()))
     app[EVENTS] = hub
     # A revoked token must be refused at once, by every process: drop cached answers.
     hub.listen_also(tokens.REVOKED_CHANNEL, lambda _canvas: app[TOKENS].forget())

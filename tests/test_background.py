@@ -12,7 +12,7 @@ import pytest
 
 from trace_store.backends.memory import MemoryStore
 from trace_store.background import Retries
-from trace_store.db import pins
+from trace_store.db.outbox import PinOutbox
 from trace_store.errors import StoreUnavailable
 
 log = logging.getLogger("strata.test.background")
@@ -55,7 +55,7 @@ async def test_the_pin_outbox_without_its_database_logs_one_line(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     pool = await asyncpg.create_pool(f"postgresql://x@127.0.0.1:{port}/gone", min_size=0)
-    task = asyncio.create_task(pins.PinOutbox(pool, MemoryStore()).run(poll_interval=0.02))
+    task = asyncio.create_task(PinOutbox(pool, MemoryStore()).run(poll_interval=0.02))
     try:
         await asyncio.sleep(1.0)  # ~6 attempts at 0.02, 0.04, ... 0.64 s
     finally:

@@ -30,7 +30,7 @@ from tests.pin_support import series, trace_ids, unmatched_key, write_traces
 from trace_store.backends.base import ObjectStore
 from trace_store.backends.gcs import GCSSettings, GCSStore
 from trace_store.backends.url import parse_store_url
-from trace_store.db import pins
+from trace_store.db.outbox import PinOutbox, renew_leases
 
 if TYPE_CHECKING:
     from trace_store.db import Pool
@@ -62,7 +62,7 @@ async def _populate(store: ObjectStore, pool: Pool) -> tuple[list[str], list[str
     unmatched = [unmatched_key() for _ in range(3)]
     for key in unmatched:
         await store.put_new(key, b"{}")
-    await pins.PinOutbox(pool, store).drain()
+    await PinOutbox(pool, store).drain()
     return [f"traces/shop/get_user/{t}.json.zst" for t in ids], unmatched
 
 
@@ -231,9 +231,7 @@ async def test_gcs_apply_then_only_the_latest_10_survive_8_days(
             moment = created + timedelta(days=day)
             await pool.execute("UPDATE pins SET leased_at = now() - interval '2 days'")
             # One at a time: the emulator loses concurrent metadata patches.
-            renewed = await pins.renew_leases(
-                pool, store, older_than=timedelta(days=1), concurrency=1
-            )
+            renewed = await renew_leases(pool, store, older_than=timedelta(days=1), concurrency=1)
             assert renewed == 10
     finally:
         await store.close()

@@ -35,7 +35,7 @@ from tests.fixtures_cloud import (
 )
 from tests.pin_support import series, unmatched_key, write_traces
 from trace_store.backends.url import parse_store_url
-from trace_store.db import pins
+from trace_store.db.outbox import PinOutbox, renew_leases
 
 if TYPE_CHECKING:
     from trace_store.db import Pool
@@ -97,9 +97,9 @@ async def _life(url: str, pool: Pool) -> None:
         await write_traces(store, pool, traces[:8])
         await write_traces(store, pool, traces[8:])  # displaces 5: they get unpinned
         await store.put_new(unmatched_key(), b"{}")
-        await pins.PinOutbox(pool, store, lease_fresh_for=timedelta(0)).drain()
+        await PinOutbox(pool, store, lease_fresh_for=timedelta(0)).drain()
         await pool.execute("UPDATE pins SET leased_at = now() - interval '2 days'")
-        await pins.renew_leases(pool, store, older_than=timedelta(days=1), concurrency=1)
+        await renew_leases(pool, store, older_than=timedelta(days=1), concurrency=1)
     finally:
         await store.close()
     assert await _cli(["lifecycle", "apply", "--store", url, "--yes"]) == 0

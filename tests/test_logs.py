@@ -8,16 +8,16 @@ import orjson
 import pytest
 
 from trace_store import logs
+from trace_store.config import Config
 
 
 @pytest.mark.parametrize("log_format", logs.FORMATS)
 def test_an_event_with_a_traceback_is_one_line(
-    log_format: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    log_format: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("STRATA_LOG_FORMAT", log_format)
     before = logging.getLogger().handlers[:]
     try:
-        logs.configure(logging.INFO)
+        logs.configure(logging.INFO, Config({"STRATA_LOG_FORMAT": log_format}))
         try:
             raise ValueError("boom\nsecond line")
         except ValueError:
@@ -39,9 +39,8 @@ def test_an_event_with_a_traceback_is_one_line(
         assert "ERROR strata.test: failed on x\\nTraceback" in lines[0]
 
 
-def test_an_unknown_format_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_format_names_the_setting() -> None:
     from trace_store.errors import ConfigError
 
-    monkeypatch.setenv("STRATA_LOG_FORMAT", "xml")
     with pytest.raises(ConfigError, match=r"^STRATA_LOG_FORMAT: expected one of"):
-        logs.configure(logging.INFO)
+        logs.configure(logging.INFO, Config({"STRATA_LOG_FORMAT": "xml"}))

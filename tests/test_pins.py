@@ -14,6 +14,7 @@ from tests.pin_support import CANVAS, FaultyStore, LeaseStore, index_row
 from trace_store.backends.memory import MemoryStore
 from trace_store.db import pins
 from trace_store.db.index import IndexRow, list_traces
+from trace_store.db.outbox import PinOutbox, renew_leases
 from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ async def test_a_batch_committed_again_changes_nothing(pool: Pool) -> None:
 
 async def test_the_outbox_makes_the_store_follow_the_database(pool: Pool) -> None:
     store = MemoryStore()
-    outbox = pins.PinOutbox(pool, store)
+    outbox = PinOutbox(pool, store)
     for start in range(0, 30, 4):
         rows = await _stored(store, _rows("h", 4, start=NOW - timedelta(minutes=60 - start)))
         await commit_batch(pool, Batch(rows=rows))
@@ -82,7 +83,7 @@ async def test_the_outbox_makes_the_store_follow_the_database(pool: Pool) -> Non
 
 async def test_failed_store_calls_stay_queued_and_are_retried(pool: Pool) -> None:
     store = FaultyStore()
-    outbox = pins.PinOutbox(pool, store, retry_delay=timedelta(0))
+    outbox = PinOutbox(pool, store, retry_delay=timedelta(0))
     rows = await _stored(store, _rows("h", 2))
     await commit_batch(pool, Batch(rows=rows))
     store.faults = ["before", "after"]
@@ -98,7 +99,7 @@ async def test_failed_store_calls_stay_queued_and_are_retried(pool: Pool) -> Non
 
 async def test_failed_entries_back_off(pool: Pool) -> None:
     store = FaultyStore()
-    outbox = pins.PinOutbox(pool, store, retry_delay=timedelta(minutes=1))
+    outbox = PinOutbox(pool, store, retry_delay=timedelta(minutes=1))
     rows = await _stored(store, _rows("h", 1))
     await commit_batch(pool, Batch(rows=rows))
     store.faults = ["before"]
@@ -115,7 +116,7 @@ async def _commit_one(pool: Pool, store: MemoryStore, start: datetime = NOW) -> 
 
 async def test_a_pin_withdrawn_before_the_worker_ran_is_never_applied(pool: Pool) -> None:
     store = FaultyStore()  # counts its pin/unpin calls
-    outbox = pins.PinOutbox(pool, store)
+    outbox = PinOutbox(pool, store)
     await pins.store_policy(pool, Policy(keep_latest=1))
     old = await _commit_one(pool, store, NOW - timedelta(hours=2))
     new = await _commit_one(pool, store)  # displaces `old` before the worker ran
@@ -132,17 +133,17 @@ async def test_a_pass_that_pinned_but_did_not_commit_is_undone_later(pool: Pool)
     # queued and looks untouched. When the pin is withdrawn, the unpin must still go
     # out, or the object would never expire.
     store = FaultyStore()
-    outbox = pins.PinOutbox(pool, store)
+    outbox = PinOutbox(pool, store)
     await pins.store_policy(pool, Policy(keep_latest=1))
     old = await _commit_one(pool, store, NOW - timedelta(hours=2))
-    apply_all = pins.PinOutbox._apply_all
+    apply_all = PinOutbox._apply_all
 
     async def apply_then_crash(*args: object) -> object:
         await apply_all(*args)  # type: ignore[arg-type]
         raise ConnectionError("connection lost before the pass committed")
 
     with (
-        mock.patch.object(pins.PinOutbox, "_apply_all", apply_then_crash),
+        mock.patch.object(PinOutbox, "_apply_all", apply_then_crash),
         pytest.raises(ConnectionError),
     ):
         await outbox.run_once()
@@ -174,7 +175,7 @@ async def test_a_missing_object_is_acknowledged(pool: Pool) -> None:
     store = MemoryStore()
     rows = _rows("h", 1)  # indexed, but the object is gone (expired before the pin)
     await commit_batch(pool, Batch(rows=rows))
-    outbox = pins.PinOutbox(pool, store)
+    outbox = PinOutbox(pool, store)
     assert (await outbox.run_once()).failed == 0
     assert await outbox.pending() == 0
 
@@ -188,7 +189,7 @@ async def test_changing_keep_latest_rebuilds_the_pins(pool: Pool) -> None:
     assert await pins.store_policy(pool, Policy(keep_latest=5))
     assert await _db_pins(pool) == {row.object_key for row in rows[-5:]}
     assert not await pins.store_policy(pool, Policy(keep_latest=5, traces_retain_days=9))
-    outbox = pins.PinOutbox(pool, store)
+    outbox = PinOutbox(pool, store)
     await outbox.drain()
     assert _store_pins(store) == {row.object_key for row in rows[-5:]}
 
@@ -207,7 +208,7 @@ async def test_on_a_lease_store_fresh_pins_and_unpins_cost_no_request(pool: Pool
     rows = await _stored(store, _rows("h", 14))
     await commit_batch(pool, Batch(rows=rows[:7]))
     await commit_batch(pool, Batch(rows=rows[7:]))
-    outbox = pins.PinOutbox(pool, store, lease_fresh_for=timedelta(hours=6))
+    outbox = PinOutbox(pool, store, lease_fresh_for=timedelta(hours=6))
     result = await outbox.run_once()
     assert result.entries == 10 + 4 + 4
     assert result.requests == 0
@@ -218,10 +219,10 @@ async def test_on_a_lease_store_fresh_pins_and_unpins_cost_no_request(pool: Pool
     await pool.execute(
         "UPDATE pins SET leased_at = now() - interval '2 days' WHERE object_key = ANY($1)", stale
     )
-    renewed = await pins.renew_leases(pool, store, older_than=timedelta(days=1))
+    renewed = await renew_leases(pool, store, older_than=timedelta(days=1))
     assert renewed == 3
     assert set(store.leases) == set(stale)
-    assert await pins.renew_leases(pool, store, older_than=timedelta(days=1)) == 0
+    assert await renew_leases(pool, store, older_than=timedelta(days=1)) == 0
 
 
 async def test_two_canvases_do_not_share_pins(pool: Pool) -> None:

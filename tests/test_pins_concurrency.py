@@ -17,7 +17,8 @@ from datetime import timedelta
 from trace_store import db, keys
 from trace_store.backends.memory import MemoryStore
 from trace_store.db.index import IndexRow
-from trace_store.db.pins import PinOutbox, pinned_keys, renew_leases
+from trace_store.db.outbox import PinOutbox, renew_leases
+from trace_store.db.pins import pinned_keys
 from trace_store.document.ids import uuid7
 from trace_store.timestamps import utc_datetime
 from trace_store.writer.commit import Batch, commit_batch

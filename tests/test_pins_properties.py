@@ -32,6 +32,7 @@ from tests.pin_model import Arrival, latest_per_handler
 from tests.pin_support import FaultyStore, index_row
 from trace_store import db
 from trace_store.db import pins
+from trace_store.db.outbox import PinOutbox
 from trace_store.writer.commit import Batch, commit_batch
 
 T0 = datetime.now(UTC) - timedelta(days=40)
@@ -82,7 +83,7 @@ async def _check_scenario(pool: db.Pool, keep: int, steps: list[Any]) -> None:
     policy = Policy(keep_latest=keep, traces_retain_days=2)
     await pins.store_policy(pool, policy)
     store = FaultyStore()
-    outbox = pins.PinOutbox(pool, store, retry_delay=timedelta(0))
+    outbox = PinOutbox(pool, store, retry_delay=timedelta(0))
     arrivals: list[Arrival] = []
     keys: list[str] = []
     now = T0

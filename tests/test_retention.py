@@ -21,6 +21,7 @@ from trace_store.backends.local import LocalStore
 from trace_store.backends.memory import MemoryStore
 from trace_store.db import patches, pins
 from trace_store.db.index import get_trace, list_traces
+from trace_store.db.outbox import PinOutbox
 from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ async def test_local_expirer_keeps_the_latest_and_expires_the_rest(
     assert sorted(deleted) == sorted(
         [f"traces/shop/get_user/{t}.json.zst" for t in ids[:5]] + unmatched
     )
-    await pins.PinOutbox(pool, store).drain()
+    await PinOutbox(pool, store).drain()
     assert await retention.expire_local(store, policy, now=now + timedelta(days=1)) == []
     assert sorted(
         await retention.expire_local(store, policy, now=now + timedelta(days=3, minutes=1))

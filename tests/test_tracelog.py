@@ -154,7 +154,7 @@ def _frame(n: int) -> bytes:
         )
         for i in range(n)
     ]
-    return wire.dumps(("batch", [wire.to_wire(p) for p in traces]))
+    return wire.dumps(("batch", [wire.prepare(p) for p in traces]))
 
 
 async def test_a_segment_read_to_its_end_is_committed_past_and_deleted(tmp_path: Path) -> None:

@@ -91,6 +91,12 @@ def process_writer(server: Server) -> ProcessWriter:
     return writer
 
 
+def child_pid(writer: ProcessWriter) -> int | None:
+    """The writer's current child process, if one is running."""
+    child = writer._child
+    return child.proc.pid if child is not None and child.alive else None
+
+
 async def metric(server: Server, prefix: str) -> float:
     async with server.http.get(server.gateway + "/metrics") as response:
         text = await response.text()
@@ -117,7 +123,7 @@ async def test_a_request_is_stored_and_indexed_by_the_writer_process(
 ) -> None:
     async with serve(database_url, tmp_path, {"shop": shop}, writer_mode="process") as server:
         writer = process_writer(server)
-        assert writer.child_pid not in (None, os.getpid())
+        assert child_pid(writer) not in (None, os.getpid())
         await get(server, "/users/7?x=1")
         await server.flush()
         doc = await latest_doc(server, "shop")  # manifest, signed URL, object bytes
@@ -244,13 +250,13 @@ async def test_a_killed_writer_process_loses_nothing(database_url: str, tmp_path
             for i in range(10):
                 await get(server, f"/users/{i}")
             await asyncio.sleep(0.3)  # the child has them, stuck on the index
-            first = writer.child_pid
+            first = child_pid(writer)
             assert first is not None
             os.kill(first, signal.SIGKILL)
             for i in range(10, 20):  # the gateway keeps answering meanwhile
                 await get(server, f"/users/{i}")
             deadline = time.monotonic() + 20
-            while writer.child_pid in (None, first):
+            while child_pid(writer) in (None, first):
                 assert time.monotonic() < deadline, "no new writer process"
                 await asyncio.sleep(0.05)
         finally:
@@ -332,11 +338,11 @@ def test_a_batch_that_does_not_pickle_becomes_one_frame_a_trace() -> None:
         node = child
     traces = [_pending(3) for _ in range(4)]
     traces[1].calls[0][4] = (deep,)  # type: ignore[index]
-    wires = [wire.to_wire(p) for p in traces]
-    assert wire.encode_batch_fast(wires) is None
-    frames, left_out = wire.encode_traces_alone(wires)
+    ready = [wire.prepare(p) for p in traces]
+    assert wire.encode_batch_fast(ready) is None
+    frames, left_out = wire.encode_traces_alone(ready)
     assert (len(frames), left_out) == (4, 0)
-    decoded = [wire.from_wire(wire.loads(f)[1][0]) for f in frames]
+    decoded = [wire.loads(f)[1][0] for f in frames]
     assert [len(p.calls or ()) for p in decoded] == [3, 3, 3, 3]
     assert decoded[1].values_tagged
     assert not decoded[0].values_tagged

@@ -12,12 +12,13 @@ through a :class:`RateLimitedLog`.
 from __future__ import annotations
 
 import logging
-import os
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 
-from trace_store.errors import ConfigError
+if TYPE_CHECKING:
+    from trace_store.config import Config
 
 FORMATS = ("text", "json")
 
@@ -44,13 +45,11 @@ class _Json(logging.Formatter):
         return orjson.dumps(event, default=str).decode()
 
 
-def configure(level: int, prefix: str = "") -> None:
+def configure(level: int, config: Config, prefix: str = "") -> None:
     """Send every logger's records to stderr, one line each, in the format
     ``STRATA_LOG_FORMAT`` names (``prefix`` names the process in text lines, e.g. the
     writer's). A format that is not one of :data:`FORMATS` is a :class:`ConfigError`."""
-    log_format = os.environ.get("STRATA_LOG_FORMAT") or "text"
-    if log_format not in FORMATS:
-        raise ConfigError(f"STRATA_LOG_FORMAT: expected one of {FORMATS}, got {log_format!r}")
+    log_format = config.get_choice("STRATA_LOG_FORMAT", "text", FORMATS)
     handler = logging.StreamHandler()
     handler.setFormatter(_Json() if log_format == "json" else _OneLine(prefix))
     root = logging.getLogger()

@@ -12,7 +12,8 @@ request's path); its slots are named here, and nowhere else.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from trace_store.document import tracebacks
@@ -119,7 +120,8 @@ class PendingTrace:
     adopted_from: str | None = None
     trace_id: str = ""
     #: The call values (args, kwargs, results) are already tagged JSON (see
-    #: :func:`trace_store.writer.wire.pretag`): a writer in another process got them that way.
+    #: :func:`trace_store.writer.wire.pretag`): a trace that could not cross to the writer
+    #: process as it was got them that way.
     values_tagged: bool = False
 
     @classmethod
@@ -165,3 +167,12 @@ class PendingTrace:
         if not self.trace_id:
             self.trace_id = uuid7(self.started_ns)
         return self.trace_id
+
+    def __reduce__(self) -> tuple[type[PendingTrace], tuple[Any, ...]]:
+        # The fields in order, through the plain constructor: the cheapest pickle of a
+        # slotted dataclass, and one that names no helper beyond this class (the writer
+        # process unpickles only this module's types and builtins).
+        return PendingTrace, _pending_fields(self)
+
+
+_pending_fields: Final = operator.attrgetter(*(f.name for f in fields(PendingTrace)))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from trace_store import db
 from trace_store.background import Retries
 from trace_store.db import pins
+from trace_store.db.outbox import PinOutbox, renew_leases
 from trace_store.keys import TRACES, UNMATCHED
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ async def start_tasks(
     cancels them on shutdown."""
     timings = timings or Timings()
     await pins.store_policy(pool, policy)
-    outbox = pins.PinOutbox(pool, store, lease_fresh_for=renew_interval(policy))
+    outbox = PinOutbox(pool, store, lease_fresh_for=renew_interval(policy))
     loop = asyncio.get_running_loop()
     tasks = [
         loop.create_task(outbox.run(poll_interval=timings.outbox_poll), name="pin-outbox"),
@@ -228,7 +229,7 @@ async def start_tasks(
                 _every(
                     timings.renew_check_every.total_seconds(),
                     "lease renewal",
-                    lambda: pins.renew_leases(pool, store, older_than=older_than),
+                    lambda: renew_leases(pool, store, older_than=older_than),
                 ),
                 name="lease-renewal",
             )

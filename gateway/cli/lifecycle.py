@@ -19,36 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_policies.policy import Policy, PolicyError
-from trace_store.backends.url import SETTING, parse_store_url
-from trace_store.errors import ConfigError, InvalidInput
+from gateway.cli import options
+from trace_store.errors import InvalidInput
 
 if TYPE_CHECKING:
     import argparse
 
     from lifecycle_policies.apply import Bucket
+    from lifecycle_policies.policy import Policy
     from trace_store.backends.base import ObjectStore
-
-
-def _policy(args: argparse.Namespace) -> Policy:
-    path = args.policy or os.environ.get("STRATA_POLICY")
-    try:
-        return Policy.from_file(path) if path else Policy()
-    except PolicyError as exc:
-        raise ConfigError(f"STRATA_POLICY (--policy): {exc}") from None
-
-
-def _store(args: argparse.Namespace) -> ObjectStore:
-    url = args.store or os.environ.get("STRATA_STORE")
-    if not url:
-        raise ConfigError(f"{SETTING}: no store given (--store URL or STRATA_STORE)")
-    return parse_store_url(url)
 
 
 def _close(store: ObjectStore) -> None:
@@ -58,8 +42,8 @@ def _close(store: ObjectStore) -> None:
 def _bucket(args: argparse.Namespace) -> tuple[Bucket, Policy]:
     from lifecycle_policies.apply import bucket_of
 
-    policy = _policy(args)  # validate before touching the network
-    store = _store(args)
+    policy = options.policy(args)  # validate before touching the network
+    store = options.store(args)
     try:
         return bucket_of(store), policy
     except BaseException:
@@ -71,7 +55,7 @@ def cmd_render(args: argparse.Namespace) -> None:
     """Print the provider's lifecycle JSON for the policy."""
     from lifecycle_policies.render import render_gcs, render_s3
 
-    policy = _policy(args)
+    policy = options.policy(args)
     render = render_s3 if args.provider == "s3" else render_gcs
     print(json.dumps(render(policy, args.prefix or ""), indent=2), flush=True)
 
@@ -152,28 +136,26 @@ def _local(store: ObjectStore) -> ObjectStore:
 
 def cmd_expire(args: argparse.Namespace) -> None:
     """Delete the local store's expired objects (the only deleting code path)."""
-    policy = _policy(args)
-    store = _local(_store(args))
+    policy = options.policy(args)
+    store = _local(options.store(args))
     print("\n".join(asyncio.run(_expire(args, store, policy))) or "nothing expired", flush=True)
 
 
 async def _expire(args: argparse.Namespace, store: Any, policy: Policy) -> list[str]:
     from trace_store import db, retention
     from trace_store.db import pins
+    from trace_store.db.outbox import PinOutbox
 
-    if not (args.database_url or args.data_dir or os.environ.get("STRATA_DATABASE_URL")):
+    if not (args.database_url or args.data_dir or options.config(args).get("STRATA_DATABASE_URL")):
         return await retention.expire_local(store, policy)
-    from gateway.config import ServeSettings
     from gateway.serve import resolve_database
 
-    settings = ServeSettings.from_env(
-        os.environ, database_url=args.database_url, data_dir=args.data_dir
-    )
+    settings = options.settings(args)
     async with contextlib.AsyncExitStack() as stack:
         pool = await db.connect_pool(await resolve_database(settings, stack), max_size=2)
         stack.push_async_callback(pool.close)
         # Bring the markers up to date first; the database's pins protect the rest.
-        await pins.PinOutbox(pool, store).drain()
+        await PinOutbox(pool, store).drain()
         return await retention.expire_local(store, policy, pinned=await pins.pinned_keys(pool))
 
 
@@ -191,8 +173,8 @@ def _moment(text: str) -> datetime:
 def cmd_simulate(args: argparse.Namespace) -> None:
     """List the objects that would be deleted by ``--at`` (nothing is deleted)."""
     at = _moment(args.at)
-    policy = _policy(args)
-    store = _store(args)
+    policy = options.policy(args)
+    store = options.store(args)
     try:
         keys = _simulate(store, policy, at)
     finally:

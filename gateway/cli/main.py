@@ -18,12 +18,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from gateway.cli import options
 from gateway.cli.lifecycle import add_lifecycle_commands
 from gateway.cli.store import add_store_commands
 from gateway.cli.traces import add_traces_commands
-from gateway.config import ServeSettings
 from gateway.loader import SETTING
 from trace_store import db, logs
+from trace_store.config import Config
 from trace_store.db import tokens
 from trace_store.errors import ConfigError, StrataError
 from trace_store.keys import check_canvas
@@ -31,6 +32,8 @@ from trace_store.keys import check_canvas
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Sequence
     from typing import Any, NoReturn
+
+    from gateway.config import ServeSettings
 
 EXIT_STATUS = """\
 exit status:
@@ -59,9 +62,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+def _run_loop(main: Coroutine[Any, Any, None], config: Config) -> None:
     """Run on uvloop where available (STRATA_LOOP=asyncio opts out)."""
-    if os.environ.get("STRATA_LOOP", "uvloop") == "uvloop":
+    if config.get_choice("STRATA_LOOP", "uvloop", ("uvloop", "asyncio")) == "uvloop":
         try:
             import uvloop
 
@@ -70,29 +73,6 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
         except ImportError:
             pass
     asyncio.run(main)
-
-
-def _db_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="data directory (STRATA_DATA_DIR, default ./.strata)")
-    parser.add_argument("--database-url", help="Postgres DSN (STRATA_DATABASE_URL)")
-
-
-def _settings(args: argparse.Namespace) -> ServeSettings:
-    flags = {
-        name: getattr(args, name, None)
-        for name in (
-            "apps",
-            "store",
-            "database_url",
-            "data_dir",
-            "gateway_port",
-            "editor_port",
-            "host",
-            "role",
-            "policy",
-        )
-    }
-    return ServeSettings.from_env(os.environ, **flags)
 
 
 async def _with_pool(settings: ServeSettings, work: Callable[[db.Pool], Awaitable[None]]) -> None:
@@ -110,17 +90,17 @@ async def _with_pool(settings: ServeSettings, work: Callable[[db.Pool], Awaitabl
 def cmd_serve(args: argparse.Namespace) -> None:
     from gateway.serve import serve_forever
 
-    settings = _settings(args)
+    settings = options.settings(args)
     if not settings.apps:
         raise ConfigError(f"{SETTING}: no canvas given (--app MODULE:ATTR or PATH.py:ATTR)")
-    _run_loop(serve_forever(settings, print_dev_tokens=args.print_dev_token))
+    _run_loop(serve_forever(settings, print_dev_tokens=args.print_dev_token), options.config(args))
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
     async def work(pool: db.Pool) -> None:
         print("migrations applied", flush=True)
 
-    _run_loop(_with_pool(_settings(args), work))
+    _run_loop(_with_pool(options.settings(args), work), options.config(args))
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
@@ -129,7 +109,7 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     async def work(pool: db.Pool) -> None:
         print(await tokens.create_token(pool, args.canvas), flush=True)
 
-    _run_loop(_with_pool(_settings(args), work))
+    _run_loop(_with_pool(options.settings(args), work), options.config(args))
 
 
 def cmd_token_list(args: argparse.Namespace) -> None:
@@ -141,7 +121,7 @@ def cmd_token_list(args: argparse.Namespace) -> None:
         for info in await tokens.list_tokens(pool, args.canvas):
             print(f"{info.id}  {info.canvas:24}  {info.created_at.isoformat()}")
 
-    _run_loop(_with_pool(_settings(args), work))
+    _run_loop(_with_pool(options.settings(args), work), options.config(args))
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> None:
@@ -149,7 +129,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> None:
         info = await tokens.revoke_token(pool, args.token_id)
         print(f"revoked {info.id} (canvas {info.canvas})", flush=True)
 
-    _run_loop(_with_pool(_settings(args), work))
+    _run_loop(_with_pool(options.settings(args), work), options.config(args))
 
 
 def _since(text: str) -> datetime:
@@ -171,7 +151,7 @@ def cmd_index_rebuild(args: argparse.Namespace) -> None:
     from trace_store.backends.url import parse_store_url
     from trace_store.rebuild import Progress, rebuild
 
-    settings = _settings(args)
+    settings = options.settings(args)
     store = parse_store_url(settings.store_url or settings.default_store_url)
     show = sys.stderr.isatty()
     started = time.monotonic()
@@ -201,7 +181,7 @@ def cmd_index_rebuild(args: argparse.Namespace) -> None:
         if len(report.invalid) > 20:
             print(f"skipped: {len(report.invalid) - 20} more", file=sys.stderr)
 
-    _run_loop(_with_pool(settings, work))
+    _run_loop(_with_pool(settings, work), options.config(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="canvas MODULE:ATTR or PATH.py:ATTR (repeatable; STRATA_APP, comma-separated)",
     )
     serve.add_argument("--store", help="object store URL (STRATA_STORE)")
-    _db_flags(serve)
+    options.db_flags(serve)
     serve.add_argument("--gateway-port", type=int, help="STRATA_GATEWAY_PORT (default 8000)")
     serve.add_argument("--editor-port", type=int, help="STRATA_EDITOR_PORT (default 8001)")
     serve.add_argument("--host", help="STRATA_HOST (default 127.0.0.1)")
@@ -233,24 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply Postgres migrations")
-    _db_flags(migrate)
+    options.db_flags(migrate)
     migrate.set_defaults(func=cmd_migrate)
 
     token = sub.add_parser("token", help="editor tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="print a new editor token for one canvas")
     create.add_argument("--canvas", required=True)
-    _db_flags(create)
+    options.db_flags(create)
     create.set_defaults(func=cmd_token_create)
     listing = token_sub.add_parser("list", help="the stored tokens: id, canvas, creation time")
     listing.add_argument("--canvas", help="only this canvas's tokens")
-    _db_flags(listing)
+    options.db_flags(listing)
     listing.set_defaults(func=cmd_token_list)
     revoke = token_sub.add_parser(
         "revoke", help="delete a token; every serve refuses it at once (401)"
     )
     revoke.add_argument("token_id", help="the id `token list` shows (8 or more hex digits)")
-    _db_flags(revoke)
+    options.db_flags(revoke)
     revoke.set_defaults(func=cmd_token_revoke)
 
     index = sub.add_parser("index", help="the Postgres index of the stored traces")
@@ -265,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_since,
         help="only traces since then: an ISO date or time, or an age like 7d, 12h, 30m",
     )
-    _db_flags(rebuild)
+    options.db_flags(rebuild)
     rebuild.set_defaults(func=cmd_index_rebuild)
 
     add_store_commands(sub)
@@ -277,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``strata`` console script."""
     args = build_parser().parse_args(argv)
+    args.config = Config()  # every setting of this run is read through it
     try:
-        logs.configure(logging.DEBUG if args.verbose else logging.WARNING)
+        logs.configure(logging.DEBUG if args.verbose else logging.WARNING, args.config)
     except StrataError as exc:
         print(f"strata: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -8,23 +8,14 @@ whether the store is reachable and usable (the same check ``serve`` runs at star
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import TYPE_CHECKING, Any
 
-from trace_store.backends.url import SETTING, parse_store_url
-from trace_store.errors import ConfigError
+from gateway.cli import options
 
 if TYPE_CHECKING:
     import argparse
 
     from trace_store.backends.base import ObjectStore
-
-
-def _store(args: argparse.Namespace) -> ObjectStore:
-    url = args.store or os.environ.get("STRATA_STORE")
-    if not url:
-        raise ConfigError(f"{SETTING}: no store given (--store URL or STRATA_STORE)")
-    return parse_store_url(url)
 
 
 async def _cors(store: ObjectStore, origins: list[str]) -> str:
@@ -50,12 +41,12 @@ async def _check(store: ObjectStore) -> str:
 
 def cmd_store_cors(args: argparse.Namespace) -> None:
     """Configure bucket CORS for the editor origins."""
-    print(asyncio.run(_cors(_store(args), list(args.origins))), flush=True)
+    print(asyncio.run(_cors(options.store(args), list(args.origins))), flush=True)
 
 
 def cmd_store_check(args: argparse.Namespace) -> None:
     """Check that the store is reachable, the bucket exists and credentials work."""
-    print(asyncio.run(_check(_store(args))), flush=True)
+    print(asyncio.run(_check(options.store(args))), flush=True)
 
 
 def add_store_commands(subparsers: Any) -> None:

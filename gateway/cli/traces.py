@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from gateway.cli import options
 from gateway.config import ServeSettings
 from trace_store.client import Client
 from trace_store.errors import ConfigError
@@ -59,15 +59,15 @@ def editor_url(args: argparse.Namespace) -> str:
     """The editor API a client reaches: ``--editor-url`` or ``strata serve``'s settings."""
     # The same parsing and validation as `strata serve`, over only the address variables:
     # a setting the client does not use (a policy file, a secret) cannot stop it.
-    env = {name: os.environ[name] for name in _ADDRESS_VARS if name in os.environ}
+    env = options.config(args).subset(_ADDRESS_VARS)
     return ServeSettings.from_env(env, editor_url=args.editor_url).local_editor_url
 
 
 def _client(args: argparse.Namespace) -> tuple[Client, str]:
-    token = args.token or os.environ.get("STRATA_TOKEN")
+    token = args.token or options.config(args).get("STRATA_TOKEN")
     if not token:
         raise ConfigError("STRATA_TOKEN (--token): an editor token is required")
-    canvas = args.canvas or os.environ.get("STRATA_CANVAS")
+    canvas = args.canvas or options.config(args).get("STRATA_CANVAS")
     if not canvas:
         raise ConfigError("STRATA_CANVAS (--canvas): name the canvas")
     return Client(editor_url(args), token, timeout=args.timeout), canvas

@@ -17,7 +17,6 @@ and signed URLs point at the emulator.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
     from google.auth.credentials import Credentials
+
+    from trace_store.config import Config
 
 
 SCOPES = ("https://www.googleapis.com/auth/devstorage.full_control",)
@@ -85,16 +86,16 @@ class GCSSettings:
 
     @classmethod
     def from_query(
-        cls, bucket: str, prefix: str, query: Mapping[str, str], environ: Mapping[str, str]
+        cls, bucket: str, prefix: str, query: Mapping[str, str], config: Config
     ) -> GCSSettings:
-        """Parse ``?credentials=`` strictly; take the emulator from ``environ``."""
+        """Parse ``?credentials=`` strictly; take the emulator from ``config``."""
         unknown = sorted(set(query) - {"credentials"})
         if unknown:
             raise ConfigError(
                 f"{SETTING}: unknown gs:// query parameter(s) {', '.join(unknown)};"
                 " expected credentials=/path/to/service-account.json"
             )
-        emulator = environ.get("STORAGE_EMULATOR_HOST") or None
+        emulator = config.get("STORAGE_EMULATOR_HOST")
         if emulator is not None and "://" not in emulator:
             emulator = f"http://{emulator}"  # the variable is often given as host:port
         return cls(bucket, prefix.strip("/"), query.get("credentials") or None, emulator)
@@ -208,9 +209,9 @@ class GCSStore(BlockingClientStore):
         self.bucket = client.bucket(settings.bucket)
 
     @classmethod
-    def from_url(cls, bucket: str, prefix: str, query: dict[str, str]) -> GCSStore:
+    def from_url(cls, bucket: str, prefix: str, query: dict[str, str], config: Config) -> GCSStore:
         """Build a store from ``gs://bucket/prefix?credentials=``, honouring the emulator."""
-        return cls(GCSSettings.from_query(bucket, prefix, query, os.environ))
+        return cls(GCSSettings.from_query(bucket, prefix, query, config))
 
     def describe(self) -> str:
         where = f" at {self.settings.emulator_host}" if self.settings.emulator_host else ""

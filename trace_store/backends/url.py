@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from trace_store.config import Config
 from trace_store.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,8 +20,11 @@ if TYPE_CHECKING:
 SETTING = "STRATA_STORE (--store)"
 
 
-def parse_store_url(url: str, *, signer: UrlSigner | None = None) -> ObjectStore:
-    """Build the store a URL names. ``signer`` serves local and memory stores' URLs."""
+def parse_store_url(
+    url: str, config: Config | None = None, *, signer: UrlSigner | None = None
+) -> ObjectStore:
+    """Build the store a URL names, with the settings of ``config`` (default: the
+    process environment's). ``signer`` serves local and memory stores' URLs."""
     parts = urlsplit(url)
     if parts.scheme == "file":
         # file:///abs/dir, or the relative form file:dir
@@ -47,5 +51,5 @@ def parse_store_url(url: str, *, signer: UrlSigner | None = None) -> ObjectStore
             return S3Store.from_url(parts.netloc, prefix, query)
         from trace_store.backends.gcs import GCSStore
 
-        return GCSStore.from_url(parts.netloc, prefix, query)
+        return GCSStore.from_url(parts.netloc, prefix, query, config or Config())
     raise ConfigError(f"{SETTING}: unsupported store URL {url!r}; expected file:, s3:// or gs://")

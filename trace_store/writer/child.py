@@ -31,6 +31,7 @@ import orjson
 
 from trace_store import db, gc_tuning, logs
 from trace_store.backends.url import parse_store_url
+from trace_store.config import Config
 from trace_store.metrics import Metrics
 from trace_store.writer import wire
 from trace_store.writer.batch_writer import TraceWriter
@@ -173,7 +174,7 @@ def main() -> None:
     # The protocol owns the real stdout; a stray print() anywhere goes to stderr.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
-    logs.configure(logging.INFO, "writer ")  # the parent has checked STRATA_LOG_FORMAT
+    logs.configure(logging.INFO, Config(), "writer ")  # the parent has checked STRATA_LOG_FORMAT
     try:
         import uvloop
 

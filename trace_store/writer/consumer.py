@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Final
 
 from trace_store.errors import describe
 from trace_store.logs import RateLimitedLog
+from trace_store.record import PendingTrace
 from trace_store.writer import wire
 from trace_store.writer.log import START, LogReader, Position
 from trace_store.writer.queue import weight
 
 if TYPE_CHECKING:
-    from trace_store.record import PendingTrace
     from trace_store.writer.batch_writer import TraceWriter
 
 log = logging.getLogger("strata.log")
@@ -50,10 +50,10 @@ def _load(
     for record in reader.read(limit, READ_BYTES):
         traces: list[PendingTrace] | None
         try:
-            kind, wires = wire.loads(record.payload)
-            assert kind == "batch"
-            traces = [wire.from_wire(item) for item in wires]
-        except (pickle.UnpicklingError, AssertionError, ValueError, TypeError, EOFError) as exc:
+            kind, traces = wire.loads(record.payload)
+            if kind != "batch" or not all(isinstance(p, PendingTrace) for p in traces):
+                raise ValueError("not a batch of traces")
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as exc:
             log.error("trace log: a frame of %d traces does not decode (%s)", record.traces, exc)
             traces = None
         out.append((record.end, record.traces, traces))

@@ -111,8 +111,8 @@ class ProcessWriter:
 
     Same surface as the inline writer for the gateway: :meth:`submit` (non-blocking,
     bounded, drops counted), :meth:`start`, :meth:`stop`, :meth:`flush`, :attr:`depth`
-    and :attr:`config`, plus :meth:`problem` for ``/readyz``. ``on_indexed`` hooks and
-    the ``before_put`` test seam exist only on the inline writer.
+    and :attr:`config`, plus :meth:`problem` for ``/readyz``. ``on_indexed`` hooks exist
+    only on the inline writer.
     """
 
     def __init__(
@@ -167,12 +167,6 @@ class ProcessWriter:
     def queued(self) -> int:
         """Traces in this process's memory queue (not yet in the log)."""
         return len(self._queue)
-
-    @property
-    def child_pid(self) -> int | None:
-        """The current writer process, if one is running."""
-        child = self._child
-        return child.proc.pid if child is not None and child.alive else None
 
     def problem(self) -> str | None:
         """Why the trace log is not healthy (``None`` when it is), for ``/readyz``."""
@@ -285,12 +279,12 @@ class ProcessWriter:
                     await asyncio.sleep(FRAME_WAIT)  # let a burst share one frame
                 continue
             batch = _take_frame(queue)
-            wires = [wire.to_wire(p) for p in batch]
-            data = wire.encode_batch_fast(wires)
+            ready = [wire.prepare(p) for p in batch]
+            data = wire.encode_batch_fast(ready)
             if data is not None:
-                frames = [(data, len(wires))]
+                frames = [(data, len(ready))]
             else:  # a trace that does not pickle as it is: tag it, off the loop
-                alone, left_out = await asyncio.to_thread(wire.encode_traces_alone, wires)
+                alone, left_out = await asyncio.to_thread(wire.encode_traces_alone, ready)
                 frames = [(payload, 1) for payload in alone]
                 if left_out:
                     log.warning("%d traces could not be pickled even tagged", left_out)

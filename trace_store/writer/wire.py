@@ -1,7 +1,9 @@
 """How finished traces cross from the gateway to the writer process: pickled frames.
 
-A trace frame is a pickle of ``("batch", [wire trace, ...])``; the gateway appends it
-to the trace log (:mod:`trace_store.writer.log`) and the writer reads it back. Control
+A trace frame is a pickle of ``("batch", [PendingTrace, ...])``: the finished traces as
+the request path built them (:func:`prepare` makes them safe to cross), nothing else.
+The gateway appends it to the trace log (:mod:`trace_store.writer.log`) and the writer
+reads it back. Control
 messages between the two processes travel on the child's stdin as a 4-byte big-endian
 length and a pickle of a message tuple (:func:`frame`). Pickle is the cheapest way to
 move live Python values (the recorded call arguments and results) to another process:
@@ -22,10 +24,9 @@ Two things must not cross as they are:
 from __future__ import annotations
 
 import io
-import operator
 import pickle
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from types import BuiltinFunctionType, FunctionType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,12 +46,6 @@ MAX_FRAME: Final = 1 << 31
 _SAFE_MODULES: Final = frozenset(
     {"builtins", "datetime", "decimal", "uuid", "copyreg", "collections", "trace_store.record"}
 )
-_FIELDS: Final = tuple(f.name for f in fields(PendingTrace))
-_as_tuple: Final = operator.attrgetter(*_FIELDS)
-_CALLS: Final = _FIELDS.index("calls")
-_TAGGED: Final = _FIELDS.index("values_tagged")
-
-WireTrace = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +93,10 @@ def frame(payload: bytes) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
-def to_wire(p: PendingTrace) -> WireTrace:
-    """``p`` as a tuple, its exceptions reduced to :class:`ErrorInfo` (calls mutated),
-    its trace id fixed (a frame read twice after a crash must store the same trace)."""
+def prepare(p: PendingTrace) -> PendingTrace:
+    """``p`` made ready to cross: its exceptions reduced to :class:`ErrorInfo` (calls
+    mutated), its trace id fixed (a frame read twice after a crash must store the same
+    trace), its headers a tuple."""
     p.ensure_id()
     if isinstance(p.error, BaseException):
         p.error = ErrorInfo.of(p.error)
@@ -111,13 +107,7 @@ def to_wire(p: PendingTrace) -> WireTrace:
                 call[C_ERROR] = ErrorInfo.of(error)
     if not isinstance(p.raw_headers, tuple):  # aiohttp gives a tuple; anything else is copied
         p.raw_headers = tuple(p.raw_headers)
-    wire: WireTrace = _as_tuple(p)
-    return wire
-
-
-def from_wire(wire: WireTrace) -> PendingTrace:
-    """Invert :func:`to_wire`."""
-    return PendingTrace(*wire)
+    return p
 
 
 #: How deep :func:`pretag` keeps call values. A trace that does not pickle usually
@@ -128,12 +118,12 @@ PRETAG_DEPTH = 8
 _PRETAG_START = MAX_DEPTH - PRETAG_DEPTH  # to_json cuts at MAX_DEPTH: start that close
 
 
-def pretag(wire: WireTrace) -> WireTrace:
-    """``wire`` with its call values tagged as JSON (to :data:`PRETAG_DEPTH` levels),
-    for a trace that cannot be pickled."""
-    calls = wire[_CALLS]
+def pretag(p: PendingTrace) -> PendingTrace:
+    """A copy of ``p`` with its call values tagged as JSON (to :data:`PRETAG_DEPTH`
+    levels), for a trace that cannot be pickled."""
+    calls = p.calls
     if not calls:
-        return wire
+        return p
     tagged = []
     for call in calls:
         copy = list(call)
@@ -141,13 +131,10 @@ def pretag(wire: WireTrace) -> WireTrace:
         copy[C_KWARGS] = to_json(call[C_KWARGS], _PRETAG_START) if call[C_KWARGS] else {}
         copy[C_RESULT] = to_json(call[C_RESULT], _PRETAG_START)
         tagged.append(copy)
-    out = list(wire)
-    out[_CALLS] = tagged
-    out[_TAGGED] = True
-    return tuple(out)
+    return replace(p, calls=tagged, values_tagged=True)
 
 
-def encode_batch_fast(batch: Sequence[WireTrace]) -> bytes | None:
+def encode_batch_fast(batch: Sequence[PendingTrace]) -> bytes | None:
     """One ``("batch", traces)`` frame, pickled at once (one memo: the handler
     descriptions repeat), or ``None`` when some trace does not pickle as it is."""
     try:
@@ -156,7 +143,7 @@ def encode_batch_fast(batch: Sequence[WireTrace]) -> bytes | None:
         return None
 
 
-def encode_traces_alone(batch: Sequence[WireTrace]) -> tuple[list[bytes], int]:
+def encode_traces_alone(batch: Sequence[PendingTrace]) -> tuple[list[bytes], int]:
     """For a batch :func:`encode_batch_fast` could not pickle: one frame per trace, and
     how many traces had to be left out.
 
@@ -166,8 +153,8 @@ def encode_traces_alone(batch: Sequence[WireTrace]) -> tuple[list[bytes], int]:
     the values, so callers on an event loop run this in a thread.
     """
     frames: list[bytes] = []
-    for wire in batch:
-        for candidate in (wire, pretag(wire)):
+    for p in batch:
+        for candidate in (p, pretag(p)):
             try:
                 frames.append(dumps(("batch", [candidate])))
             except Exception:
