@@ -294,8 +294,11 @@ def _pending(calls: int, body: int = 0) -> PendingTrace:
 
 
 def test_a_frame_is_bounded_by_its_pickling_work_and_takes_at_least_one_trace() -> None:
-    from trace_store.writer.process import FRAME_BODY_BYTES, FRAME_CALLS, _take_frame
+    from trace_store.writer.process import FRAME_BODY_BYTES, FRAME_CALLS, FRAME_TRACES
     from trace_store.writer.queue import TraceQueue
+
+    def _take_frame(q: TraceQueue) -> list[PendingTrace]:
+        return q.take(FRAME_TRACES, FRAME_CALLS, FRAME_BODY_BYTES)
 
     def queue(*traces: PendingTrace) -> TraceQueue:
         q = TraceQueue(WriterConfig(queue_calls=10**9))

@@ -31,8 +31,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import pickle
-import sys
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,12 +39,11 @@ import orjson
 from trace_store.errors import ConfigError, describe
 from trace_store.logs import RateLimitedLog
 from trace_store.writer import wire
+from trace_store.writer.child_link import ChildLink, spawn
 from trace_store.writer.log import LogFull, Position, TraceLog
-from trace_store.writer.queue import TraceQueue, weight
+from trace_store.writer.queue import TraceQueue
 
 if TYPE_CHECKING:
-    from prometheus_client import Counter
-
     from trace_store.metrics import Metrics
     from trace_store.record import PendingTrace
     from trace_store.writer.queue import WriterConfig
@@ -66,43 +63,6 @@ READY_TIMEOUT: Final = 60.0
 MAX_RESTART_DELAY: Final = 5.0
 #: The log counts as not draining when it holds traces and nothing was committed for this long.
 STALL_SECONDS: Final = 30.0
-
-
-class _Child:
-    """One incarnation of the writer process and what it has told us."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.ready = asyncio.Event()
-        self.depth = 0
-        self.bytes = 0
-        self.seen: dict[tuple[str, str], float] = {}
-        self.flushes: dict[int, asyncio.Future[bool]] = {}
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.returncode is None and self.proc.stdin is not None
-
-    def send(self, *message: Any) -> bool:
-        stdin = self.proc.stdin
-        if not self.alive or stdin is None or stdin.is_closing():
-            return False
-        stdin.write(wire.frame(wire.dumps(message)))
-        return True
-
-
-def _take_frame(queue: TraceQueue) -> list[PendingTrace]:
-    """The next frame's traces: up to :data:`FRAME_TRACES`, :data:`FRAME_CALLS` call
-    records and :data:`FRAME_BODY_BYTES` of bodies, and at least one trace."""
-    batch: list[PendingTrace] = []
-    calls = body = 0
-    while queue and len(batch) < FRAME_TRACES:
-        more_calls, more_body = weight(queue.peek())
-        if batch and (calls + more_calls > FRAME_CALLS or body + more_body > FRAME_BODY_BYTES):
-            break
-        batch.append(queue.pop())
-        calls, body = calls + more_calls, body + more_body
-    return batch
 
 
 class ProcessWriter:
@@ -131,7 +91,7 @@ class ProcessWriter:
         self._wake = asyncio.Event()
         self._sent_all = asyncio.Event()
         self._sent_all.set()
-        self._child: _Child | None = None
+        self._child: ChildLink | None = None
         self._child_changed = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -257,7 +217,7 @@ class ProcessWriter:
 
     # -- the sender -------------------------------------------------------------------
 
-    async def _ready_child(self) -> _Child:
+    async def _ready_child(self) -> ChildLink:
         while True:
             child = self._child
             if child is not None and child.alive and child.ready.is_set():
@@ -278,7 +238,7 @@ class ProcessWriter:
                 if not self._stopping and len(queue) < FRAME_TRACES:
                     await asyncio.sleep(FRAME_WAIT)  # let a burst share one frame
                 continue
-            batch = _take_frame(queue)
+            batch = queue.take(FRAME_TRACES, FRAME_CALLS, FRAME_BODY_BYTES)
             ready = [wire.prepare(p) for p in batch]
             data = wire.encode_batch_fast(ready)
             if data is not None:
@@ -325,30 +285,13 @@ class ProcessWriter:
 
     # -- the child process ------------------------------------------------------------
 
-    async def _spawn(self) -> _Child:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "trace_store.writer.child",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=None,  # the child's logs go where ours go
-        )
-        child = _Child(proc)
-        assert proc.stdin is not None
-        # Our own dataclasses: the plain pickler (the safe one is for canvas values).
-        proc.stdin.write(wire.frame(pickle.dumps(("config", self.child_config))))
-        end = self.tracelog.end
-        child.send("log", end.segment, end.offset)
-        return child
-
     async def _supervise(self) -> None:
         delay = 0.1
         while True:
             loop = asyncio.get_running_loop()
             born = loop.time()
             try:
-                child = await self._spawn()
+                child = await spawn(self.child_config, self.tracelog.end)
             except Exception as exc:
                 self._start_error = exc
                 self._started_once.set()
@@ -381,7 +324,7 @@ class ProcessWriter:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RESTART_DELAY)
 
-    async def _listen(self, child: _Child) -> None:
+    async def _listen(self, child: ChildLink) -> None:
         stdout = child.proc.stdout
         assert stdout is not None
         while line := await stdout.readline():
@@ -404,29 +347,10 @@ class ProcessWriter:
                 if answered is not None and not answered.done():
                     answered.set_result(True)
 
-    def _apply_stats(self, child: _Child, stats: dict[str, Any]) -> None:
-        # The child reports cumulative totals; ours add the increase since its last report.
-        m = self.metrics
-        counters: tuple[tuple[str, Counter, dict[str, float]], ...] = (
-            ("written", m.traces_written, stats["written"]),
-            ("indexed", m.traces_indexed, {"": stats["indexed"]}),
-            ("dropped", m.traces_dropped, stats["dropped"]),
-            ("retries", m.writer_retries, stats["retries"]),
-        )
-        for name, counter, values in counters:
-            for label, value in values.items():
-                delta = value - child.seen.get((name, label), 0.0)
-                if delta > 0:
-                    (counter.labels(label) if label else counter).inc(delta)
-                    child.seen[(name, label)] = value
-        for size, seconds in stats.get("batches", ()):
-            m.batch_size.observe(size)
-            m.batch_seconds.observe(seconds)
-        committed = Position(*stats["committed"])
+    def _apply_stats(self, child: ChildLink, stats: dict[str, Any]) -> None:
+        committed = child.apply_stats(self.metrics, stats)
         if committed > self.tracelog.committed:
             self._progress_at = time.monotonic()
             self._full = False  # room again; the next append tries
         self.tracelog.committed_to(committed)
-        child.depth = int(stats["depth"])
-        child.bytes = int(stats["bytes"])
-        m.queue_bytes.set(self._queue.bytes + child.bytes)
+        self.metrics.queue_bytes.set(self._queue.bytes + child.bytes)

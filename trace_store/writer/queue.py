@@ -84,3 +84,16 @@ class TraceQueue:
         self.calls -= calls
         self.bytes -= size
         return p
+
+    def take(self, traces: int, calls: int, size: int) -> list[PendingTrace]:
+        """The oldest traces up to ``traces`` of them, ``calls`` call records and
+        ``size`` body bytes, and at least one (a trace over a bound goes alone)."""
+        batch: list[PendingTrace] = []
+        taken_calls = taken_size = 0
+        while self._items and len(batch) < traces:
+            more_calls, more_size = weight(self._items[0])
+            if batch and (taken_calls + more_calls > calls or taken_size + more_size > size):
+                break
+            batch.append(self.pop())
+            taken_calls, taken_size = taken_calls + more_calls, taken_size + more_size
+        return batch
