@@ -202,10 +202,7 @@ async def test_serve_runs_the_outbox_and_lists_pins_truthfully(
     assert all(task.done() for task in tasks)
 
 
-async def test_patches_go_with_their_trace_and_stay_with_a_pinned_one(
-    pool: Pool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(retention, "PATCH_BATCH", 1)  # several statements, one pass
+async def test_patches_go_with_their_trace_and_stay_with_a_pinned_one(pool: Pool) -> None:
     day = (NOW - timedelta(days=10)).date()
     async with pool.acquire() as conn:
         await conn.execute(
@@ -233,7 +230,8 @@ async def test_patches_go_with_their_trace_and_stay_with_a_pinned_one(
     ]:
         await patches.append(pool, CANVAS, trace_id, at, {"kind": "rerun"})
 
-    done = await retention.maintain_index(pool, Policy(keep_latest=1), NOW)
+    # One patch a statement: several statements in one pass.
+    done = await retention.maintain_index(pool, Policy(keep_latest=1), NOW, patch_batch=1)
     assert db.partition_name(day) in done
     assert "patches (2 retired)" in done
     assert await patches.list_patches(pool, CANVAS, unpinned) == []

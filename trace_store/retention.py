@@ -94,15 +94,21 @@ async def drop_old_partitions(conn: Connection, retain_days: int, now: datetime)
 
 
 async def maintain_index(
-    pool: Pool, policy: RetentionDays, now: datetime | None = None
+    pool: Pool,
+    policy: RetentionDays,
+    now: datetime | None = None,
+    *,
+    patch_batch: int | None = None,
 ) -> list[str]:
     """Create the coming days' partitions, drop those past the window, and retire the
-    patches of the traces that left with them."""
+    patches of the traces that left with them (``patch_batch`` at a time, default
+    :data:`PATCH_BATCH`)."""
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn:
         await db.ensure_partitions(conn)
         done = await drop_old_partitions(conn, policy.traces_retain_days, now)
-        retired = await retire_patches(conn, now - timedelta(days=policy.traces_retain_days))
+        cutoff = now - timedelta(days=policy.traces_retain_days)
+        retired = await retire_patches(conn, cutoff, batch=patch_batch or PATCH_BATCH)
     if retired:
         done.append(f"patches ({retired} retired)")
     return done
@@ -129,7 +135,7 @@ SELECT count(*) FROM gone
 """
 
 
-async def retire_patches(conn: Connection, cutoff: datetime) -> int:
+async def retire_patches(conn: Connection, cutoff: datetime, *, batch: int = PATCH_BATCH) -> int:
     """Delete the patches (and seq counters) of traces that can no longer be read: older
     than ``cutoff``, not pinned, and gone from the index (their partition was dropped).
     Returns how many patches went.
@@ -143,9 +149,9 @@ async def retire_patches(conn: Connection, cutoff: datetime) -> int:
     while True:
         async with conn.transaction():
             await conn.execute("SET LOCAL lock_timeout = '5s'")
-            count = int(await conn.fetchval(_RETIRE_PATCHES, cutoff, PATCH_BATCH))
+            count = int(await conn.fetchval(_RETIRE_PATCHES, cutoff, batch))
         total += count
-        if count < PATCH_BATCH:
+        if count < batch:
             return total
 
 
