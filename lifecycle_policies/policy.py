@@ -127,20 +127,6 @@ class Policy:
                 values[cls.FIELDS[path]] = value
         return cls(**values)
 
-    def to_toml(self) -> str:
-        """The policy as a TOML document that :meth:`from_toml` reads back equal."""
-        lines: list[str] = []
-        current_table = ""
-        for path, attribute in self.FIELDS.items():
-            table, key = path.split(".")
-            if table != current_table:
-                if lines:
-                    lines.append("")
-                lines.append(f"[{table}]")
-                current_table = table
-            lines.append(f"{key} = {getattr(self, attribute)}")
-        return "\n".join(lines) + "\n"
-
 
 def _check_int(path: str, value: object) -> int:
     # bool is a subclass of int; `retain_days = true` is a mistake, not 1 day.
