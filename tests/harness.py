@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,10 @@ import orjson
 from gateway.config import ServeSettings
 from gateway.serve import Running, start
 from runtime.canvas import Canvas
+from trace_store.backends.base import ObjectStore
 from trace_store.db import tokens
 from trace_store.document import codec
+from trace_store.writer.batch_writer import TraceWriter
 
 
 @dataclasses.dataclass
@@ -73,7 +75,7 @@ async def serve(
     """A running server with both apps on port 0, closed (and drained) on exit.
 
     The writer runs inline unless ``writer_mode="process"`` is given: quicker to start,
-    and tests can hold it through its ``before_put`` seam.
+    and tests can hold its store puts with :func:`hold_puts`.
     """
     overrides.setdefault("writer_mode", "inline")
     settings = dataclasses.replace(
@@ -91,6 +93,32 @@ async def serve(
             yield Server(running, http)
     finally:
         await running.close()
+
+
+class HeldStore:
+    """A writer's store behind a hook: ``hook`` is awaited at the start of every
+    ``put_many`` (once per attempt of a batch), so a test can hold the writer on the
+    store or make an attempt fail; everything else goes straight to the wrapped store."""
+
+    def __init__(self, store: ObjectStore, hook: Callable[[], Awaitable[None]]) -> None:
+        self._store = store
+        self._hook = hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def put_many(
+        self, items: Sequence[tuple[str, bytes]], **kwargs: Any
+    ) -> list[BaseException | None]:
+        await self._hook()
+        return await self._store.put_many(items, **kwargs)
+
+
+def hold_puts(server: Server, hook: Callable[[], Awaitable[None]]) -> None:
+    """Run ``hook`` before each store write of the server's (inline) writer."""
+    writer = server.running.services.writer
+    assert isinstance(writer, TraceWriter)
+    writer.store = HeldStore(writer.store, hook)  # type: ignore[assignment]
 
 
 @dataclasses.dataclass

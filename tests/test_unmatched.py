@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from runtime import Canvas, Request
-from tests.harness import Server, serve
+from tests.harness import Server, hold_puts, serve
 from trace_store import keys
 from trace_store.db import notify, unmatched
 from trace_store.document import codec, schema
@@ -284,7 +284,7 @@ async def test_a_scanner_cannot_crowd_handler_traces_out_of_the_queue(
         async def hold() -> None:
             await gate.wait()
 
-        writer.before_put = hold
+        hold_puts(server, hold)
         statuses = [(await raw_request(server, f"/scan/{i}".encode()))[0] for i in range(20)]
         assert statuses == [404] * 20
         # Handler traces still find room.

@@ -11,7 +11,7 @@ import asyncpg
 
 from tests.canvases import shop
 from tests.fixtures_postgres import count_traces
-from tests.harness import serve
+from tests.harness import hold_puts, serve
 from trace_store.writer.queue import WriterConfig
 
 
@@ -32,7 +32,6 @@ async def test_requests_are_answered_while_the_store_is_held(
 ) -> None:
     async with serve(database_url, tmp_path, {"shop": shop}) as server:
         gate = asyncio.Event()
-        writer = server.running.services.writer
         waiting = 0
 
         async def hold() -> None:
@@ -40,7 +39,7 @@ async def test_requests_are_answered_while_the_store_is_held(
             waiting += 1
             await gate.wait()
 
-        writer.before_put = hold
+        hold_puts(server, hold)
         slowest = await _hammer(server, 50)
         await asyncio.sleep(0.2)
         assert waiting > 0  # the writer really is stuck on the store
@@ -82,7 +81,7 @@ async def test_a_full_queue_drops_traces_and_counts_them(database_url: str, tmp_
         async def hold() -> None:
             await gate.wait()
 
-        server.running.services.writer.before_put = hold
+        hold_puts(server, hold)
         await _hammer(server, 100)  # every request is still answered
         async with server.http.get(server.gateway + "/metrics") as response:
             text = await response.text()
@@ -109,7 +108,7 @@ async def test_store_failures_are_retried_until_written(database_url: str, tmp_p
                 failures -= 1
                 raise ConnectionError("store hiccup")
 
-        server.running.services.writer.before_put = flaky
+        hold_puts(server, flaky)
         await _hammer(server, 3)
         await server.flush()
         assert await count_traces(server.running.services.pool) == 3

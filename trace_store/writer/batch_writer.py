@@ -122,8 +122,6 @@ class TraceWriter:
         #: counted) with ``True``, or with ``False`` when it was left unfinished at stop.
         #: Set by the log consumer, which commits the log past finished batches only.
         self.on_done: Callable[[list[PendingTrace], bool], None] | None = None
-        #: Test seam: awaited before each store put; lets a test hold the writer.
-        self.before_put: Callable[[], Awaitable[None]] | None = None
 
     # -- the request path -------------------------------------------------------------
 
@@ -172,11 +170,6 @@ class TraceWriter:
     def problem(self) -> str | None:
         """Nothing to report: this writer has no log (its drops are counted)."""
         return None
-
-    @property
-    def backlog(self) -> int:
-        """Traces submitted and not yet finished: queued, encoding, storing or indexing."""
-        return len(self._queue) + self._in_flight
 
     @property
     def queued(self) -> int:
@@ -265,8 +258,6 @@ class TraceWriter:
         conflicts: set[str] = set()
 
         async def put_pending() -> None:
-            if self.before_put is not None:
-                await self.before_put()
             results = await asyncio.wait_for(
                 self.store.put_many(
                     [(item.key, item.data) for item in pending.values()],
