@@ -84,8 +84,6 @@ class ObjectStore(abc.ABC):
     scheme: ClassVar[str]
     #: A signed GET answers with the stored ``Content-Encoding`` header.
     supports_content_encoding: ClassVar[bool] = True
-    #: ``get(..., byte_range=...)`` is served by the backend itself.
-    supports_ranged_get: ClassVar[bool] = True
     #: ``set_cors`` configures a real CORS policy on the bucket.
     supports_cors: ClassVar[bool] = False
     #: Signed URLs are served by strata's own editor server (``/objects/...``).
