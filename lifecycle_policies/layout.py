@@ -18,15 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trace_store.errors import InvalidInput
-from trace_store.keys import EXPIRABLE_TAG, PINNED_TAG, TAG_TRUE, TRACES, UNMATCHED
+from trace_store.keys import TRACES, UNMATCHED
 
 #: Every lifecycle rule strata owns on S3 has an ID starting with this.
 RULE_ID_PREFIX = "strata-"
-
-
-def s3_tags(*, pinned: bool) -> dict[str, str]:
-    """The complete tag set of a strata object on S3 in the given pin state."""
-    return {PINNED_TAG: TAG_TRUE} if pinned else {EXPIRABLE_TAG: TAG_TRUE}
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,6 @@ def split_path(path: str) -> list[str]:
 class _Node(Generic[T]):
     literals: dict[str, _Node[T]] = field(default_factory=dict)
     param: _Node[T] | None = None
-    param_name: str = ""
     wildcard: tuple[RoutePattern, T] | None = None
     value: T | None = None
     pattern: RoutePattern | None = None

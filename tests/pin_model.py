@@ -56,9 +56,9 @@ from lifecycle_policies.evaluate import (
     s3_eligible_from,
     s3_expiration_time,
 )
-from lifecycle_policies.layout import key_prefixes, s3_tags
+from lifecycle_policies.layout import key_prefixes
 from lifecycle_policies.render import render_gcs, render_s3
-from trace_store.keys import trace_key
+from trace_store.keys import EXPIRABLE_TAG, PINNED_TAG, TAG_TRUE, trace_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -67,6 +67,11 @@ if TYPE_CHECKING:
 
 S = TypeVar("S")
 Provider = Literal["s3", "gcs"]
+
+
+def s3_tags(*, pinned: bool) -> dict[str, str]:
+    """The complete tag set of a strata object on S3 in the given pin state."""
+    return {PINNED_TAG: TAG_TRUE} if pinned else {EXPIRABLE_TAG: TAG_TRUE}
 
 
 @dataclass(frozen=True, slots=True)

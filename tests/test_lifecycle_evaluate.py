@@ -17,9 +17,9 @@ from lifecycle_policies.evaluate import (
     s3_eligible_from,
     s3_expiration_time,
 )
-from lifecycle_policies.layout import s3_tags
 from lifecycle_policies.policy import Policy
 from lifecycle_policies.render import render_gcs, render_s3
+from tests.pin_model import s3_tags
 
 DAY = timedelta(days=1)
 T0 = datetime(2024, 3, 1, 10, 30, tzinfo=UTC)

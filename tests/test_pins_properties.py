@@ -24,11 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifecycle_policies.evaluate import S3Object, s3_eligible_from, s3_expiration_time
-from lifecycle_policies.layout import s3_tags
 from lifecycle_policies.policy import Policy
 from lifecycle_policies.render import render_s3
 from tests.fixtures_postgres import with_database
-from tests.pin_model import Arrival, latest_per_handler
+from tests.pin_model import Arrival, latest_per_handler, s3_tags
 from tests.pin_support import FaultyStore, index_row
 from trace_store import db
 from trace_store.db import pins

@@ -8,5 +8,3 @@ from typing import Any, TypeAlias
 JSON: TypeAlias = Any
 #: A JSON object, as decoded from a trace or patch document.
 JSONObject: TypeAlias = dict[str, Any]
-#: Header lists keep order and repeats: ``[[name, value], ...]``.
-HeaderList: TypeAlias = list[list[str]]

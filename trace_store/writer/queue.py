@@ -73,10 +73,6 @@ class TraceQueue:
         self.bytes += size
         return True
 
-    def peek(self) -> PendingTrace:
-        """The oldest trace, left in place."""
-        return self._items[0]
-
     def pop(self) -> PendingTrace:
         """Take the oldest trace."""
         p = self._items.popleft()
