@@ -27,6 +27,7 @@ from tests.fixtures_cloud import DUMMY_KEY, gcs_raw_client
 from tests.store_conformance import KEYS, StoreFactory, StoreTests
 from trace_store.backends.base import ObjectStore
 from trace_store.backends.gcs import GCSSettings, GCSStore, _load_key
+from trace_store.config import Config
 from trace_store.errors import AlreadyExists, ConfigError, ObjectNotFound, StoreUnavailable
 
 
@@ -182,7 +183,7 @@ async def test_from_url_honours_storage_emulator_host(
     gcs_emulator: str, gcs_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.removeprefix("http://"))
-    store = GCSStore.from_url(gcs_bucket, "pre", {"credentials": str(DUMMY_KEY)})
+    store = GCSStore.from_url(gcs_bucket, "pre", {"credentials": str(DUMMY_KEY)}, Config())
     try:
         await store.put_new(KEYS[0], b"via emulator")
         blob = gcs_raw_client(gcs_emulator).bucket(gcs_bucket).get_blob(f"pre/{KEYS[0]}")
