@@ -184,3 +184,32 @@ async def test_a_segment_read_to_its_end_is_committed_past_and_deleted(tmp_path:
     assert len(store.objects) == 12
     assert read_committed(tmp_path) == again.end  # the start of the next segment
     assert segments(tmp_path) == []  # the full segment is gone
+
+
+async def test_caught_up_waits_for_frames_still_being_decoded(tmp_path: Path) -> None:
+    # The reader's position runs ahead while a load decodes the frames it read. A flush
+    # that arrived then was answered at once, before those traces were stored: the
+    # writer process's flush() returned with traces missing.
+    from trace_store.backends.memory import MemoryStore
+    from trace_store.metrics import Metrics
+    from trace_store.writer.batch_writer import TraceWriter
+    from trace_store.writer.consumer import LogConsumer
+    from trace_store.writer.queue import WriterConfig
+
+    tracelog = _opened(tmp_path)
+    traces = 20_000  # one frame that takes a while to unpickle
+    tracelog.append(_frame(traces), traces)
+    store = MemoryStore()
+    writer = TraceWriter(store, None, Metrics(), config=WriterConfig(queue_traces=traces))
+    consumer = LogConsumer(LogReader(tmp_path), writer)
+    writer.start()
+    reading = asyncio.create_task(consumer.run())
+    consumer.extend(tracelog.end)
+    while consumer.reader.position < tracelog.end:  # read, and still being decoded
+        await asyncio.sleep(0)
+    await asyncio.wait_for(consumer.wait_caught_up(tracelog.end), 60)
+    stored = len(store.objects)
+    consumer.stop()
+    await reading
+    await writer.stop()
+    assert stored == traces

@@ -96,7 +96,8 @@ class LogConsumer:
 
     def caught_up(self, position: Position) -> bool:
         """Whether everything the log held before ``position`` is finished."""
-        return self.reader.position >= position and not self._frames
+        # While a load runs, the reader is past frames not yet submitted.
+        return self.reader.position >= position and not self._frames and not self._loading
 
     async def wait_caught_up(self, position: Position) -> None:
         """Wait until :meth:`caught_up` (or the consumer stops)."""
