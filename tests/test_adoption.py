@@ -16,7 +16,7 @@ from runtime import Canvas, Request
 from tests.fixtures_postgres import count_traces
 from tests.harness import Server, serve
 from trace_store import keys
-from trace_store.db.unmatched import list_entries
+from trace_store.db.unmatched import StoredRequest, list_entries
 from trace_store.document import codec, schema
 from trace_store.document.build import TraceLimits, build_trace
 from trace_store.record import PendingTrace
@@ -183,6 +183,12 @@ def _stored_unmatched(path: str) -> tuple[PendingTrace, bytes]:
     return pending, codec.encode(build_trace(pending, TraceLimits()))
 
 
+def _request(p: PendingTrace) -> StoredRequest:
+    """``p`` as the writer hands a stored unmatched request to the summary."""
+    key = keys.unmatched_key(p.canvas, p.trace_id)
+    return StoredRequest(p.canvas, p.method, p.path, p.started_ns, p.trace_id, key)
+
+
 async def test_adoption_after_a_crash_between_copy_and_index_is_retried_safely(
     pool: Pool, tmp_path: Path
 ) -> None:
@@ -192,7 +198,7 @@ async def test_adoption_after_a_crash_between_copy_and_index_is_retried_safely(
     pending, data = _stored_unmatched("/hello/crash")
     key = keys.unmatched_key("app", pending.trace_id)
     await store.put_new(key, data)
-    await commit_batch(pool, Batch(unmatched=[(pending, key)]))
+    await commit_batch(pool, Batch(unmatched=[_request(pending)]))
     canvas = app_with_hello()
 
     # "Crash": the copy happened, the index commit did not.
@@ -221,8 +227,8 @@ async def test_adoption_skips_expired_and_foreign_objects_and_never_overwrites(
     store = LocalStore(tmp_path / "objects")
     expired, _ = _stored_unmatched("/hello/expired")
     taken, taken_data = _stored_unmatched("/hello/taken")
-    batch = [(p, keys.unmatched_key("app", p.trace_id)) for p in (expired, taken)]
-    await store.put_new(batch[1][1], taken_data)  # the first one's object has expired
+    batch = [_request(p) for p in (expired, taken)]
+    await store.put_new(batch[1].object_key, taken_data)  # the first one's object has expired
     other = b"not the same bytes"
     await store.put_new(keys.trace_key("app", "hello", taken.trace_id), other)
     await commit_batch(pool, Batch(unmatched=batch))

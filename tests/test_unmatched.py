@@ -19,6 +19,7 @@ from runtime import Canvas, Request
 from tests.harness import Server, hold_puts, serve
 from trace_store import keys
 from trace_store.db import notify, unmatched
+from trace_store.db.unmatched import StoredRequest
 from trace_store.document import codec, schema
 from trace_store.record import PendingTrace
 from trace_store.writer.commit import Batch, commit_batch
@@ -86,8 +87,18 @@ def pending(path: str, started_ns: int, method: str = "GET", canvas: str = "app"
     return p
 
 
-def stored(items: list[PendingTrace]) -> list[tuple[PendingTrace, str]]:
-    return [(p, keys.unmatched_key(p.canvas, p.trace_id)) for p in items]
+def stored(items: list[PendingTrace]) -> list[StoredRequest]:
+    return [
+        StoredRequest(
+            p.canvas,
+            p.method,
+            p.path,
+            p.started_ns,
+            p.trace_id,
+            keys.unmatched_key(p.canvas, p.trace_id),
+        )
+        for p in items
+    ]
 
 
 T0 = 1_800_000_000_000_000_000

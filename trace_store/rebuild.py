@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from trace_store import keys
 from trace_store.db.index import IndexRow, trace_time_window
-from trace_store.db.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, safe_text
+from trace_store.db.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, StoredRequest, safe_text
 from trace_store.document import codec
 from trace_store.errors import InvalidInput
-from trace_store.record import PendingTrace
 from trace_store.timestamps import unix_ns
 from trace_store.writer.commit import Batch, commit_batch
 
@@ -113,26 +112,20 @@ def row_from_object(key: str, data: bytes) -> IndexRow:
     )
 
 
-def unmatched_from_object(key: str, data: bytes) -> PendingTrace:
+def unmatched_from_object(key: str, data: bytes) -> StoredRequest:
     """The few fields of a stored unmatched request its summary row needs."""
     kind, canvas, _, trace_id = _parse_key(key)
     doc = codec.decode(data)
     if kind != keys.UNMATCHED or doc.get("canvas") != canvas or doc.get("trace_id") != trace_id:
         raise InvalidInput(f"{key}: the document does not match its key")
     request = doc["input"]
-    return PendingTrace(
+    return StoredRequest(
         canvas=canvas,
-        kind=keys.UNMATCHED,
-        handler=None,
-        started_ns=unix_ns(_started_at(doc)),
-        duration_ns=0,
         method=str(request["method"]),
         path=str(request["path"]),
-        query_string="",
-        params={},
-        raw_headers=(),
-        body=b"",
+        started_ns=unix_ns(_started_at(doc)),
         trace_id=trace_id,
+        object_key=key,
     )
 
 
@@ -214,7 +207,7 @@ async def _rebuild_unmatched(
         (r["canvas"], r["method"], r["path"])
         for r in await pool.fetch("SELECT canvas, method, path FROM unmatched")
     }
-    items: list[tuple[PendingTrace, str]] = []
+    items: list[StoredRequest] = []
     for start in range(0, len(candidates), BATCH):
         for key, data in await asyncio.gather(
             *(fetch(k) for k in candidates[start : start + BATCH])
@@ -222,17 +215,17 @@ async def _rebuild_unmatched(
             try:
                 if isinstance(data, BaseException):
                     raise data
-                pending = unmatched_from_object(key, data)
+                request = unmatched_from_object(key, data)
             except Exception as exc:
                 progress.invalid.append(f"{key}: {exc}")
                 continue
-            method = safe_text(pending.method, MAX_METHOD_BYTES)[0]
-            if (pending.canvas, method, safe_text(pending.path, MAX_PATH_BYTES)[0]) not in known:
-                items.append((pending, key))
+            method = safe_text(request.method, MAX_METHOD_BYTES)[0]
+            if (request.canvas, method, safe_text(request.path, MAX_PATH_BYTES)[0]) not in known:
+                items.append(request)
         progress.done += min(BATCH, len(candidates) - start)
         if on_progress is not None:
             on_progress(progress)
-    items.sort(key=lambda item: item[0].started_ns)
+    items.sort(key=lambda item: item.started_ns)
     for start in range(0, len(items), BATCH):
         await commit_batch(pool, Batch(unmatched=items[start : start + BATCH]))
     progress.unmatched = len(items)

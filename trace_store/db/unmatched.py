@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     import asyncpg
 
     from trace_store.db import Connection, Pool
-    from trace_store.record import PendingTrace
 
 #: Summary rows kept per canvas, most recently seen first.
 PATHS_PER_CANVAS: Final = 1000
@@ -61,6 +60,19 @@ def safe_text(value: str, max_bytes: int) -> tuple[str, bool]:
     return data[:max_bytes].decode("utf-8", "ignore"), True
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """One stored unmatched request, as its summary row reads it (the counterpart of a
+    handler trace's :class:`~trace_store.db.index.IndexRow`)."""
+
+    canvas: str
+    method: str
+    path: str
+    started_ns: int
+    trace_id: str
+    object_key: str
+
+
 @dataclass(slots=True)
 class Sighting:
     """What one batch adds to one summary row."""
@@ -77,26 +89,26 @@ class Sighting:
     samples: list[str]
 
 
-def aggregate(items: Sequence[tuple[PendingTrace, str]]) -> list[Sighting]:
+def aggregate(items: Sequence[StoredRequest]) -> list[Sighting]:
     """Fold a batch's stored unmatched requests into one sighting per row, in key order.
 
     Key order gives every writer the same lock order on the rows it upserts.
     """
     found: dict[tuple[str, str, str], Sighting] = {}
-    for pending, key in sorted(items, key=lambda item: item[0].started_ns):
-        method, _ = safe_text(pending.method, MAX_METHOD_BYTES)
-        path, cut = safe_text(pending.path, MAX_PATH_BYTES)
-        trace_id = pending.ensure_id()
-        seen = found.get((pending.canvas, method, path))
+    for request in sorted(items, key=lambda item: item.started_ns):
+        method, _ = safe_text(request.method, MAX_METHOD_BYTES)
+        path, cut = safe_text(request.path, MAX_PATH_BYTES)
+        trace_id, key = request.trace_id, request.object_key
+        seen = found.get((request.canvas, method, path))
         if seen is None:
-            found[(pending.canvas, method, path)] = Sighting(
-                pending.canvas,
+            found[(request.canvas, method, path)] = Sighting(
+                request.canvas,
                 method,
                 path,
                 cut,
                 1,
-                pending.started_ns,
-                pending.started_ns,
+                request.started_ns,
+                request.started_ns,
                 trace_id,
                 key,
                 [trace_id],
@@ -104,7 +116,7 @@ def aggregate(items: Sequence[tuple[PendingTrace, str]]) -> list[Sighting]:
             continue
         seen.count += 1
         seen.path_truncated = seen.path_truncated or cut
-        seen.last_ns = pending.started_ns
+        seen.last_ns = request.started_ns
         seen.trace_id, seen.object_key = trace_id, key
         seen.samples.append(trace_id)
         del seen.samples[:-SAMPLES_PER_PATH]
@@ -157,7 +169,7 @@ WHERE u.canvas = old.canvas AND u.method = old.method AND u.path = old.path
 
 
 async def record(
-    conn: Connection, items: Sequence[tuple[PendingTrace, str]], *, bound: int = PATHS_PER_CANVAS
+    conn: Connection, items: Sequence[StoredRequest], *, bound: int = PATHS_PER_CANVAS
 ) -> int:
     """Fold a batch of stored unmatched requests into the summary (inside the caller's
     transaction) and publish ``unmatched`` events. Returns the rows touched."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from trace_store import keys
 from trace_store.background import Retries
 from trace_store.db.index import IndexRow
+from trace_store.db.unmatched import StoredRequest
 from trace_store.document import codec
 from trace_store.document.build import TraceLimits, build_trace
 from trace_store.errors import AlreadyExists
@@ -44,24 +45,6 @@ if TYPE_CHECKING:
     from trace_store.metrics import Metrics
 
 log = logging.getLogger("strata.writer")
-
-
-def _unmatched_view(pending: PendingTrace) -> PendingTrace:
-    """What the unmatched summary reads of a request, without bodies or call records."""
-    return PendingTrace(
-        canvas=pending.canvas,
-        kind=pending.kind,
-        handler=None,
-        started_ns=pending.started_ns,
-        duration_ns=pending.duration_ns,
-        method=pending.method,
-        path=pending.path,
-        query_string="",
-        params={},
-        raw_headers=(),
-        body=b"",
-        trace_id=pending.ensure_id(),
-    )
 
 
 class Writer(Protocol):
@@ -82,12 +65,17 @@ class Writer(Protocol):
 
 @dataclass(slots=True)
 class Encoded:
-    """One trace ready to store: its key, bytes and index row."""
+    """One trace ready to store: its key, its bytes, and the row that commits it (a
+    handler trace's index row, or an unmatched request's summary input)."""
 
-    pending: PendingTrace
     key: str
     data: bytes
-    row: IndexRow | None
+    row: IndexRow | StoredRequest
+
+    @property
+    def kind(self) -> str:
+        """``keys.TRACES`` or ``keys.UNMATCHED``."""
+        return keys.TRACES if isinstance(self.row, IndexRow) else keys.UNMATCHED
 
 
 class TraceWriter:
@@ -269,7 +257,7 @@ class TraceWriter:
             for item, error in zip(list(pending.values()), results, strict=True):
                 if error is None:
                     del pending[item.key]
-                    self.metrics.traces_written.labels(item.pending.kind).inc()
+                    self.metrics.traces_written.labels(item.kind).inc()
                 elif isinstance(error, AlreadyExists):
                     # Other bytes under this trace's key (a write torn by a crash):
                     # permanent, so retrying would stall the batch and the log.
@@ -285,10 +273,8 @@ class TraceWriter:
         await self._retry("store", put_pending)
         stored = [item for item in items if item.key not in conflicts]
         committed = Batch(
-            rows=[item.row for item in stored if item.row is not None],
-            unmatched=[
-                (_unmatched_view(item.pending), item.key) for item in stored if not item.row
-            ],
+            rows=[item.row for item in stored if isinstance(item.row, IndexRow)],
+            unmatched=[item.row for item in stored if isinstance(item.row, StoredRequest)],
         )
         rows = committed.rows
         if (rows or committed.unmatched) and self.pool is not None:
@@ -342,7 +328,9 @@ class TraceWriter:
         data = codec.encode(doc)
         trace_id = doc["trace_id"]
         if p.kind == keys.UNMATCHED or p.handler is None:
-            return Encoded(p, keys.unmatched_key(p.canvas, trace_id), data, None)
+            key = keys.unmatched_key(p.canvas, trace_id)
+            request = StoredRequest(p.canvas, p.method, p.path, p.started_ns, trace_id, key)
+            return Encoded(key, data, request)
         handler_id = p.handler["id"]
         key = keys.trace_key(p.canvas, handler_id, trace_id)
         functions = sorted({c[C_FUNCTION] for c in p.calls if c[C_KIND] == USER}) if p.calls else []
@@ -359,4 +347,4 @@ class TraceWriter:
             functions=tuple(functions),
             has_error=p.error is not None,
         )
-        return Encoded(p, key, data, row)
+        return Encoded(key, data, row)

@@ -17,7 +17,7 @@ from trace_store.db.index import insert_rows
 if TYPE_CHECKING:
     from trace_store.db import Pool
     from trace_store.db.index import IndexRow
-    from trace_store.record import PendingTrace
+    from trace_store.db.unmatched import StoredRequest
 
 
 @dataclass(slots=True)
@@ -26,8 +26,8 @@ class Batch:
 
     #: Index rows of handler traces, one per stored base object.
     rows: list[IndexRow] = field(default_factory=list)
-    #: Unmatched (404) requests whose objects were stored, with their keys.
-    unmatched: list[tuple[PendingTrace, str]] = field(default_factory=list)
+    #: Unmatched (404) requests whose objects were stored.
+    unmatched: list[StoredRequest] = field(default_factory=list)
 
 
 async def commit_batch(pool: Pool, batch: Batch) -> None:
