@@ -54,6 +54,43 @@ def client_host(host: str) -> str:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """Bounds and timings of the event streams."""
+
+    #: Seconds between comment lines on an idle stream (keeps proxies from closing it).
+    heartbeat: float = 15.0
+    #: Recent events kept per canvas for ``Last-Event-ID`` resumption.
+    ring_size: int = 1024
+    #: Per-connection buffer: beyond either bound the client is dropped as too slow.
+    client_events: int = 256
+    client_bytes: int = 256 * 1024
+    #: A single write blocked longer than this drops the client.
+    write_timeout: float = 30.0
+    #: Reconnection delay the server suggests to clients (the ``retry:`` field).
+    retry_ms: int = 3000
+    #: Seconds between liveness probes of the ``LISTEN`` connection.
+    keepalive: float = 15.0
+    #: Open streams per process; beyond it new streams get 503.
+    max_clients: int = 10_000
+
+    @classmethod
+    def from_config(cls, config: Config) -> EventSettings:
+        """Settings from ``STRATA_EVENTS_*`` variables; a bad value names its variable."""
+        number, integer = config.get_float, config.get_int
+        return cls(
+            heartbeat=number("STRATA_EVENTS_HEARTBEAT", 15.0, low=0.05, high=3600),
+            ring_size=integer("STRATA_EVENTS_RING", 1024, low=0, high=1_000_000),
+            client_events=integer("STRATA_EVENTS_CLIENT_BUFFER", 256, low=1, high=100_000),
+            client_bytes=integer(
+                "STRATA_EVENTS_CLIENT_BYTES", 256 * 1024, low=8192, high=64 * 1024 * 1024
+            ),
+            write_timeout=number("STRATA_EVENTS_WRITE_TIMEOUT", 30.0, low=0.1, high=3600),
+            keepalive=number("STRATA_EVENTS_KEEPALIVE", 15.0, low=0.1, high=3600),
+            max_clients=integer("STRATA_EVENTS_MAX_CLIENTS", 10_000, low=1, high=1_000_000),
+        )
+
+
+@dataclass(frozen=True)
 class ServeSettings:
     """Everything ``strata serve`` needs to start."""
 
@@ -95,6 +132,8 @@ class ServeSettings:
     sync_threads: int = 32
     #: Retention (SPEC §10), from the TOML file named by ``STRATA_POLICY``.
     policy: Policy = field(default_factory=Policy)
+    #: The editor's live event streams (``STRATA_EVENTS_*``).
+    events: EventSettings = field(default_factory=EventSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | Config, **flags: object) -> ServeSettings:
@@ -183,6 +222,7 @@ class ServeSettings:
             run_timeout=config.get_float("STRATA_RUN_TIMEOUT", 30.0, low=0.1, high=3600),
             sync_threads=config.get_int("STRATA_SYNC_THREADS", 32, low=1, high=1024),
             policy=policy,
+            events=EventSettings.from_config(config),
         )
 
     def resolve_secret(self) -> bytes:

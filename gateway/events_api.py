@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.editor_api import TOKENS, authorised_canvas
-from gateway.events import EventHub, EventSettings
-from trace_store.config import Config
+from gateway.events import EventHub
 from trace_store.db import tokens
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from gateway.config import EventSettings
     from gateway.services import Services
 
 
@@ -75,7 +75,7 @@ def add_event_routes(
 
     Call after :func:`gateway.editor_api.add_api_routes` (the token checker).
     """
-    hub = EventHub(services, settings or EventSettings.from_config(Config()))
+    hub = EventHub(services, settings or services.settings.events)
     app[EVENTS] = hub
     # A revoked token must be refused at once, by every process: drop cached answers.
     hub.listen_also(tokens.REVOKED_CHANNEL, lambda _canvas: app[TOKENS].forget())

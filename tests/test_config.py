@@ -9,6 +9,7 @@ import pytest
 from gateway.config import ServeSettings
 from gateway.loader import load_canvases
 from trace_store.backends.url import parse_store_url
+from trace_store.config import Config
 from trace_store.errors import ConfigError
 
 
@@ -30,11 +31,23 @@ from trace_store.errors import ConfigError
         ({"STRATA_LOG_BYTES": "lots"}, "STRATA_LOG_BYTES"),
         ({"STRATA_LOG_BYTES": "1000"}, "STRATA_LOG_BYTES"),
         ({"STRATA_QUEUE_CALLS": "0"}, "STRATA_QUEUE_CALLS"),
+        ({"STRATA_EVENTS_RING": "many"}, "STRATA_EVENTS_RING"),
+        ({"STRATA_EVENTS_HEARTBEAT": "0"}, "STRATA_EVENTS_HEARTBEAT"),
+        ({"STRATA_WRITER": "thread"}, "STRATA_WRITER"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], setting: str) -> None:
     with pytest.raises(ConfigError, match=setting):
         ServeSettings.from_env(env)
+
+
+def test_every_setting_is_read_from_the_given_environment_only() -> None:
+    settings = ServeSettings.from_env(
+        Config({"STRATA_EVENTS_RING": "16", "STRATA_QUEUE_CALLS": "7", "STRATA_REDACT_FIELDS": ""})
+    )
+    assert (settings.events.ring_size, settings.writer.queue_calls) == (16, 7)
+    assert settings.limits.redact_fields == frozenset()  # set but empty: none
+    assert ServeSettings.from_env(Config({})).events.ring_size == 1024
 
 
 def test_flags_override_the_environment() -> None:

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import pytest
 
-from gateway.config import ServeSettings
+from gateway.config import EventSettings, ServeSettings
 from gateway.events import EventHub
 from gateway.events_api import EVENTS
 from gateway.serve import start
@@ -28,12 +28,13 @@ EVENTS_PATH = "/api/v1/canvases/{}/events"
 
 
 @pytest.fixture
-async def server(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Server]:
-    monkeypatch.setenv("STRATA_EVENTS_HEARTBEAT", "0.2")
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[Server]:
     async with serve(
-        database_url, tmp_path, {"shop": shop, "blog": blog}, admin_token="admin-token-0123456789"
+        database_url,
+        tmp_path,
+        {"shop": shop, "blog": blog},
+        admin_token="admin-token-0123456789",
+        events=EventSettings(heartbeat=0.2),
     ) as running:
         yield running
 

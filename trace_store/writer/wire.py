@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from trace_store.writer.queue import WriterConfig
 
 HEADER: Final = struct.Struct(">I")
-MAX_FRAME: Final = 1 << 31
 
 #: Modules whose types (and reconstructors) unpickle without running canvas code.
 _SAFE_MODULES: Final = frozenset(
