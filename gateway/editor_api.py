@@ -7,6 +7,7 @@ object straight from the store.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -68,8 +69,34 @@ async def list_handlers(request: web.Request) -> web.Response:
     return web.json_response({"handlers": handlers})
 
 
+def _moment(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 time, got {raw[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{name} needs a time zone (Z or +hh:mm), got {raw[:40]!r}")
+    return moment
+
+
+def _filter(request: web.Request) -> index.TraceFilter:
+    """SPEC §14's filters of a trace list, validated."""
+    status = request.query.get("status")
+    if status is not None and status not in index.STATUS_FILTERS:
+        raise InvalidInput(f"status must be one of {', '.join(index.STATUS_FILTERS)}")
+    function = request.query.get("function")
+    if function is not None and not keys.FUNCTION_RE.fullmatch(function):
+        raise InvalidInput(f"invalid function name {function[:80]!r}")
+    # since >= until is an empty range, not an error.
+    return index.TraceFilter(status, _moment(request, "since"), _moment(request, "until"), function)
+
+
 async def list_traces(request: web.Request) -> web.Response:
-    """``GET .../handlers/{handler_id}/traces?limit=&before=``, newest first."""
+    """``GET .../handlers/{handler_id}/traces?limit=&before=&status=&since=&until=&function=``,
+    newest first."""
     services, canvas = await authorised_canvas(request)
     handler_id = keys.check_handler_id(request.match_info["handler_id"])
     if handler_id not in canvas.handlers:
@@ -78,8 +105,9 @@ async def list_traces(request: web.Request) -> web.Response:
     before = request.query.get("before")
     if before is not None:
         before = keys.check_trace_id(before)
+    keep = _filter(request)
     rows = await index.list_traces(
-        services.pool, canvas.name, handler_id, limit=limit, before=before
+        services.pool, canvas.name, handler_id, limit=limit, before=before, keep=keep
     )
     next_cursor = rows[-1].trace_id if len(rows) == limit else None
     counts = await patches.count_patches(services.pool, canvas.name, [r.trace_id for r in rows])

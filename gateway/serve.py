@@ -25,6 +25,7 @@ from gateway.config import client_host
 from gateway.editor_api import add_api_routes
 from gateway.errors import error_middleware
 from gateway.events_api import add_event_routes
+from gateway.explain_api import add_explain_routes
 from gateway.grand_user import build_gateway_app
 from gateway.health import add_health_routes
 from gateway.http_server import Runner
@@ -95,6 +96,7 @@ def build_editor_app(services: Services) -> web.Application:
     add_health_routes(app)
     add_api_routes(app, services)
     add_patch_routes(app)
+    add_explain_routes(app)
     add_object_routes(app)
     add_unmatched_routes(app)
     add_event_routes(app, services)

@@ -80,6 +80,16 @@ current: ContextVar[Recorder | None] = ContextVar("strata_recorder", default=Non
 _parent: ContextVar[int | None] = ContextVar("strata_parent_call", default=None)
 
 
+def parent_call() -> int | None:
+    """The id of the innermost user-function call running now (``None`` outside one):
+    what a call starting here would record as its parent."""
+    recorder = current.get()
+    if recorder is None:
+        return None
+    inner = recorder.sync_parent
+    return _parent.get() if inner is None else inner
+
+
 def record_function(function: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Wrap a user function so its calls are recorded when a recorder is active."""
     if inspect.iscoroutinefunction(function):

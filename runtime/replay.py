@@ -21,7 +21,8 @@ from trace_store.document.values import args_hash, from_json
 from trace_store.errors import NotFound, StrataError
 
 if TYPE_CHECKING:
-    from runtime.canvas import Canvas
+    from runtime.canvas import Canvas, Handler
+    from trace_store.record import Execution
     from trace_store.types import JSONObject
 
 
@@ -147,6 +148,11 @@ async def replay(canvas: Canvas, doc: JSONObject, *, max_calls: int = 10_000) ->
         max_calls=max_calls,
         replay=answers,
     )
+    return report(doc, handler, run, answers)
+
+
+def report(doc: JSONObject, handler: Handler, run: Execution, answers: TraceReplay) -> ReplayReport:
+    """Compare ``run`` (the handler re-executed with ``answers``) with the trace ``doc``."""
     calls = calls_doc(run.calls or [], run.origin_ns)
     limit = (doc.get("limits") or {}).get("max_body_bytes", 1024 * 1024)
     body, _ = body_doc(run.body, limit)

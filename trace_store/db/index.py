@@ -170,19 +170,65 @@ async def get_trace(pool: Pool, canvas: str, trace_id: str) -> IndexRow | None:
     return None if record is None else IndexRow.from_record(record)
 
 
+#: ``status=`` of a trace list (SPEC §14): an HTTP status class, or "raised an error".
+STATUS_FILTERS = ("2xx", "3xx", "4xx", "5xx", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFilter:
+    """What a trace list keeps (SPEC §14); every field ``None`` keeps everything."""
+
+    status: str | None = None  # one of STATUS_FILTERS
+    since: datetime | None = None  # started at or after
+    until: datetime | None = None  # started before
+    function: str | None = None  # called this user function
+
+    def where(self, args: list[Any]) -> str:
+        """The SQL conditions (each starting with `` AND``), their values appended to
+        ``args`` as numbered parameters."""
+
+        def param(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        sql = ""
+        if self.status == "error":
+            sql += " AND has_error"
+        elif self.status is not None:
+            low = int(self.status[0]) * 100
+            sql += f" AND status >= {param(low)} AND status < {param(low + 100)}"
+        if self.since is not None:
+            sql += f" AND started_at >= {param(self.since)}"
+        if self.until is not None:
+            sql += f" AND started_at < {param(self.until)}"
+        if self.function is not None:
+            sql += f" AND functions @> ARRAY[{param(self.function)}::text]"
+        return sql
+
+
 async def list_traces(
-    pool: Pool, canvas: str, handler_id: str, *, limit: int, before: str | None = None
+    pool: Pool,
+    canvas: str,
+    handler_id: str,
+    *,
+    limit: int,
+    before: str | None = None,
+    keep: TraceFilter | None = None,
 ) -> list[IndexRow]:
-    """A handler's visible traces, newest first, strictly older than ``before`` when
-    given: its pinned traces (from the pins table, so they outlive their partition)
-    and its unpinned traces within the retention window."""
-    cursor = "" if before is None else " AND trace_id < $4::uuid"
+    """A handler's visible traces that ``keep`` keeps, newest first, strictly older than
+    ``before`` when given: its pinned traces (from the pins table, so they outlive their
+    partition) and its unpinned traces within the retention window."""
+    args: list[Any] = [canvas, handler_id, limit]
+    cursor = "" if before is None else f" AND trace_id < ${len(args) + 1}::uuid"
+    if before is not None:
+        args.append(before)
+    wanted = cursor + (keep or TraceFilter()).where(args)
     records = await pool.fetch(
         f"SELECT * FROM (SELECT {_COLUMNS}, true AS pinned FROM pins"
-        f" WHERE canvas = $1 AND handler_id = $2{cursor}"
+        f" WHERE canvas = $1 AND handler_id = $2{wanted}"
         f" UNION ALL SELECT {_COLUMNS}, false FROM traces t"
-        f" WHERE canvas = $1 AND handler_id = $2{cursor} AND {_IN_WINDOW} AND {_NOT_PINNED}"
+        f" WHERE canvas = $1 AND handler_id = $2{wanted} AND {_IN_WINDOW} AND {_NOT_PINNED}"
         ") AS visible ORDER BY trace_id DESC LIMIT $3",
-        *((canvas, handler_id, limit) if before is None else (canvas, handler_id, limit, before)),
+        *args,
     )
     return [IndexRow.from_record(r) for r in records]
