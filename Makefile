@@ -1,4 +1,4 @@
-# strata: `make run` serves the demo canvas, `make test` runs every check.
+# strata: `make run` serves the demo canvas (reloading its file on change), `make test` runs every check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,7 +21,7 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)
-	$(BIN)/strata serve --app examples.demo:canvas --print-dev-token
+	$(BIN)/strata serve --app examples.demo:canvas --print-dev-token --reload
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -134,6 +134,9 @@ class ServeSettings:
     policy: Policy = field(default_factory=Policy)
     #: The editor's live event streams (``STRATA_EVENTS_*``).
     events: EventSettings = field(default_factory=EventSettings)
+    #: Watch the canvas modules and load their changes in the running process
+    #: (``STRATA_RELOAD``, ``--reload``; see gateway.reload).
+    reload: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | Config, **flags: object) -> ServeSettings:
@@ -223,6 +226,7 @@ class ServeSettings:
             sync_threads=config.get_int("STRATA_SYNC_THREADS", 32, low=1, high=1024),
             policy=policy,
             events=EventSettings.from_config(config),
+            reload=bool(flags.get("reload")) or config.get_bool("STRATA_RELOAD", False),
         )
 
     def resolve_secret(self) -> bytes:

@@ -34,27 +34,28 @@ class HostRouter:
     """
 
     def __init__(self, canvases: dict[str, Canvas], domain: str) -> None:
+        # Names, not canvas objects, are remembered: a reload swaps the canvas.
         self._canvases = canvases
         self._suffix = "." + domain
-        self._only = next(iter(canvases.values())) if len(canvases) == 1 else None
-        self._cache: dict[str, Canvas | None] = {}
+        self._only = next(iter(canvases)) if len(canvases) == 1 else None
+        self._cache: dict[str, str | None] = {}
 
     def pick(self, host: str | None) -> Canvas | None:
         if self._only is not None:
-            return self._only
+            return self._canvases.get(self._only)
         if not host:
             return None
-        found = self._cache.get(host, self)
-        if found is not self:
-            return found  # type: ignore[return-value]
+        if host in self._cache:
+            known = self._cache[host]
+            return None if known is None else self._canvases.get(known)
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         name = name.lower().rstrip(".")
-        canvas = None
-        if name.endswith(self._suffix):
-            canvas = self._canvases.get(name[: -len(self._suffix)])
+        found = None
+        if name.endswith(self._suffix) and name[: -len(self._suffix)] in self._canvases:
+            found = name[: -len(self._suffix)]
         if len(self._cache) < 4096:  # bounded: hosts are client input
-            self._cache[host] = canvas
-        return canvas
+            self._cache[host] = found
+        return None if found is None else self._canvases.get(found)
 
 
 def _no_canvas(host: str | None) -> web.Response:

@@ -146,3 +146,32 @@ def load_canvases(specs: tuple[str, ...] | list[str]) -> dict[str, Canvas]:
             raise ConfigError(f"{SETTING}: two canvases are named {canvas.name!r}")
         canvases[canvas.name] = canvas
     return canvases
+
+
+def canvas_module(canvas: Canvas) -> ModuleType | None:
+    """The module that defines ``canvas`` (where its handlers live), if it has a file."""
+    for handler in canvas.handlers.values():
+        module = sys.modules.get(handler.function.__module__)
+        if module is not None and getattr(module, "__file__", None):
+            return module
+    return None
+
+
+def reload_canvas(module: ModuleType, name: str) -> Canvas:
+    """Execute ``module``'s file again into a fresh module and return its canvas called
+    ``name``. The fresh module replaces the old in ``sys.modules`` only once it has
+    loaded; on any failure the old one stays, and the exception propagates."""
+    spec = module.__spec__
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{SETTING}: module {module.__name__!r} cannot be reloaded")
+    fresh = importlib.util.module_from_spec(spec)
+    sys.modules[module.__name__] = fresh  # as an import does, while it executes
+    try:
+        spec.loader.exec_module(fresh)
+        found = [v for v in vars(fresh).values() if isinstance(v, Canvas) and v.name == name]
+        if len(found) != 1:
+            raise ConfigError(f"{module.__name__} no longer defines one canvas named {name!r}")
+    except BaseException:
+        sys.modules[module.__name__] = module
+        raise
+    return found[0]

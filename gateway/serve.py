@@ -33,6 +33,7 @@ from gateway.loader import load_canvases
 from gateway.objects import add_object_routes
 from gateway.openapi_api import add_openapi_routes
 from gateway.patches_api import add_patch_routes
+from gateway.reload import Reloader
 from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
 from gateway.unmatched_api import add_unmatched_routes
@@ -67,6 +68,8 @@ class Running:
     stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     #: Background tasks (retention, ...), cancelled after the writer has drained.
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Set with ``--reload``: it watches the canvas files.
+    reloader: Reloader | None = None
 
     async def close(self) -> None:
         for runner in self.runners:
@@ -198,6 +201,11 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
     try:
         running.tasks += await retention.start_tasks(services.store, services.pool, settings.policy)
         running.tasks.append(loop_lag.start(services.metrics))
+        if settings.reload:
+            running.reloader = Reloader(services)
+            watching = asyncio.Event()
+            running.tasks.append(asyncio.create_task(running.reloader.run(watching)))
+            await asyncio.wait_for(watching.wait(), 10)
         if settings.role in ("all", "editor"):
             runner = _runner(build_editor_app(services), "editor", services)
             port = await _start_site(runner, settings.host, settings.editor_port, "editor")

@@ -54,6 +54,18 @@ class Config:
             raise ConfigError(f"{name}: expected one of {allowed}, got {value!r}")
         return value
 
+    def get_bool(self, name: str, default: bool) -> bool:
+        """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case)."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: expected 1/true/yes/on or 0/false/no/off, got {raw!r}")
+
     def get_names(self, name: str, default: frozenset[str]) -> frozenset[str]:
         """A comma-separated list of names, lower-cased (unset: ``default``; set but
         empty: none, so ``STRATA_REDACT_HEADERS=`` turns a default list off)."""

@@ -206,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--role", choices=("all", "gateway", "editor"), help="STRATA_ROLE")
     serve.add_argument("--policy", help="retention policy TOML file (STRATA_POLICY)")
     serve.add_argument(
+        "--reload",
+        action="store_true",
+        default=None,
+        help="load changes of the canvas files without a restart (STRATA_RELOAD)",
+    )
+    serve.add_argument(
         "--print-dev-token",
         action="store_true",
         help="print an editor token per canvas (kept in the data dir; for development)",

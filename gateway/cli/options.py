@@ -27,6 +27,7 @@ SETTING_FLAGS = (
     "host",
     "role",
     "policy",
+    "reload",
 )
 
 

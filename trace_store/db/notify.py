@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 CHANNEL: Final = "strata_events"
 MAX_PAYLOAD: Final = 7900
-EVENTS: Final = frozenset({"trace", "patch", "unmatched"})
+EVENTS: Final = frozenset({"trace", "patch", "unmatched", "canvas"})
 
 
 async def publish(conn: Connection, canvas: str, event: str, data: dict[str, Any]) -> None:
