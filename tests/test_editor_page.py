@@ -8,58 +8,21 @@ Screenshots and the latency figures go to ``test-artifacts/`` (not committed).
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.canvases import shop
-from tests.fixtures_cloud import S3Server, server_unavailable
+from tests.fixtures_cloud import S3Server
 from tests.harness import Server, serve
 from trace_store.document.build import TraceLimits
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ORDER = {"items": [{"sku": "tea", "price": 3.5, "qty": 2}, {"sku": "cup", "price": 4, "qty": 1}]}
-
-
-def chromium_path() -> str:
-    """The system Chromium (Debian ``chromium``; ``.ci/run`` installs it when absent)."""
-    found = os.environ.get("STRATA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(found).exists():
-        server_unavailable("chromium is not installed (apt-get install chromium)")
-    return found
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Any]:
-    """One headless Chromium for the session; each test opens its own context."""
-    executable = chromium_path()
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        server_unavailable("the playwright package is missing (pip install -e '.[test]')")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_ARGS, headless=True
-        )
-        yield launched
-        await launched.close()
 
 
 class NetworkLog:

@@ -6,6 +6,7 @@ import { Api, ApiError, canvasPath } from "./api.js";
 import { BaseError, describeFailure, loadBase } from "./base.js";
 import { merge } from "./merge.js";
 import { EventStream } from "./sse.js";
+import { renderExplained } from "./codeview.js";
 import { h, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
 
 const TOKEN_KEY = "strata.token";
@@ -20,7 +21,8 @@ const state = {
   canvas: null,
   stream: null,
   handlers: new Map(), // id -> {description, row, dots: Map(trace_id -> element)}
-  open: null, // {traceId, manifest, doc, decoder, bytes, patches}
+  open: null, // {traceId, manifest, doc, decoder, bytes, patches, code}
+  loadError: null, // the last `canvas` event's error: the file that did not load
   timers: {},
 };
 
@@ -230,7 +232,23 @@ function onEvent(event) {
   else if (event.type === "unmatched") debounce("unmatched", loadUnmatched);
   else if (event.type === "patch") {
     if (state.open && state.open.traceId === data.trace_id) debounce("patches", refreshPatches, 50);
-  } else if (event.type === "resync") debounce("lists", loadLists, 50);
+  } else if (event.type === "canvas") onCanvasChanged(data);
+  else if (event.type === "resync") debounce("lists", loadLists, 50);
+}
+
+// The canvas's code changed (`serve --reload`): new handlers, and the open trace
+// explained again by the new code; or the file did not load, shown at its line.
+function onCanvasChanged(data) {
+  state.loadError = data.error || null;
+  if (data.error) {
+    const e = data.error;
+    showMessage(`The code did not load: ${e.type} at ${e.file}:${e.line ?? "?"}: ${e.message}. The previous code keeps serving.`);
+    if (state.open) renderTrace();
+    return;
+  }
+  clearMessage();
+  debounce("handlers", loadLists, 50);
+  if (state.open) debounce("code", () => loadCode(state.open), 50);
 }
 
 // -- the trace viewer -----------------------------------------------------------
@@ -257,8 +275,9 @@ async function openTrace(traceId) {
       manifest = await fetchManifest(traceId);
       loaded = await loadBase(manifest);
     }
-    state.open = { traceId, manifest, patches: manifest.patches || [], ...loaded };
+    state.open = { traceId, manifest, patches: manifest.patches || [], code: null, ...loaded };
     renderTrace();
+    loadCode(state.open).catch(fail);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err;
     showTraceError(traceId, err);
@@ -284,6 +303,33 @@ async function refreshPatches() {
   if (state.open !== open) return;
   open.patches = manifest.patches || [];
   renderTrace();
+}
+
+// The handler's current code, and the open trace explained by it (SPEC §14).
+async function loadCode(open) {
+  const handlerId = open.manifest.handler_id;
+  let code;
+  try {
+    const [source, explained] = await Promise.all([
+      state.api.get(canvasPath(state.canvas, "handlers", handlerId, "source")),
+      state.api.post(canvasPath(state.canvas, "traces", open.traceId, "explain")),
+    ]);
+    code = { source, explained };
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    code = { failure: describe(err) };
+  }
+  if (state.open !== open) return; // another trace was opened meanwhile
+  open.code = code;
+  renderTrace();
+}
+
+function renderCodePanel(open) {
+  const code = open.code;
+  if (!code) return h("section", { class: "panel", id: "code-panel", dataset: { explained: "pending" } }, h("h3", {}, "Code"), h("p", { class: "muted" }, "Explaining the trace with the current code…"));
+  if (code.failure) return h("section", { class: "panel", id: "code-panel", dataset: { explained: "failed" } }, h("h3", {}, "Code"), h("p", { class: "trace-error" }, code.failure));
+  const error = state.loadError && state.loadError.file === code.source.file ? state.loadError : null;
+  return renderExplained(code.source, code.explained, { error });
 }
 
 function addPatch(patch) {
@@ -339,6 +385,7 @@ function renderTrace() {
       ),
       h("p", { id: "patches", dataset: { applied: merged.applied_patches.length } }, `${merged.applied_patches.length} patch(es) applied `, rerunButton),
     ),
+    renderCodePanel(open),
     renderInput(merged.input || {}),
     renderOutcome(merged.execution),
     renderCalls(merged.execution, merged.function_results, (call) => {

@@ -1,0 +1,151 @@
+// The handler's code with a trace's real values on its lines (SPEC §14).
+//
+// Input: the `source` of a handler (its lines, with the file's own numbers) and the
+// `explain` of a trace (per frame: lines that ran, how often, and the locals each line
+// assigned). Lines that ran are marked, lines that did not run are greyed, and each
+// line's values are shown at its end; a large value is cut and expands on click.
+// Everything from a trace goes in as text nodes, never as HTML.
+
+import { showJson } from "./exact.js";
+import { h } from "./view.js";
+
+/** Characters of a value shown on its line before it collapses. */
+export const INLINE_CHARS = 60;
+
+const TAG = "$strata";
+
+/**
+ * A value as one line of text, the way Python would write it where that is clear:
+ * `[2.5, 5.0]`, `{"a": 1}`, `(1, 2)`, `{1, 2}`, a `repr` as itself, dates and UUIDs as
+ * their strings; floats stay floats (`5.0`).
+ */
+export function valueText(value) {
+  if (Array.isArray(value)) return `[${value.map(valueText).join(", ")}]`;
+  if (value === null || typeof value !== "object") return showJson(value);
+  if (!(TAG in value)) {
+    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${valueText(v)}`).join(", ")}}`;
+  }
+  const v = value.v;
+  switch (value[TAG]) {
+    case "float":
+    case "int":
+    case "decimal":
+      return String(v);
+    case "repr":
+      return String(v);
+    case "tuple":
+      return Array.isArray(v) ? `(${v.map(valueText).join(", ")}${v.length === 1 ? "," : ""})` : showJson(value);
+    case "set":
+    case "frozenset":
+      return Array.isArray(v) ? (v.length ? `{${v.map(valueText).join(", ")}}` : "set()") : showJson(value);
+    case "dict":
+      return Array.isArray(v) ? `{${v.map(([k, x]) => `${valueText(k)}: ${valueText(x)}`).join(", ")}}` : showJson(value);
+    case "datetime":
+    case "date":
+    case "time":
+    case "uuid":
+      return JSON.stringify(String(v));
+    case "bytes":
+      return `<${Math.floor((String(v).length * 3) / 4)} bytes>`;
+    default:
+      return showJson(value).replace(/\s*\n\s*/g, " ");
+  }
+}
+
+function valueNode(name, value) {
+  const text = valueText(value);
+  if (text.length <= INLINE_CHARS) {
+    return h("span", { class: "value", dataset: { name } }, `${name} = ${text}`);
+  }
+  // Large: a preview that opens into the whole value, pretty-printed.
+  return h(
+    "details",
+    { class: "value value-large", dataset: { name } },
+    h("summary", {}, `${name} = ${text.slice(0, INLINE_CHARS)}…`),
+    h("pre", {}, showJson(value)),
+  );
+}
+
+/**
+ * The code of `source` (`{first_line, lines}`) with `frame`'s facts on it; `error`
+ * (`{line, type, message}`, optional) marks the line where the file failed to load.
+ */
+export function renderCode(source, frame, { id, error } = {}) {
+  const facts = (frame && frame.lines) || {};
+  const notRun = new Set((frame && frame.not_executed) || []);
+  const rows = source.lines.map((text, i) => {
+    const number = source.first_line + i;
+    const fact = facts[String(number)];
+    const values = fact ? Object.entries(fact.values || {}) : [];
+    let state = "plain";
+    if (fact && fact.hits > 0) state = "ran";
+    else if (notRun.has(number)) state = "not-run";
+    const broken = error && error.line === number;
+    return h(
+      "div",
+      { class: `code-line ${state}${broken ? " load-error" : ""}`, dataset: { line: number, hits: fact ? fact.hits : 0 } },
+      h("span", { class: "ln" }, number),
+      h("code", { class: "src" }, text || " "),
+      fact && fact.hits > 1 ? h("span", { class: "hits", title: `ran ${fact.hits} times` }, `×${fact.hits}`) : null,
+      values.length ? h("span", { class: "values" }, values.map(([name, value]) => valueNode(name, value))) : null,
+      broken ? h("span", { class: "error-line" }, `${error.type}: ${error.message}`) : null,
+    );
+  });
+  return h("div", { class: "code-view", id }, rows);
+}
+
+function callLabel(frame) {
+  const args = (frame.lines || {})[String(frame.first_line)];
+  const shown = Object.entries((args && args.values) || {})
+    .map(([name, value]) => `${name}=${valueText(value)}`)
+    .join(", ");
+  const label = `${frame.function}(${shown})`;
+  return label.length > 160 ? `${label.slice(0, 160)}…)` : label;
+}
+
+/**
+ * The whole panel: the handler's code with the handler frame, then one expandable
+ * block per user-function call with that function's code and that call's values.
+ */
+export function renderExplained(source, explained, { error } = {}) {
+  const frames = explained ? explained.frames : [];
+  const handlerFrame = frames.find((f) => f.kind === "handler");
+  const functions = new Map((source.functions || []).map((f) => [f.name, f]));
+  const calls = frames.filter((f) => f.kind === "user");
+  const notes = [];
+  if (explained && explained.truncated) notes.push(h("p", { class: "warning" }, "Cut short by the explain limits (time or line events): later lines show what ran until then."));
+  if (explained && explained.unrecorded && explained.unrecorded.length) {
+    notes.push(
+      h(
+        "p",
+        { class: "warning", id: "unrecorded" },
+        `The code now calls ${explained.unrecorded.map((u) => u.function).join(", ")} with arguments this trace never recorded; the run stopped there.`,
+      ),
+    );
+  }
+  if (explained && explained.differs) notes.push(h("p", { class: "muted", id: "differs" }, "The current code's result or calls differ from the recorded ones."));
+  const where = source.file ? `${source.file}:${source.first_line}` : source.module;
+  return h(
+    "section",
+    { class: "panel", id: "code-panel", dataset: { codeSha256: source.sha256, explained: explained ? "yes" : "no" } },
+    h("h3", {}, "Code ", h("span", { class: "source" }, where)),
+    notes,
+    renderCode(source, handlerFrame, { id: "code", error }),
+    calls.length
+      ? h(
+          "div",
+          { class: "frames" },
+          h("h4", {}, `Function calls (${calls.length})`),
+          calls.map((frame) => {
+            const code = functions.get(frame.function);
+            return h(
+              "details",
+              { class: "frame", dataset: { function: frame.function, callId: frame.call_id ?? "" } },
+              h("summary", {}, h("code", {}, callLabel(frame))),
+              code ? renderCode(code, frame) : h("p", { class: "muted" }, "Source not available."),
+            );
+          }),
+        )
+      : null,
+  );
+}

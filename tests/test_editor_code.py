@@ -1,0 +1,133 @@
+"""The editor page as the place where a handler is written (SPEC §14), in headless
+Chromium against a real ``serve --reload``: the handler's source beside the trace, the
+lines that ran marked, the others greyed, each line's values at its end, the code
+explained again when its file changes, and a file that does not load shown at its line.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.loader import load_canvases
+from tests.harness import Server, serve
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+CODE = """from runtime import Canvas
+
+app = Canvas("live")
+
+
+@app.function()
+def price(item, qty):
+    base = {"tea": 2.5}.get(item, 1.0)
+    return base * qty
+
+
+@app.http("GET", "/order/:item")
+def order(request):
+    item = request.params["item"]
+    if item == "unicorn":
+        note = "rare"
+    else:
+        note = "common"
+    totals = []
+    for i in range(3):
+        totals.append(price(item, i + 1))
+    return {"note": note, "total": sum(totals)}
+"""
+
+
+def _line(text: str, code: str = CODE) -> int:
+    (number,) = [n for n, line in enumerate(code.splitlines(), 1) if line.strip() == text]
+    return number
+
+
+@pytest.fixture
+async def live(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server, Path]]:
+    module = tmp_path / "code" / f"live_{uuid.uuid4().hex[:12]}.py"
+    module.parent.mkdir()
+    module.write_text(CODE)
+    canvases = load_canvases([f"{module}:app"])
+    async with serve(database_url, tmp_path / "data", canvases, reload=True) as server:
+        yield server, module
+
+
+async def _open(browser: Any, server: Server) -> tuple[Any, Any, list[str]]:
+    from playwright.async_api import expect
+
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(server.editor + "/")
+    await page.fill("#token-input", await server.token("live"))
+    await page.click("#token-form button[type=submit]")
+    await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    return context, page, errors
+
+
+async def test_the_code_shows_what_ran_with_its_values_and_follows_the_file(
+    browser: Any, live: tuple[Server, Path]
+) -> None:
+    from playwright.async_api import expect
+
+    server, module = live
+    context, page, errors = await _open(browser, server)
+    try:
+        async with server.http.get(server.gateway + "/order/tea") as response:
+            assert response.status == 200
+        dots = page.locator(".handler-row[data-handler-id='order'] .dot")
+        await expect(dots).to_have_count(1, timeout=5000)
+        await dots.first.click()
+        panel = page.locator("#code-panel")
+        await expect(panel).to_have_attribute("data-explained", "yes", timeout=10_000)
+
+        def row(text: str) -> Any:
+            return page.locator(f"#code .code-line[data-line='{_line(text)}']")
+
+        await expect(row('note = "common"')).to_have_class("code-line ran")
+        await expect(row('note = "rare"')).to_have_class("code-line not-run")
+        await expect(row('note = "common"').locator(".value")).to_have_text('note = "common"')
+        await expect(row("for i in range(3):").locator(".hits")).to_have_text("×4")
+        await expect(row("for i in range(3):").locator(".value")).to_have_text("i = 2")
+        append = row("totals.append(price(item, i + 1))")
+        await expect(append.locator(".value")).to_have_text("totals = [2.5, 5.0, 7.5]")
+        item = row('item = request.params["item"]')
+        await expect(item.locator(".value")).to_have_text('item = "tea"')
+        # Each call of the user function, expandable, with its arguments and values.
+        frames = page.locator("#code-panel .frame[data-function='price']")
+        await expect(frames).to_have_count(3)
+        await frames.nth(1).locator("summary").click()
+        await expect(frames.nth(1).locator("summary")).to_have_text('price(item="tea", qty=2)')
+        base_at = _line('base = {"tea": 2.5}.get(item, 1.0)')
+        base_line = frames.nth(1).locator(f".code-line[data-line='{base_at}']")
+        await expect(base_line.locator(".value")).to_have_text("base = 2.5")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "editor-code.png"), full_page=True)
+
+        # Editing the handler re-explains the open trace with the new code.
+        changed = CODE.replace('note = "common"', 'note = "plain"')
+        module.write_text(changed)
+        plain_at = _line('note = "plain"', changed)
+        new_row = page.locator(f"#code .code-line[data-line='{plain_at}']")
+        await expect(new_row.locator(".value")).to_have_text('note = "plain"', timeout=15_000)
+        await expect(page.locator("#differs")).to_be_visible()
+
+        # A file that does not load: the error at its line, the old code still serving.
+        broken = changed.replace("    return {", "    return {{", 1)
+        started = time.monotonic()
+        module.write_text(broken)
+        await expect(page.locator("#message")).to_contain_text("SyntaxError", timeout=15_000)
+        assert time.monotonic() - started < 15
+        async with server.http.get(server.gateway + "/order/tea") as response:
+            assert (await response.json())["note"] == "plain"
+        assert errors == [], errors
+    finally:
+        await context.close()
