@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench import (
     capture,
+    explain,
     faults,
     gateway,
     manifest,
@@ -19,6 +20,7 @@ from bench import (
 
 def main() -> None:
     capture.main()
+    explain.main()
     gateway.main()
     overload.main()
     writer.main()
