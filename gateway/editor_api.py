@@ -110,10 +110,16 @@ async def list_traces(request: web.Request) -> web.Response:
         services.pool, canvas.name, handler_id, limit=limit, before=before, keep=keep
     )
     next_cursor = rows[-1].trace_id if len(rows) == limit else None
-    counts = await patches.count_patches(services.pool, canvas.name, [r.trace_id for r in rows])
-    summaries = [
-        {**r.summary(), "pinned": r.pinned, "patch_count": counts.get(r.trace_id, 0)} for r in rows
-    ]
+    ids = [r.trace_id for r in rows]
+    counts = await patches.count_patches(services.pool, canvas.name, ids)
+    patched = [i for i in ids if counts.get(i)]
+    reruns = await patches.latest_rerun_status(services.pool, canvas.name, patched)
+    summaries = []
+    for r in rows:
+        summary = {**r.summary(), "pinned": r.pinned, "patch_count": counts.get(r.trace_id, 0)}
+        if r.trace_id in reruns:
+            summary["latest_status"] = reruns[r.trace_id]
+        summaries.append(summary)
     return web.json_response({"traces": summaries, "next": next_cursor})
 
 

@@ -62,7 +62,11 @@ async def explain_trace(request: web.Request) -> web.Response:
         ) from None
     try:
         found = await explain(
-            canvas, doc, limits=ExplainLimits(), max_calls=services.settings.limits.max_calls
+            canvas,
+            doc,
+            handler_id=row.handler_id,
+            limits=ExplainLimits(),
+            max_calls=services.settings.limits.max_calls,
         )
     finally:
         slots.release()

@@ -265,9 +265,8 @@ def _owners(canvas: Canvas, handler_id: str) -> dict[CodeType, _Owner]:
 
 
 async def _run(
-    canvas: Canvas, doc: JSONObject, limits: ExplainLimits, max_calls: int
+    canvas: Canvas, doc: JSONObject, handler_id: str, limits: ExplainLimits, max_calls: int
 ) -> JSONObject:
-    handler_id = (doc.get("handler") or {}).get("id", "")
     handler = canvas.handlers.get(handler_id)
     if handler is None:
         raise NotFound(f"canvas {canvas.name!r} has no handler {handler_id!r}")
@@ -306,10 +305,16 @@ async def explain(
     canvas: Canvas,
     doc: JSONObject,
     *,
+    handler_id: str | None = None,
     limits: ExplainLimits | None = None,
     max_calls: int = 10_000,
 ) -> JSONObject:
     """Explain the trace ``doc`` with ``canvas``'s current code (SPEC §14's response,
-    without ``code_sha256``, which the caller adds from the source it shows)."""
+    without ``code_sha256``, which the caller adds from the source it shows).
+    ``handler_id`` defaults to the document's; an adopted request's document has none
+    (its index row says whose trace it is)."""
     bounds = limits or ExplainLimits()
-    return await asyncio.to_thread(lambda: asyncio.run(_run(canvas, doc, bounds, max_calls)))
+    handler = handler_id or (doc.get("handler") or {}).get("id", "")
+    return await asyncio.to_thread(
+        lambda: asyncio.run(_run(canvas, doc, handler, bounds, max_calls))
+    )

@@ -6,6 +6,7 @@ explained again when its file changes, and a file that does not load shown at it
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -109,6 +110,8 @@ async def test_the_code_shows_what_ran_with_its_values_and_follows_the_file(
         base_at = _line('base = {"tea": 2.5}.get(item, 1.0)')
         base_line = frames.nth(1).locator(f".code-line[data-line='{base_at}']")
         await expect(base_line.locator(".value")).to_have_text("base = 2.5")
+        # The float the handler returned stays a float in the body (it was shown as 15).
+        await expect(page.locator("#result .result-body")).to_contain_text('"total": 15.0')
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "editor-code.png"), full_page=True)
 
@@ -128,6 +131,64 @@ async def test_the_code_shows_what_ran_with_its_values_and_follows_the_file(
         assert time.monotonic() - started < 15
         async with server.http.get(server.gateway + "/order/tea") as response:
             assert (await response.json())["note"] == "plain"
+
+        # A rerun with code that now fails colours the trace's dot by that rerun, on
+        # this page at once and on a fresh one from the trace list.
+        module.write_text(
+            changed.replace("    return {", "    raise ValueError(note)\n    return {", 1)
+        )
+        await expect(page.locator("#message")).to_be_hidden(timeout=15_000)
+        await page.click("#rerun")
+        await expect(page.locator("#patches")).to_have_attribute("data-applied", "1")
+        await expect(dots.first).to_have_class(re.compile(r"\bstatus-5xx\b"))
+        await page.reload()
+        await expect(dots.first).to_have_class(re.compile(r"\bstatus-5xx\b"), timeout=10_000)
+        assert errors == [], errors
+    finally:
+        await context.close()
+
+
+async def test_a_404_becomes_a_handler_from_its_scaffold_live_on_the_page(
+    browser: Any, live: tuple[Server, Path]
+) -> None:
+    from playwright.async_api import expect
+
+    server, module = live
+    context, page, errors = await _open(browser, server)
+    try:
+        async with server.http.get(server.gateway + "/new/thing?count=2") as response:
+            assert response.status == 404
+        entry = page.locator(".unmatched-entry button")
+        await expect(entry).to_have_count(1, timeout=5000)
+        await entry.click()
+        panel = page.locator("#scaffold-panel")
+        await expect(panel).to_have_attribute("data-route", "/new/thing")
+        code = await page.locator("#scaffold").text_content()
+        assert code is not None
+        assert '@app.http("GET", "/new/thing")' in code
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "editor-scaffold.png"), full_page=True)
+
+        # Pasting the scaffold into the module adopts the stored request, live.
+        name = await panel.get_attribute("data-function-name")
+        with module.open("a") as handle:
+            handle.write("\n\n" + code)
+        row = page.locator(f".handler-row[data-handler-id='{name}']")
+        dot = row.locator(".dot")
+        await expect(dot).to_have_count(1, timeout=15_000)
+        title = await dot.get_attribute("title")
+        assert title is not None
+        assert "[object Object]" not in title, title
+        assert title.endswith(" 0 ms"), title
+        await dot.click()
+        # An adopted trace has no handler in its document: the header still names it.
+        await expect(page.locator(".trace-head h2")).to_contain_text(f"GET /new/thing {name}")
+        await expect(page.locator("#code-panel")).to_have_attribute(
+            "data-explained", "yes", timeout=10_000
+        )
+        async with server.http.get(server.gateway + "/new/thing?count=3") as response:
+            assert response.status == 200
+            assert (await response.json())["count"] == "3"
         assert errors == [], errors
     finally:
         await context.close()

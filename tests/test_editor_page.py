@@ -124,6 +124,15 @@ async def exercise_page(browser: Any, server: Server, name: str, base_prefix: st
         latest = page.locator("#calls .call[data-function='add_tax'] .call-latest")
         await expect(latest).to_contain_text("13.2")
 
+        # "Run again" under the recorded execution runs too (it used to do nothing).
+        await page.locator("#recorded > summary").click()
+        recorded_run = page.locator("#recorded-calls .call[data-function='subtotal'] .run-function")
+        await recorded_run.first.click()
+        await expect(page.locator("#patches")).to_have_attribute("data-applied", "3")
+        await expect(page.locator(".function-run[data-function='subtotal']")).to_contain_text(
+            "11.0"
+        )
+
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / f"editor-{name}.png"), full_page=True)
         (ARTIFACTS / f"editor-{name}-network.json").write_bytes(
@@ -221,6 +230,8 @@ async def test_a_10_mb_trace_opens_and_its_manifest_is_as_fast_as_a_small_one(
             await page.locator(".handler-row[data-handler-id='echo'] .dot").first.click()
             await expect(page.locator("#input-path")).to_have_text("/echo", timeout=30_000)
             await expect(page.locator("#input .body")).to_contain_text("characters, first")
+            # Within the limits: no warning that a rerun would see a cut body.
+            await expect(page.locator("#rerun-cut")).to_have_count(0)
             open_ms = (time.perf_counter() - started) * 1000
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "editor-10mb.png"))
@@ -255,5 +266,27 @@ async def test_the_editor_link_make_run_prints_signs_in_and_leaves_no_token_in_t
             assert page.url == server.editor + "/"  # the token left the address bar
             assert await page.evaluate("sessionStorage.getItem('strata.token')") == token
             await expect(page.locator("#token-form")).to_be_hidden()
+        finally:
+            await context.close()
+
+
+async def test_a_rerun_of_a_cut_body_is_announced(
+    browser: Any, database_url: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    limits = TraceLimits(max_body_bytes=1024)
+    async with serve(database_url, tmp_path, {"shop": shop}, limits=limits) as server:
+        token = await server.token("shop")
+        async with server.http.post(server.gateway + "/echo", data=b"x" * 4096) as response:
+            assert response.status == 200
+        context, page, _ = await open_editor(browser, server, token)
+        try:
+            dot = page.locator(".handler-row[data-handler-id='echo'] .dot")
+            await expect(dot).to_have_count(1, timeout=5000)
+            await dot.click()
+            warning = page.locator("#rerun-cut")
+            await expect(warning).to_contain_text("4,096 bytes were sent")
+            await expect(warning).to_contain_text("a rerun runs on the cut body")
         finally:
             await context.close()

@@ -35,6 +35,15 @@ async def test_the_page_and_its_modules_are_served_with_a_strict_policy(server: 
             assert response.content_type == expected, name
 
 
+async def test_the_page_has_an_icon(server: Server) -> None:
+    async with server.http.get(server.editor + "/") as response:
+        assert '<link rel="icon" href="/static/favicon.svg"' in await response.text()
+    async with server.http.get(server.editor + "/static/favicon.svg") as response:
+        assert response.status == 200
+        assert response.content_type == "image/svg+xml"
+        assert (await response.read()).startswith(b"<svg")
+
+
 @pytest.mark.parametrize(
     "path",
     ["/static/%2e%2e/serve.py", "/static/..%2fserve.py", "/static/nope.js", "/static/vendor"],

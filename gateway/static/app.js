@@ -5,8 +5,10 @@
 import { Api, ApiError, canvasPath } from "./api.js";
 import { BaseError, describeFailure, loadBase } from "./base.js";
 import { merge } from "./merge.js";
+import { scaffold } from "./scaffold.js";
 import { EventStream } from "./sse.js";
 import { renderExplained } from "./codeview.js";
+import { toNumber } from "./exact.js";
 import { h, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
 
 const TOKEN_KEY = "strata.token";
@@ -167,6 +169,21 @@ async function loadTraces(canvas, handlerId) {
   for (const summary of traces.slice().reverse()) addDot(summary);
 }
 
+function setDotStatus(traceId, status) {
+  const dot = document.querySelector(`.dot[data-trace-id="${CSS.escape(traceId)}"]`);
+  if (!dot) return;
+  dot.classList.remove("status-none", "status-1xx", "status-2xx", "status-3xx", "status-4xx", "status-5xx");
+  dot.classList.add(statusClass(status));
+}
+
+// A trace not open was rerun (elsewhere): its dot takes the latest rerun's status.
+async function recolorFromManifest(traceId) {
+  if (!document.querySelector(`.dot[data-trace-id="${CSS.escape(traceId)}"]`)) return;
+  const manifest = await fetchManifest(traceId);
+  const reruns = (manifest.patches || []).filter((p) => p.kind === "rerun");
+  if (reruns.length) setDotStatus(traceId, reruns[reruns.length - 1].result?.status ?? null);
+}
+
 function statusClass(status) {
   if (status === null || status === undefined) return "status-none";
   return `status-${Math.floor(status / 100)}xx`;
@@ -179,10 +196,13 @@ function addDot(summary) {
     return;
   }
   if (entry.dots.has(summary.trace_id)) return;
+  // A rerun's status colours the dot: the code as it is now.
+  const status = "latest_status" in summary ? summary.latest_status : summary.status;
+  const rerun = "latest_status" in summary ? " (latest rerun)" : "";
   const dot = h("button", {
     type: "button",
-    class: `dot ${statusClass(summary.status)}`,
-    title: `${summary.started_at} · ${summary.status ?? "no result"} · ${summary.duration_ms} ms`,
+    class: `dot ${statusClass(status)}`,
+    title: `${summary.started_at} · ${status ?? "no result"}${rerun} · ${toNumber(summary.duration_ms)} ms`,
     "aria-label": `trace ${summary.trace_id}`,
     dataset: { traceId: summary.trace_id, startedAt: summary.started_at },
     onclick: () => openTrace(summary.trace_id).catch(fail),
@@ -209,7 +229,18 @@ async function loadUnmatched() {
             "ul",
             { class: "unmatched-list" },
             unmatched.map((u) =>
-              h("li", {}, h("span", { class: "method" }, u.method), " ", h("code", {}, u.path), h("span", { class: "muted" }, ` ×${u.count}, last ${u.last_seen}`)),
+              h(
+                "li",
+                { class: "unmatched-entry", dataset: { traceId: u.trace_id } },
+                h(
+                  "button",
+                  { type: "button", class: "link", onclick: () => openUnmatched(u).catch(fail) },
+                  h("span", { class: "method" }, u.method),
+                  " ",
+                  h("code", {}, u.path),
+                ),
+                h("span", { class: "muted" }, ` ×${u.count}, last ${u.last_seen}`),
+              ),
             ),
           )
         : h("p", { class: "muted" }, "None."),
@@ -224,6 +255,36 @@ async function loadUnmatched() {
   }
 }
 
+// A request that found no handler: its input, and the handler to paste that takes it.
+async function openUnmatched(entry) {
+  clearMessage();
+  state.open = null;
+  const view = $("trace-view");
+  view.hidden = false;
+  view.replaceChildren(h("p", { class: "muted" }, `Loading ${entry.method} ${entry.path}…`));
+  const manifest = await state.api.get(canvasPath(state.canvas, "unmatched", entry.trace_id));
+  let doc;
+  try {
+    doc = (await loadBase(manifest)).doc;
+  } catch (err) {
+    return showTraceError(entry.trace_id, err);
+  }
+  const input = doc.input || {};
+  const made = scaffold({ method: input.method, path: input.path, query: input.query, headers: input.headers, body: input.body });
+  const code = h("pre", { class: "scaffold", id: "scaffold" }, made.code);
+  const copy = h("button", { type: "button", id: "copy-scaffold", onclick: () => navigator.clipboard?.writeText(made.code) }, "Copy");
+  view.replaceChildren(
+    h(
+      "header",
+      { class: "trace-head" },
+      h("h2", {}, "No handler for ", h("span", { class: "method" }, input.method || entry.method), " ", h("code", {}, input.path || entry.path)),
+      h("p", { class: "muted" }, `${entry.count} request(s), last ${entry.last_seen}. Add a handler for it to the canvas module; with `, h("code", {}, "serve --reload"), " the stored requests become its traces when the file is saved."),
+    ),
+    h("section", { class: "panel", id: "scaffold-panel", dataset: { route: made.route, functionName: made.functionName } }, h("h3", {}, "A handler to start from ", copy), code),
+    renderInput(input),
+  );
+}
+
 // -- live events ----------------------------------------------------------------
 
 function onEvent(event) {
@@ -232,6 +293,7 @@ function onEvent(event) {
   else if (event.type === "unmatched") debounce("unmatched", loadUnmatched);
   else if (event.type === "patch") {
     if (state.open && state.open.traceId === data.trace_id) debounce("patches", refreshPatches, 50);
+    else if (data.kind === "rerun") debounce(`dot-${data.trace_id}`, () => recolorFromManifest(data.trace_id), 50);
   } else if (event.type === "canvas") onCanvasChanged(data);
   else if (event.type === "resync") debounce("lists", loadLists, 50);
 }
@@ -370,7 +432,9 @@ function renderTrace() {
   const open = state.open;
   const merged = merge(open.doc, open.patches);
   const rerunButton = h("button", { type: "button", id: "rerun", onclick: (e) => rerun(e.currentTarget) }, "Rerun handler");
-  const handler = merged.handler || {};
+  // An adopted trace has no handler in its document: the list knows whose it is.
+  const listed = state.handlers.get(open.manifest.handler_id);
+  const handler = merged.handler || (listed && listed.description) || { id: open.manifest.handler_id };
   const parts = [
     h(
       "header",
@@ -384,6 +448,9 @@ function renderTrace() {
         merged.truncated ? " · truncated by the trace limits" : "",
       ),
       h("p", { id: "patches", dataset: { applied: merged.applied_patches.length } }, `${merged.applied_patches.length} patch(es) applied `, rerunButton),
+      merged.input && merged.input.body && merged.input.body.truncated
+        ? h("p", { class: "warning", id: "rerun-cut" }, `The recorded body was cut at the trace limit (${merged.input.body.bytes.toLocaleString()} bytes were sent): a rerun runs on the cut body.`)
+        : null,
     ),
     renderCodePanel(open),
     renderInput(merged.input || {}),
@@ -398,14 +465,22 @@ function renderTrace() {
     parts.push(
       h(
         "details",
-        { class: "panel", id: "recorded" },
+        { class: "panel", id: "recorded", dataset: { key: "recorded" } },
         h("summary", {}, "Recorded execution"),
         renderOutcome({ ...merged.base_execution, source: "base" }, "recorded-result"),
-        renderCalls({ ...merged.base_execution, source: "base" }, {}, () => {}, "recorded-calls"),
+        renderCalls({ ...merged.base_execution, source: "base" }, {}, (call) => {
+          const button = document.querySelector(`#recorded-calls .call[data-call-id="${CSS.escape(String(call.id))}"] .run-function`);
+          return runFunction(call, button || rerunButton);
+        }, "recorded-calls"),
       ),
     );
   }
-  $("trace-view").replaceChildren(...parts.filter(Boolean));
+  // A re-render (a patch, a new explain) keeps what the developer had opened.
+  const view = $("trace-view");
+  const opened = new Set([...view.querySelectorAll("details[data-key][open]")].map((d) => d.dataset.key));
+  view.replaceChildren(...parts.filter(Boolean));
+  for (const details of view.querySelectorAll("details[data-key]")) if (opened.has(details.dataset.key)) details.open = true;
+  if (merged.execution.source !== "base") setDotStatus(open.traceId, merged.execution.result?.status ?? null);
 }
 
 // -- start ----------------------------------------------------------------------

@@ -140,7 +140,7 @@ export function renderExplained(source, explained, { error } = {}) {
             const code = functions.get(frame.function);
             return h(
               "details",
-              { class: "frame", dataset: { function: frame.function, callId: frame.call_id ?? "" } },
+              { class: "frame", dataset: { function: frame.function, callId: frame.call_id ?? "", key: `frame-${frame.call_id}` } },
               h("summary", {}, h("code", {}, callLabel(frame))),
               code ? renderCode(code, frame) : h("p", { class: "muted" }, "Source not available."),
             );

@@ -34,3 +34,8 @@ export function showJson(value) {
   if (text === undefined) return "undefined";
   return text.replace(/"\\u0000strata-float\\u0000([-+0-9.eE]+)"/g, "$1");
 }
+
+/** A number from the API as a JS number: a tagged float (`{"$strata": "float"}`) too. */
+export function toNumber(value) {
+  return isTaggedFloat(value) ? Number(value.v) : value;
+}

@@ -231,7 +231,8 @@ export function scaffold({ method = "GET", path = "/", query, headers, body, can
   const lines = [];
   if (!METHODS.includes(verb)) lines.push(`# strata routes only ${METHODS.join(", ")}: change the method.`);
   lines.push(`@${canvasVar}.http(${pyString(verb)}, ${pyString(route)})`);
-  lines.push(`def ${name}(request: Request) -> dict:`);
+  // No annotations: the stub must run in any canvas module, whatever it imports.
+  lines.push(`def ${name}(request):`);
 
   const echoed = [];
   const used = new Set(RESERVED);

@@ -1,7 +1,7 @@
 // DOM rendering of a merged trace view. Everything from a trace goes in as text nodes,
 // never as HTML: traces hold whatever grand-users sent.
 
-import { showJson } from "./exact.js";
+import { parseExact, showJson, toNumber } from "./exact.js";
 
 /** Characters of a body or value shown before it is cut (the full value stays in memory). */
 export const SHOW_CHARS = 64 * 1024;
@@ -31,18 +31,38 @@ export function json(value) {
   return cut(showJson(value));
 }
 
-function bodyText(body) {
+/** A recorded body as text: JSON pretty-printed with its floats kept (0.0 stays 0.0). */
+export function bodyText(body) {
   if (!body) return "(none)";
   if (body.encoding === "base64") return `(${body.bytes} bytes of binary data, base64)\n${cut(body.data)}`;
   let text = body.data ?? "";
   if (text.length < SHOW_CHARS) {
     try {
-      text = JSON.stringify(JSON.parse(text), null, 2);
+      text = showJson(parseExact(text));
     } catch {
       // not JSON: show as sent
     }
   }
   return cut(text) + (body.truncated ? `\n… (cut at ${body.bytes} bytes by the trace limits)` : "");
+}
+
+/** Bytes of JSON args a function run accepts (the API's MAX_ARGS_BYTES). */
+export const MAX_RUN_ARGS_BYTES = 1024 * 1024;
+
+function holdsRepr(value) {
+  if (Array.isArray(value)) return value.some(holdsRepr);
+  if (value === null || typeof value !== "object") return false;
+  if (value.$strata === "repr") return true;
+  return Object.values(value).some(holdsRepr);
+}
+
+/** Why a recorded call cannot be run again as recorded (`null`: it can). */
+export function whyNotRunnable(call) {
+  if (call.kind !== "user" || !Array.isArray(call.args)) return "no recorded arguments";
+  if (holdsRepr(call.args) || holdsRepr(call.kwargs || {})) return "its arguments hold values recorded only as text";
+  if (call.kwargs && Object.keys(call.kwargs).length) return "it was called with keyword arguments";
+  if (new TextEncoder().encode(JSON.stringify({ args: call.args })).length > MAX_RUN_ARGS_BYTES) return "its arguments are over 1 MiB";
+  return null;
 }
 
 function headerTable(headers) {
@@ -99,13 +119,21 @@ export function renderOutcome(execution, id = "result") {
   } else if (!execution.error) {
     children.push(h("p", { class: "muted" }, "No result recorded (adopted from an unmatched request)."));
   }
-  if (typeof execution.duration_ms === "number") children.push(h("p", { class: "muted" }, `${execution.duration_ms.toFixed(2)} ms`));
+  const ms = toNumber(execution.duration_ms);
+  if (typeof ms === "number") children.push(h("p", { class: "muted" }, `${ms.toFixed(2)} ms`));
   return h("section", { class: "panel", id, dataset: { source: execution.source } }, children);
 }
 
 function outcomeText(record) {
   if (record.error) return `raised ${record.error.type ?? "error"}: ${record.error.message ?? ""}`;
   return json(record.result);
+}
+
+function runButton(call, onRun) {
+  if (call.kind !== "user") return null;
+  const why = whyNotRunnable(call);
+  if (why) return h("span", { class: "muted not-runnable", title: `cannot run again: ${why}` }, `not runnable: ${why}`);
+  return h("button", { type: "button", class: "run-function", onclick: () => onRun(call) }, "Run again");
 }
 
 /**
@@ -135,9 +163,7 @@ export function renderCalls(execution, latest, onRun, id = "calls") {
         h("code", { class: "fn" }, call.function),
         h("span", { class: "kind" }, call.kind),
         typeof call.duration_us === "number" ? h("span", { class: "muted" }, `${(call.duration_us / 1000).toFixed(2)} ms`) : null,
-        call.kind === "user" && hasArgs
-          ? h("button", { type: "button", class: "run-function", onclick: () => onRun(call) }, "Run again")
-          : null,
+        runButton(call, onRun),
       ),
       hasArgs ? h("pre", { class: "call-args" }, `args ${json(call.args)}`) : h("p", { class: "muted" }, `args hash ${call.args_hash}`),
       call.kwargs ? h("pre", { class: "call-kwargs" }, `kwargs ${json(call.kwargs)}`) : null,

@@ -100,7 +100,7 @@ test("GET /users/42 becomes /users/:user_id and get_user", () => {
     out.code,
     [
       '@app.http("GET", "/users/:user_id")',
-      "def get_user(request: Request) -> dict:",
+      "def get_user(request):",
       '    user_id = request.params["user_id"]',
       "    # TODO: the handler's work; this stub echoes what it read.",
       '    return {"user_id": user_id}',

@@ -154,3 +154,25 @@ async def count_patches(pool: Pool, canvas: str, trace_ids: Sequence[str]) -> di
         list(trace_ids),
     )
     return {str(r["trace_id"]): int(r["last_seq"]) for r in records}
+
+
+async def latest_rerun_status(
+    pool: Pool, canvas: str, trace_ids: Sequence[str]
+) -> dict[str, int | None]:
+    """The response status of each trace's latest rerun, for the traces that have one
+    (``None``: that rerun raised before answering)."""
+    if not trace_ids:
+        return {}
+    records = await pool.fetch(
+        "SELECT DISTINCT ON (trace_id) trace_id, document FROM patches"
+        " WHERE canvas = $1 AND trace_id = ANY($2::uuid[]) AND kind = 'rerun'"
+        " ORDER BY trace_id, seq DESC",
+        canvas,
+        list(trace_ids),
+    )
+    found: dict[str, int | None] = {}
+    for r in records:
+        result = codec.decode(bytes(r["document"])).get("result") or {}
+        status = result.get("status")
+        found[str(r["trace_id"])] = status if isinstance(status, int) else None
+    return found
