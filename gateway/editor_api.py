@@ -106,10 +106,12 @@ async def list_traces(request: web.Request) -> web.Response:
     if before is not None:
         before = keys.check_trace_id(before)
     keep = _filter(request)
+    # One more than the page: `next` is null on the last page, even a full one.
     rows = await index.list_traces(
-        services.pool, canvas.name, handler_id, limit=limit, before=before, keep=keep
+        services.pool, canvas.name, handler_id, limit=limit + 1, before=before, keep=keep
     )
-    next_cursor = rows[-1].trace_id if len(rows) == limit else None
+    more, rows = len(rows) > limit, rows[:limit]
+    next_cursor = rows[-1].trace_id if more else None
     ids = [r.trace_id for r in rows]
     counts = await patches.count_patches(services.pool, canvas.name, ids)
     patched = [i for i in ids if counts.get(i)]

@@ -53,7 +53,7 @@ def handler_source(canvas: Canvas, handler_id: str) -> JSONObject:
     if handler is None:
         raise NotFound(f"canvas {canvas.name!r} has no handler {handler_id!r}")
     functions = [
-        {"name": name, **describe(function.raw)}
+        {"name": name, **describe(function.raw), "parameters": list(function.signature.parameters)}
         for name, function in sorted(canvas.functions.items())
     ]
     return {"handler_id": handler.id, **describe(handler.function), "functions": functions}

@@ -148,7 +148,13 @@ async function loadLists() {
     entry.row = h(
       "div",
       { class: "handler-row", dataset: { handlerId: handler.id } },
-      h("div", { class: "handler-name" }, h("code", {}, handler.id), h("span", { class: "route" }, `${handler.method} ${handler.route}`)),
+      h(
+        "div",
+        { class: "handler-name" },
+        h("code", {}, handler.id),
+        h("span", { class: "route" }, `${handler.method} ${handler.route}`),
+        h("button", { type: "button", class: "link list-toggle", onclick: () => toggleTraceList(handler.id) }, "all traces"),
+      ),
       dots,
     );
     state.handlers.set(handler.id, entry);
@@ -217,6 +223,89 @@ function addDot(summary) {
     entry.dots.delete(oldest.dataset.traceId);
     oldest.remove();
   }
+}
+
+// -- a handler's traces, paged and filtered (SPEC §14) ------------------------------
+
+const PAGE = 50;
+
+function filterQuery(form) {
+  const params = new URLSearchParams({ limit: String(PAGE) });
+  const status = form.querySelector(".filter-status").value;
+  const fn = form.querySelector(".filter-function").value.trim();
+  if (status) params.set("status", status);
+  if (fn) params.set("function", fn);
+  for (const name of ["since", "until"]) {
+    const value = form.querySelector(`.filter-${name}`).value;
+    if (value) params.set(name, new Date(value).toISOString()); // the input's local time
+  }
+  return params;
+}
+
+function toggleTraceList(handlerId) {
+  const entry = state.handlers.get(handlerId);
+  if (!entry) return;
+  const open = entry.row.querySelector(".trace-list");
+  if (open) return open.remove();
+  const field = (cls, label, input) => h("label", { class: "filter" }, label, " ", input);
+  const functions = h("datalist", { id: `functions-${handlerId}` });
+  const form = h(
+    "form",
+    { class: "trace-list", dataset: { handlerId } },
+    h(
+      "div",
+      { class: "filters" },
+      field("status", "status", h("select", { class: "filter-status" }, ["", "2xx", "3xx", "4xx", "5xx", "error"].map((s) => h("option", { value: s }, s || "any")))),
+      field("function", "called", h("input", { class: "filter-function", list: functions.id, placeholder: "function", size: 12 })),
+      field("since", "since", h("input", { class: "filter-since", type: "datetime-local", step: 1 })),
+      field("until", "until", h("input", { class: "filter-until", type: "datetime-local", step: 1 })),
+      h("button", { type: "submit" }, "Filter"),
+      functions,
+    ),
+    h("table", { class: "trace-table" }, h("thead", {}, h("tr", {}, ["started", "status", "ms", "patches"].map((c) => h("th", {}, c)))), h("tbody", {})),
+    h("p", { class: "muted list-state" }),
+    h("button", { type: "button", class: "older", hidden: true }, "Older"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadTracePage(handlerId, form, false).catch(fail);
+  });
+  form.querySelector(".older").addEventListener("click", () => loadTracePage(handlerId, form, true).catch(fail));
+  entry.row.append(form);
+  state.api.get(canvasPath(state.canvas, "handlers", handlerId, "source")).then(
+    (source) => functions.replaceChildren(...(source.functions || []).map((f) => h("option", { value: f.name }))),
+    () => {}, // the list works without suggestions
+  );
+  return loadTracePage(handlerId, form, false).catch(fail);
+}
+
+async function loadTracePage(handlerId, form, more) {
+  const params = filterQuery(form);
+  if (more && form.dataset.next) params.set("before", form.dataset.next);
+  const body = form.querySelector("tbody");
+  form.dataset.loading = "yes";
+  let page;
+  try {
+    page = await state.api.get(`${canvasPath(state.canvas, "handlers", handlerId, "traces")}?${params}`);
+  } finally {
+    form.dataset.loading = "no";
+  }
+  const rows = page.traces.map((s) =>
+    h(
+      "tr",
+      { class: `trace-row ${statusClass("latest_status" in s ? s.latest_status : s.status)}`, dataset: { traceId: s.trace_id }, onclick: () => openTrace(s.trace_id).catch(fail) },
+      h("td", {}, s.started_at.replace("T", " ").replace("Z", "")),
+      h("td", {}, String(("latest_status" in s ? s.latest_status : s.status) ?? "–")),
+      h("td", {}, String(toNumber(s.duration_ms))),
+      h("td", {}, s.patch_count ? String(s.patch_count) : ""),
+    ),
+  );
+  if (more) body.append(...rows);
+  else body.replaceChildren(...rows);
+  form.dataset.next = page.next || "";
+  form.querySelector(".older").hidden = !page.next;
+  form.querySelector(".list-state").textContent = `${body.children.length} trace(s)${page.next ? ", more below" : ""}`;
+  form.dataset.count = String(body.children.length);
 }
 
 async function loadUnmatched() {
@@ -432,6 +521,8 @@ function renderTrace() {
   const open = state.open;
   const merged = merge(open.doc, open.patches);
   const rerunButton = h("button", { type: "button", id: "rerun", onclick: (e) => rerun(e.currentTarget) }, "Rerun handler");
+  // Parameter names from the source API, once the code has loaded: calls read `f(a=1)`.
+  const parameters = Object.fromEntries(((open.code && open.code.source && open.code.source.functions) || []).map((f) => [f.name, f.parameters || []]));
   // An adopted trace has no handler in its document: the list knows whose it is.
   const listed = state.handlers.get(open.manifest.handler_id);
   const handler = merged.handler || (listed && listed.description) || { id: open.manifest.handler_id };
@@ -456,10 +547,10 @@ function renderTrace() {
     renderInput(merged.input || {}),
     renderOutcome(merged.execution),
     renderCalls(merged.execution, merged.function_results, (call) => {
-      const button = document.querySelector(`.call[data-call-id="${CSS.escape(String(call.id))}"] .run-function`);
+      const button = document.querySelector(`#calls .call[data-call-id="${CSS.escape(String(call.id))}"] .run-function`);
       return runFunction(call, button || rerunButton);
-    }),
-    renderFunctionRuns(merged),
+    }, "calls", parameters),
+    renderFunctionRuns(merged, parameters),
   ];
   if (merged.execution.source !== "base") {
     parts.push(
@@ -471,7 +562,7 @@ function renderTrace() {
         renderCalls({ ...merged.base_execution, source: "base" }, {}, (call) => {
           const button = document.querySelector(`#recorded-calls .call[data-call-id="${CSS.escape(String(call.id))}"] .run-function`);
           return runFunction(call, button || rerunButton);
-        }, "recorded-calls"),
+        }, "recorded-calls", parameters),
       ),
     );
   }

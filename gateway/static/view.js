@@ -2,6 +2,7 @@
 // never as HTML: traces hold whatever grand-users sent.
 
 import { parseExact, showJson, toNumber } from "./exact.js";
+import { valueText } from "./values.js";
 
 /** Characters of a body or value shown before it is cut (the full value stays in memory). */
 export const SHOW_CHARS = 64 * 1024;
@@ -124,11 +125,6 @@ export function renderOutcome(execution, id = "result") {
   return h("section", { class: "panel", id, dataset: { source: execution.source } }, children);
 }
 
-function outcomeText(record) {
-  if (record.error) return `raised ${record.error.type ?? "error"}: ${record.error.message ?? ""}`;
-  return json(record.result);
-}
-
 function runButton(call, onRun) {
   if (call.kind !== "user") return null;
   const why = whyNotRunnable(call);
@@ -136,11 +132,33 @@ function runButton(call, onRun) {
   return h("button", { type: "button", class: "run-function", onclick: () => onRun(call) }, "Run again");
 }
 
+/** A call's duration for people: µs below 10 ms, else ms. */
+export function durationText(us) {
+  const value = toNumber(us);
+  if (typeof value !== "number") return "";
+  return value < 10_000 ? `${Math.round(value).toLocaleString()} µs` : `${(value / 1000).toFixed(1)} ms`;
+}
+
+/** A call's arguments as `name=value, …`, named by `names` (the function's parameters). */
+export function argsText(call, names = []) {
+  if (!Array.isArray(call.args)) return call.kind === "builtin" ? "" : `args hash ${call.args_hash}`;
+  const shown = call.args.map((value, i) => (names[i] ? `${names[i]}=${valueText(value)}` : valueText(value)));
+  for (const [name, value] of Object.entries(call.kwargs || {})) shown.push(`${name}=${valueText(value)}`);
+  return shown.join(", ");
+}
+
+function outcomeLine(record) {
+  if (record.error) return `raised ${record.error.type ?? "error"}: ${record.error.message ?? ""}`;
+  return valueText(record.result);
+}
+
 /**
- * The call tree of `execution`, with args and results; `latest` is the merged
- * function_results; `onRun(call)` runs a user function again on the call's args.
+ * The call tree of `execution`, one line per call: `name(param=value, …) → result`,
+ * its duration, nested calls collapsible; `latest` is the merged function_results;
+ * `onRun(call)` runs a user function again on the call's args; `parameters` maps a
+ * function name to its parameter names.
  */
-export function renderCalls(execution, latest, onRun, id = "calls") {
+export function renderCalls(execution, latest, onRun, id = "calls", parameters = {}) {
   const calls = Array.isArray(execution.calls) ? execution.calls : [];
   const children = new Map();
   for (const call of calls) {
@@ -153,25 +171,20 @@ export function renderCalls(execution, latest, onRun, id = "calls") {
     if (seen.has(call.id)) return null; // a malformed parent cycle must not loop forever
     seen.add(call.id);
     const newer = latest[`${call.function}:${call.args_hash}`];
-    const hasArgs = Array.isArray(call.args);
+    const nested = children.get(call.id) || [];
     return h(
       "li",
       { class: `call ${call.kind}`, dataset: { function: call.function, callId: call.id } },
-      h(
-        "div",
-        { class: "call-head" },
-        h("code", { class: "fn" }, call.function),
-        h("span", { class: "kind" }, call.kind),
-        typeof call.duration_us === "number" ? h("span", { class: "muted" }, `${(call.duration_us / 1000).toFixed(2)} ms`) : null,
-        runButton(call, onRun),
-      ),
-      hasArgs ? h("pre", { class: "call-args" }, `args ${json(call.args)}`) : h("p", { class: "muted" }, `args hash ${call.args_hash}`),
-      call.kwargs ? h("pre", { class: "call-kwargs" }, `kwargs ${json(call.kwargs)}`) : null,
-      h("pre", { class: "call-result" }, `→ ${outcomeText(call)}`),
+      h("span", { class: "call-head" }, h("code", { class: "fn" }, call.function), call.kind === "builtin" ? h("span", { class: "kind" }, "builtin") : null),
+      h("code", { class: "call-args" }, `(${cut(argsText(call, parameters[call.function]), 2000)})`),
+      h("code", { class: `call-result${call.error ? " raised" : ""}` }, `→ ${cut(outcomeLine(call), 2000)}`),
+      h("span", { class: "call-meta" }, h("span", { class: "muted duration" }, durationText(call.duration_us)), runButton(call, onRun)),
       newer && newer.source !== execution.source
-        ? h("pre", { class: "call-latest", dataset: { source: newer.source } }, `latest run (${sourceLabel(newer.source)}) → ${outcomeText(newer)}`)
+        ? h("code", { class: "call-latest", dataset: { source: newer.source } }, `latest run (${sourceLabel(newer.source)}) → ${cut(outcomeLine(newer), 2000)}`)
         : null,
-      children.has(call.id) ? h("ul", {}, children.get(call.id).map(node)) : null,
+      nested.length
+        ? h("details", { class: "call-children", open: true }, h("summary", {}, `${nested.length} nested call(s)`), h("ul", {}, nested.map(node)))
+        : null,
     );
   };
   const roots = calls.filter((c) => c.parent === null || c.parent === undefined || !calls.some((p) => p.id === c.parent));
@@ -184,7 +197,7 @@ export function renderCalls(execution, latest, onRun, id = "calls") {
 }
 
 /** Function runs from patches that are not part of the current execution. */
-export function renderFunctionRuns(merged) {
+export function renderFunctionRuns(merged, parameters = {}) {
   const runs = Object.values(merged.function_results).filter(
     (r) => r.source !== "base" && r.source !== merged.execution.source,
   );
@@ -201,7 +214,8 @@ export function renderFunctionRuns(merged) {
           "li",
           { class: "function-run", dataset: { function: r.function, source: r.source } },
           h("code", { class: "fn" }, r.function),
-          h("pre", {}, `args ${json(r.args ?? [])}\n→ ${outcomeText(r)}`),
+          h("code", { class: "call-args" }, `(${cut(argsText({ kind: "user", args: r.args ?? [] }, parameters[r.function]), 2000)})`),
+          h("code", { class: "call-result" }, ` → ${cut(outcomeLine(r), 2000)}`),
         ),
       ),
     ),
