@@ -192,3 +192,57 @@ async def test_a_404_becomes_a_handler_from_its_scaffold_live_on_the_page(
         assert errors == [], errors
     finally:
         await context.close()
+
+
+async def test_comparing_traces_and_reruns_and_running_a_function_with_edited_args(
+    browser: Any, live: tuple[Server, Path]
+) -> None:
+    from playwright.async_api import expect
+
+    server, module = live
+    for item in ("tea", "unicorn"):
+        async with server.http.get(server.gateway + f"/order/{item}") as response:
+            assert response.status == 200
+    context, page, errors = await _open(browser, server)
+    try:
+        dots = page.locator(".handler-row[data-handler-id='order'] .dot")
+        await expect(dots).to_have_count(2, timeout=5000)
+        await dots.first.click()  # the oldest: tea
+        await expect(page.locator("#input-path")).to_have_text("/order/tea")
+        other = await dots.nth(1).get_attribute("data-trace-id")
+        await page.locator("#compare-with").select_option(other)
+        comparison = page.locator("#trace-comparison")
+        await expect(comparison).to_have_attribute("data-differences", re.compile(r"^[1-9]"))
+        inputs = page.locator("#trace-comparison-panel .compare-part[data-part='input']")
+        await expect(inputs).to_contain_text('"tea"')
+        await expect(inputs).to_contain_text('"unicorn"')
+        await expect(comparison.locator(".compare-part[data-part='body']")).to_contain_text("rare")
+
+        # A rerun with changed code against the recorded execution.
+        module.write_text(CODE.replace('note = "common"', 'note = "plain"'))
+        await expect(page.locator("#differs")).to_be_visible(timeout=15_000)
+        await page.click("#rerun")
+        rerun = page.locator("#rerun-comparison")
+        await expect(rerun).to_have_attribute("data-differences", re.compile(r"^[1-9]"))
+        body = rerun.locator(".compare-part[data-part='body']")
+        await expect(body.locator(".diff-before")).to_contain_text("common")
+        await expect(body.locator(".diff-after")).to_contain_text("plain")
+
+        # Run price with arguments edited on the page; bad ones are refused before sending.
+        call = page.locator("#calls .call[data-function='price']").first
+        await call.locator(".edit-function").click()
+        area = call.locator(".args-input")
+        await area.fill('["unicorn", 2')
+        await call.locator(".edit-args button[type=submit]").click()
+        await expect(call.locator(".args-problem")).to_contain_text("not valid JSON")
+        await expect(page.locator("#patches")).to_have_attribute("data-applied", "1")
+        await area.fill('["unicorn", 2]')
+        await call.locator(".edit-args button[type=submit]").click()
+        await expect(page.locator("#patches")).to_have_attribute("data-applied", "2")
+        runs = page.locator(".function-run[data-function='price']")
+        await expect(runs).to_contain_text("2.0")  # not in the canvas's price list: 1.0 * 2
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "editor-compare.png"), full_page=True)
+        assert errors == [], errors
+    finally:
+        await context.close()

@@ -5,11 +5,12 @@
 import { Api, ApiError, canvasPath } from "./api.js";
 import { BaseError, describeFailure, loadBase } from "./base.js";
 import { merge } from "./merge.js";
+import { diffValues, renderComparison } from "./compare.js";
 import { scaffold } from "./scaffold.js";
 import { EventStream } from "./sse.js";
 import { renderExplained } from "./codeview.js";
-import { toNumber } from "./exact.js";
-import { h, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
+import { parseExact, showJson, toNumber } from "./exact.js";
+import { h, parseArgs, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
 
 const TOKEN_KEY = "strata.token";
 const CANVAS_KEY = "strata.canvas";
@@ -475,6 +476,74 @@ async function loadCode(open) {
   renderTrace();
 }
 
+// -- comparing two traces of a handler -------------------------------------------
+
+function compareControl(open) {
+  const entry = state.handlers.get(open.manifest.handler_id);
+  const others = entry ? [...entry.dots.keys()].filter((id) => id !== open.traceId).reverse() : [];
+  if (!others.length) return null;
+  const select = h(
+    "select",
+    { id: "compare-with", "aria-label": "compare with", onchange: (e) => compareWith(open, e.target.value).catch(fail) },
+    h("option", { value: "" }, "Compare with another trace…"),
+    others.map((id) => h("option", { value: id, selected: open.compare && open.compare.traceId === id }, `${entry.dots.get(id).dataset.startedAt} · ${id.slice(0, 8)}`)),
+  );
+  return h("p", {}, select);
+}
+
+async function compareWith(open, traceId) {
+  if (!traceId) {
+    open.compare = null;
+    return renderTrace();
+  }
+  const manifest = await fetchManifest(traceId);
+  const loaded = await loadBase(manifest);
+  if (state.open !== open) return;
+  open.compare = { traceId, merged: merge(loaded.doc, manifest.patches || []) };
+  renderTrace();
+}
+
+function renderTraceComparison(open, merged) {
+  if (!open.compare) return null;
+  const other = open.compare.merged;
+  const inputs = diffValues(merged.input || {}, other.input || {}, "input");
+  return h(
+    "section",
+    { class: "panel", id: "trace-comparison-panel" },
+    h("h3", {}, "This trace against ", h("code", {}, open.compare.traceId)),
+    h(
+      "div",
+      { class: "compare-part", dataset: { part: "input", differences: inputs.length } },
+      h("h4", {}, "input"),
+      inputs.length
+        ? h("table", { class: "diff" }, inputs.map((d) => h("tr", { class: `diff-row diff-${d.kind}` }, h("td", {}, d.path), h("td", { class: "diff-before" }, d.before === undefined ? "(absent)" : showJson(d.before)), h("td", { class: "diff-after" }, d.after === undefined ? "(absent)" : showJson(d.after)))))
+        : h("p", { class: "muted" }, "same"),
+    ),
+    renderComparison(merged.execution, other.execution, { leftLabel: "this trace", rightLabel: "other trace", id: "trace-comparison" }),
+  );
+}
+
+// -- running a function with edited arguments ------------------------------------
+
+function editAndRun(call) {
+  const existing = document.querySelector(`#calls .call[data-call-id="${CSS.escape(String(call.id))}"] .edit-args`);
+  if (existing) return existing.remove();
+  const area = h("textarea", { class: "args-input", rows: 4, cols: 60, spellcheck: "false" }, showJson(call.args));
+  const problem = h("p", { class: "trace-error args-problem", hidden: true });
+  const go = h("button", { type: "submit" }, "Run with these arguments");
+  const form = h("form", { class: "edit-args" }, area, problem, go);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const parsed = parseArgs(area.value);
+    problem.hidden = !parsed.error;
+    problem.textContent = parsed.error || "";
+    if (parsed.error) return;
+    runFunction({ ...call, args: parsed.args }, go);
+  });
+  document.querySelector(`#calls .call[data-call-id="${CSS.escape(String(call.id))}"]`)?.append(form);
+  area.focus();
+}
+
 function renderCodePanel(open) {
   const code = open.code;
   if (!code) return h("section", { class: "panel", id: "code-panel", dataset: { explained: "pending" } }, h("h3", {}, "Code"), h("p", { class: "muted" }, "Explaining the trace with the current code…"));
@@ -539,6 +608,7 @@ function renderTrace() {
         merged.truncated ? " · truncated by the trace limits" : "",
       ),
       h("p", { id: "patches", dataset: { applied: merged.applied_patches.length } }, `${merged.applied_patches.length} patch(es) applied `, rerunButton),
+      compareControl(open),
       merged.input && merged.input.body && merged.input.body.truncated
         ? h("p", { class: "warning", id: "rerun-cut" }, `The recorded body was cut at the trace limit (${merged.input.body.bytes.toLocaleString()} bytes were sent): a rerun runs on the cut body.`)
         : null,
@@ -546,11 +616,16 @@ function renderTrace() {
     renderCodePanel(open),
     renderInput(merged.input || {}),
     renderOutcome(merged.execution),
-    renderCalls(merged.execution, merged.function_results, (call) => {
+    merged.execution.source !== "base"
+      ? renderComparison(merged.base_execution, merged.execution, { leftLabel: "recorded", rightLabel: "latest rerun", id: "rerun-comparison" })
+      : null,
+    renderCalls(merged.execution, merged.function_results, (call, mode) => {
+      if (mode === "edit") return editAndRun(call);
       const button = document.querySelector(`#calls .call[data-call-id="${CSS.escape(String(call.id))}"] .run-function`);
       return runFunction(call, button || rerunButton);
     }, "calls", parameters),
     renderFunctionRuns(merged, parameters),
+    renderTraceComparison(open, merged),
   ];
   if (merged.execution.source !== "base") {
     parts.push(

@@ -125,11 +125,27 @@ export function renderOutcome(execution, id = "result") {
   return h("section", { class: "panel", id, dataset: { source: execution.source } }, children);
 }
 
+/** The args a developer typed: a JSON array within the API's bound, else why not. */
+export function parseArgs(text) {
+  let args;
+  try {
+    args = parseExact(text);
+  } catch (err) {
+    return { error: `not valid JSON: ${err.message}` };
+  }
+  if (!Array.isArray(args)) return { error: "the arguments must be a JSON array, e.g. [11.0, 0.2]" };
+  if (new TextEncoder().encode(JSON.stringify({ args })).length > MAX_RUN_ARGS_BYTES) return { error: "over 1 MiB of arguments" };
+  return { args };
+}
+
 function runButton(call, onRun) {
   if (call.kind !== "user") return null;
   const why = whyNotRunnable(call);
   if (why) return h("span", { class: "muted not-runnable", title: `cannot run again: ${why}` }, `not runnable: ${why}`);
-  return h("button", { type: "button", class: "run-function", onclick: () => onRun(call) }, "Run again");
+  return [
+    h("button", { type: "button", class: "run-function", onclick: () => onRun(call) }, "Run again"),
+    h("button", { type: "button", class: "edit-function", onclick: () => onRun(call, "edit") }, "Edit args"),
+  ];
 }
 
 /** A call's duration for people: µs below 10 ms, else ms. */

@@ -37,3 +37,11 @@ test("toNumber reads a tagged float as its number and leaves numbers alone", () 
   assert.equal(toNumber(2.5), 2.5);
   assert.equal(`${toNumber({ $strata: "float", v: "3.0" })} ms`, "3 ms");
 });
+
+test("edited arguments must be a JSON array within the API's bound", async () => {
+  const { parseArgs } = await import("../../gateway/static/view.js");
+  assert.deepEqual(parseArgs('["tea", 2]'), { args: ["tea", 2] });
+  assert.match(parseArgs("[1,").error, /not valid JSON/);
+  assert.match(parseArgs('{"a": 1}').error, /must be a JSON array/);
+  assert.match(parseArgs(JSON.stringify(["x".repeat(MAX_RUN_ARGS_BYTES)])).error, /over 1 MiB/);
+});
