@@ -86,6 +86,8 @@ async def test_the_code_shows_what_ran_with_its_values_and_follows_the_file(
             assert response.status == 200
         dots = page.locator(".handler-row[data-handler-id='order'] .dot")
         await expect(dots).to_have_count(1, timeout=5000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "editor-start.png"))
         await dots.first.click()
         panel = page.locator("#code-panel")
         await expect(panel).to_have_attribute("data-explained", "yes", timeout=10_000)

@@ -290,3 +290,39 @@ async def test_a_rerun_of_a_cut_body_is_announced(
             await expect(warning).to_contain_text("a rerun runs on the cut body")
         finally:
             await context.close()
+
+
+async def test_a_5_mb_body_opens_formatted_expands_and_downloads(
+    browser: Any, database_url: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    limits = TraceLimits(max_body_bytes=8 * 1024 * 1024)
+    items = [{"sku": f"item-{i}", "price": 1.0, "qty": i} for i in range(120_000)]
+    body = orjson.dumps({"items": items})
+    assert len(body) > 5_000_000
+    async with serve(database_url, tmp_path, {"shop": shop}, limits=limits) as server:
+        token = await server.token("shop")
+        async with server.http.post(server.gateway + "/echo", data=body) as response:
+            assert response.status == 200
+        context, page, _ = await open_editor(browser, server, token)
+        try:
+            dot = page.locator(".handler-row[data-handler-id='echo'] .dot")
+            await expect(dot).to_have_count(1, timeout=5000)
+            await dot.click()
+            shown = page.locator("#input .body")
+            # Formatted (one key a line, floats kept), cut for the first view.
+            await expect(shown).to_contain_text('"sku": "item-0",\n        "price": 1.0,')
+            first = await shown.evaluate("el => el.textContent.length")
+            assert first < 100_000
+            await page.locator("#input .show-all").click()
+            whole = await shown.evaluate("el => el.textContent.length")
+            assert whole > len(body)  # all of it, indented
+            async with page.expect_download() as waiting:
+                await page.locator("#input .download").click()
+            download = await waiting.value
+            assert download.suggested_filename == "body.json"
+            saved = Path(await download.path()).read_bytes()
+            assert saved == body
+        finally:
+            await context.close()

@@ -32,19 +32,49 @@ export function json(value) {
   return cut(showJson(value));
 }
 
-/** A recorded body as text: JSON pretty-printed with its floats kept (0.0 stays 0.0). */
-export function bodyText(body) {
+/** Bodies up to this many characters are pretty-printed (a trace holds at most ~64 MB). */
+export const FORMAT_CHARS = 16 * 1024 * 1024;
+
+/** A recorded body's whole text: JSON pretty-printed with its floats kept (0.0 stays 0.0). */
+export function fullBodyText(body) {
   if (!body) return "(none)";
-  if (body.encoding === "base64") return `(${body.bytes} bytes of binary data, base64)\n${cut(body.data)}`;
+  if (body.encoding === "base64") return `(${body.bytes} bytes of binary data, base64)\n${body.data}`;
   let text = body.data ?? "";
-  if (text.length < SHOW_CHARS) {
+  if (text.length < FORMAT_CHARS) {
     try {
       text = showJson(parseExact(text));
     } catch {
       // not JSON: show as sent
     }
   }
-  return cut(text) + (body.truncated ? `\n… (cut at ${body.bytes} bytes by the trace limits)` : "");
+  return text + (body.truncated ? `\n… (cut at ${body.bytes} bytes by the trace limits)` : "");
+}
+
+/** A recorded body as shown at first: formatted, cut at :data:`SHOW_CHARS`. */
+export function bodyText(body) {
+  return cut(fullBodyText(body));
+}
+
+/** A body's `<pre>`, and for a large one the buttons that show all of it or save it. */
+function bodyBlock(body, cls) {
+  const text = fullBodyText(body);
+  const pre = h("pre", { class: cls }, cut(text));
+  if (text.length <= SHOW_CHARS) return pre;
+  const all = h("button", { type: "button", class: "show-all" }, `Show all ${text.length.toLocaleString()} characters`);
+  all.addEventListener("click", () => {
+    pre.textContent = text;
+    pre.classList.add("expanded");
+    all.remove();
+  });
+  const save = h("button", { type: "button", class: "download" }, "Download");
+  save.addEventListener("click", () => {
+    const isJson = body && body.encoding !== "base64";
+    const blob = new Blob([body && body.encoding !== "base64" ? body.data : text], { type: isJson ? "application/json" : "text/plain" });
+    const link = h("a", { href: URL.createObjectURL(blob), download: isJson ? "body.json" : "body.txt" });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  });
+  return h("div", { class: "large-body" }, pre, h("p", {}, all, " ", save));
 }
 
 /** Bytes of JSON args a function run accepts (the API's MAX_ARGS_BYTES). */
@@ -97,7 +127,7 @@ export function renderInput(input) {
     Object.keys(input.params || {}).length ? h("pre", { class: "params" }, json(input.params)) : null,
     h("details", {}, h("summary", {}, `Headers (${(input.headers || []).length})`), headerTable(input.headers)),
     h("h4", {}, "Body"),
-    h("pre", { class: "body" }, bodyText(input.body)),
+    bodyBlock(input.body, "body"),
   );
 }
 
@@ -115,7 +145,7 @@ export function renderOutcome(execution, id = "result") {
     children.push(
       h("p", {}, "Status ", h("strong", { class: "status" }, result.status)),
       h("details", {}, h("summary", {}, `Headers (${(result.headers || []).length})`), headerTable(result.headers)),
-      h("pre", { class: "body result-body" }, bodyText(result.body)),
+      bodyBlock(result.body, "body result-body"),
     );
   } else if (!execution.error) {
     children.push(h("p", { class: "muted" }, "No result recorded (adopted from an unmatched request)."));
