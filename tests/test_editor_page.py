@@ -97,6 +97,10 @@ async def exercise_page(browser: Any, server: Server, name: str, base_prefix: st
         await expect(page.locator("#result .result-body")).to_contain_text('"total": 13.2')
         # The browser decoded Content-Encoding: zstd itself.
         await expect(page.locator("#trace-meta")).to_have_attribute("data-decoder", "native")
+        # The code beside it, explained from the base this store holds.
+        await expect(page.locator("#code-panel")).to_have_attribute(
+            "data-explained", "yes", timeout=10_000
+        )
 
         # The base came straight from the signed URL, not through the API.
         bases = log.matching(base_prefix)
@@ -324,5 +328,35 @@ async def test_a_5_mb_body_opens_formatted_expands_and_downloads(
             assert download.suggested_filename == "body.json"
             saved = Path(await download.path()).read_bytes()
             assert saved == body
+        finally:
+            await context.close()
+
+
+async def test_a_20_call_trace_fits_one_screen_with_names_args_and_results(
+    browser: Any, database_url: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    async with serve(database_url, tmp_path, {"shop": shop}) as server:
+        token = await server.token("shop")
+        async with server.http.get(server.gateway + "/chain") as response:
+            assert response.status == 200
+        context, page, _ = await open_editor(browser, server, token)
+        try:
+            dot = page.locator(".handler-row[data-handler-id='chain'] .dot")
+            await expect(dot).to_have_count(1, timeout=5000)
+            await dot.click()
+            await expect(page.locator("#code-panel")).to_have_attribute(
+                "data-explained", "yes", timeout=10_000
+            )
+            calls = page.locator("#calls .call[data-function='step']")
+            await expect(calls).to_have_count(20)
+            # Parameter names from the source, the argument and the result on one line.
+            await expect(calls.first.locator(".call-args")).to_have_text("(value=1)")
+            await expect(calls.first.locator(".call-result")).to_have_text("→ 31")
+            await expect(calls.first.locator(".duration")).to_contain_text("µs")
+            box = await page.locator("#calls").bounding_box()
+            assert box is not None
+            assert box["height"] <= 1000, box  # the viewport's height
         finally:
             await context.close()
