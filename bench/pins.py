@@ -30,7 +30,8 @@ from bench.common import fresh_database, postgres
 from tests.fixtures_cloud import MOTO_KEY, _stop, _venv_tool, _wait_for_port, free_port
 from tests.pin_support import pending
 from trace_store import db
-from trace_store.backends.s3 import S3Settings, S3Store
+from trace_store.backends.s3 import S3Store
+from trace_store.backends.s3_client import S3Settings
 from trace_store.db.outbox import PinOutbox
 from trace_store.metrics import Metrics
 from trace_store.writer.batch_writer import TraceWriter

@@ -28,7 +28,8 @@ from lifecycle_policies.evaluate import (
 from tests.fixtures_cloud import S3Server, gcs_raw_client
 from tests.pin_support import series, trace_ids, unmatched_key, write_traces
 from trace_store.backends.base import ObjectStore
-from trace_store.backends.gcs import GCSSettings, GCSStore
+from trace_store.backends.gcs import GCSStore
+from trace_store.backends.gcs_client import GCSSettings
 from trace_store.backends.url import parse_store_url
 from trace_store.db.outbox import PinOutbox, renew_leases
 

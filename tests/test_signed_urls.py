@@ -22,8 +22,10 @@ from google.cloud.storage import _signing
 
 from tests.fixtures_cloud import DUMMY_KEY, SIGNING_VECTORS, S3Server
 from tests.store_conformance import KEYS, fetch
-from trace_store.backends.gcs import GCSSettings, GCSStore, _load_key, sign_blob_url
-from trace_store.backends.s3 import S3Settings, S3Store
+from trace_store.backends.gcs import GCSStore
+from trace_store.backends.gcs_client import GCSSettings, _load_key, sign_blob_url
+from trace_store.backends.s3 import S3Store
+from trace_store.backends.s3_client import S3Settings
 
 
 def _with_query(url: str, **changes: str) -> str:

@@ -11,7 +11,8 @@ import pytest
 from tests.fixtures_cloud import DUMMY_KEY, S3Server, free_port
 from tests.store_conformance import KEYS
 from trace_store.backends.gcs import GCSStore
-from trace_store.backends.s3 import S3Settings, S3Store, make_client
+from trace_store.backends.s3 import S3Store
+from trace_store.backends.s3_client import S3Settings, make_client
 from trace_store.backends.url import parse_store_url
 from trace_store.errors import ConfigError, StoreUnavailable
 

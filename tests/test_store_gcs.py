@@ -26,7 +26,8 @@ from google.cloud import storage
 from tests.fixtures_cloud import DUMMY_KEY, gcs_raw_client
 from tests.store_conformance import KEYS, StoreFactory, StoreTests
 from trace_store.backends.base import ObjectStore
-from trace_store.backends.gcs import GCSSettings, GCSStore, _load_key
+from trace_store.backends.gcs import GCSStore
+from trace_store.backends.gcs_client import GCSSettings, _load_key
 from trace_store.config import Config
 from trace_store.errors import AlreadyExists, ConfigError, ObjectNotFound, StoreUnavailable
 

@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 from tests.fixtures_cloud import S3Server
 from tests.store_conformance import KEYS, StoreFactory, StoreTests
 from trace_store.backends.base import ObjectStore
-from trace_store.backends.s3 import S3Settings, S3Store
+from trace_store.backends.s3 import S3Store
+from trace_store.backends.s3_client import S3Settings
 from trace_store.errors import AlreadyExists, ConfigError, ObjectNotFound, StoreUnavailable
 
 EXPIRABLE = [{"Key": "strata-expirable", "Value": "true"}]

@@ -17,22 +17,23 @@ and signed URLs point at the emulator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import google.auth
 import requests
 from google.api_core import exceptions as gexc
-from google.auth.credentials import AnonymousCredentials, Signing
-from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
-from google.auth.transport.requests import Request as AuthRequest
-from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY
-from google.oauth2 import service_account
+from google.auth.exceptions import RefreshError, TransportError
 
 from trace_store.backends.base import LifecycleBucket, LifecycleObject, ObjectInfo, SignedURL
 from trace_store.backends.blocking import BlockingClientStore
+from trace_store.backends.gcs_client import (
+    RETRY,
+    TIMEOUT,
+    GCSSettings,
+    make_client,
+    sign_blob_url,
+    utc_now,
+)
 from trace_store.backends.url import SETTING
 from trace_store.errors import (
     AlreadyExists,
@@ -44,24 +45,18 @@ from trace_store.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
     from google.auth.credentials import Credentials
+    from google.cloud import storage
 
     from trace_store.config import Config
 
 
-SCOPES = ("https://www.googleapis.com/auth/devstorage.full_control",)
 #: V4 signed URLs live at most seven days.
 MAX_SIGNED_EXPIRY = timedelta(days=7)
 POOL_SIZE = 16
 CORS_HEADERS = ["Content-Encoding", "Content-Length", "Content-Type", "ETag"]
-#: Data calls give up (and report the store unavailable) after this long.
-RETRY = DEFAULT_RETRY.with_timeout(15.0)
-#: Per request: seconds to connect, and to wait for each read of the answer. A hung
-#: server is then noticed within seconds (every trace object is small, and a read
-#: timeout bounds the wait for each chunk, not the whole transfer).
-TIMEOUT = (2.0, 5.0)
 #: ``check`` answers fast: one attempt, short timeout.
 CHECK_TIMEOUT = 5.0
 
@@ -73,111 +68,6 @@ _TRANSIENT = (
     requests.exceptions.Timeout,
     TransportError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class GCSSettings:
-    """Where the store lives and which key signs its URLs."""
-
-    bucket: str
-    prefix: str = ""
-    credentials_file: str | None = None
-    emulator_host: str | None = None
-
-    @classmethod
-    def from_query(
-        cls, bucket: str, prefix: str, query: Mapping[str, str], config: Config
-    ) -> GCSSettings:
-        """Parse ``?credentials=`` strictly; take the emulator from ``config``."""
-        unknown = sorted(set(query) - {"credentials"})
-        if unknown:
-            raise ConfigError(
-                f"{SETTING}: unknown gs:// query parameter(s) {', '.join(unknown)};"
-                " expected credentials=/path/to/service-account.json"
-            )
-        emulator = config.get("STORAGE_EMULATOR_HOST")
-        if emulator is not None and "://" not in emulator:
-            emulator = f"http://{emulator}"  # the variable is often given as host:port
-        return cls(bucket, prefix.strip("/"), query.get("credentials") or None, emulator)
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware (the store's default clock)."""
-    return datetime.now(UTC)
-
-
-def _load_key(path: str) -> service_account.Credentials:
-    try:
-        return service_account.Credentials.from_service_account_file(path, scopes=SCOPES)  # type: ignore[no-untyped-call, no-any-return]
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(
-            f"{SETTING}: gs:// credentials={path!r} is not a readable service-account"
-            f" key file ({err})"
-        ) from None
-
-
-def make_client(settings: GCSSettings) -> tuple[storage.Client, Credentials | None]:
-    """The data client and the credentials that sign URLs (``None``: cannot sign)."""
-    key = _load_key(settings.credentials_file) if settings.credentials_file else None
-    if settings.emulator_host:
-        # The emulator accepts no real tokens: data calls are anonymous, the key signs.
-        client = storage.Client(
-            project="strata-emulator",
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": settings.emulator_host},
-        )
-        return client, key
-    if key is not None:
-        return storage.Client(project=key.project_id, credentials=key), key
-    try:
-        credentials, project = google.auth.default(scopes=SCOPES)
-    except DefaultCredentialsError as err:
-        raise ConfigError(
-            f"{SETTING}: no Google credentials for gs://{settings.bucket}; add"
-            " ?credentials=/path/key.json or set GOOGLE_APPLICATION_CREDENTIALS"
-            f" ({err})"
-        ) from None
-    return storage.Client(project=project, credentials=credentials), credentials
-
-
-def sign_blob_url(
-    blob: storage.Blob,
-    credentials: Credentials,
-    expiration: timedelta,
-    *,
-    api_access_endpoint: str | None = None,
-    method: str = "GET",
-    headers: dict[str, str] | None = None,
-    query_parameters: dict[str, str] | None = None,
-) -> str:
-    """A V4 signed URL for ``blob``: the one signing path the store uses.
-
-    Service-account keys sign locally. Other credentials (GCE metadata, workload
-    identity) sign through the IAM ``signBlob`` API with their service-account email.
-    """
-    extra: dict[str, Any] = {}
-    if not isinstance(credentials, Signing):
-        email = getattr(credentials, "service_account_email", None)
-        if not email:
-            raise ConfigError(
-                f"{SETTING}: signing gs:// URLs needs a service account; add"
-                " ?credentials=/path/key.json"
-            )
-        if not credentials.valid:
-            credentials.refresh(AuthRequest())  # type: ignore[no-untyped-call]
-        extra = {"service_account_email": email, "access_token": credentials.token}
-    return str(
-        blob.generate_signed_url(
-            version="v4",
-            expiration=expiration,
-            method=method,
-            credentials=credentials,
-            api_access_endpoint=api_access_endpoint,
-            headers=headers,
-            query_parameters=query_parameters,
-            **extra,
-        )
-    )
 
 
 class GCSStore(BlockingClientStore):

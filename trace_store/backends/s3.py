@@ -18,14 +18,9 @@ expirable tag back. The bucket's lifecycle rule expires objects by prefix and ta
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -40,6 +35,7 @@ from botocore.exceptions import (
 from trace_store import keys
 from trace_store.backends.base import LifecycleBucket, LifecycleObject, ObjectInfo, SignedURL
 from trace_store.backends.blocking import BlockingClientStore
+from trace_store.backends.s3_client import POOL_SIZE, S3Settings, make_client
 from trace_store.backends.url import SETTING
 from trace_store.errors import (
     AlreadyExists,
@@ -59,65 +55,11 @@ PINNED_TAG = (keys.PINNED_TAG, keys.TAG_TRUE)
 CORS_RULE_ID = "strata-editor"
 #: SigV4 presigned URLs live at most seven days.
 MAX_SIGNED_EXPIRY = timedelta(days=7)
-#: Threads and pooled HTTP connections per store.
-POOL_SIZE = 32
-
-_REGION_RE = re.compile(r"[a-z0-9-]{1,32}")
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 #: S3 bucket-level lifecycle settings that live beside the rules and must survive a put.
 _S3_KEPT_SETTINGS = ("TransitionDefaultMinimumObjectSize",)
-
-
-@dataclass(frozen=True, slots=True)
-class S3Settings:
-    """Where the store lives. Credentials come from the standard AWS environment."""
-
-    bucket: str
-    prefix: str = ""
-    endpoint: str | None = None
-    region: str | None = None
-
-    @classmethod
-    def from_query(cls, bucket: str, prefix: str, query: dict[str, str]) -> S3Settings:
-        """Parse the ``?endpoint=&region=`` part of an ``s3://`` URL strictly."""
-        unknown = sorted(set(query) - {"endpoint", "region"})
-        if unknown:
-            raise ConfigError(
-                f"{SETTING}: unknown s3:// query parameter(s) {', '.join(unknown)};"
-                " expected endpoint= and region="
-            )
-        endpoint = query.get("endpoint") or None
-        if endpoint is not None:
-            parts = urlsplit(endpoint)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigError(
-                    f"{SETTING}: s3:// endpoint={endpoint!r} is not an http(s)://host[:port] URL"
-                )
-        region = query.get("region") or None
-        if region is not None and not _REGION_RE.fullmatch(region):
-            raise ConfigError(f"{SETTING}: s3:// region={region!r} is not a region name")
-        return cls(bucket, prefix.strip("/"), endpoint, region)
-
-
-def make_client(settings: S3Settings, pool_size: int = POOL_SIZE, attempts: int = 3) -> Any:
-    """The boto3 S3 client a store uses: standard retries, path style for custom endpoints."""
-    config = Config(
-        signature_version="s3v4",
-        max_pool_connections=pool_size,
-        retries={"mode": "standard", "total_max_attempts": attempts},
-        # A hung server is noticed within seconds: every trace object is small, and
-        # the read timeout bounds the wait for each chunk of an answer, not the transfer.
-        connect_timeout=2,
-        read_timeout=5,
-        # A custom endpoint (moto, MinIO, s3rver) has no per-bucket DNS names.
-        s3={"addressing_style": "path" if settings.endpoint else "auto"},
-    )
-    session = boto3.session.Session()
-    return session.client(
-        "s3", endpoint_url=settings.endpoint, region_name=settings.region, config=config
-    )
 
 
 def _code(err: ClientError) -> str:
