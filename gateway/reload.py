@@ -59,8 +59,8 @@ def watched(services: Services) -> list[Watched]:
 
 
 def load_error(exc: BaseException, module: ModuleType, path: Path) -> JSONObject:
-    """``{type, message, file, line}`` of a failed reload: a syntax error's own place,
-    else the deepest frame in the module's file."""
+    """``{type, message, file, line, text}`` of a failed reload: a syntax error's own
+    place, else the deepest frame in the module's file; ``text`` is that line."""
     line: int | None = None
     message = str(exc)
     if isinstance(exc, SyntaxError):
@@ -68,11 +68,14 @@ def load_error(exc: BaseException, module: ModuleType, path: Path) -> JSONObject
     else:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
         line = frames[-1].lineno if frames else None
+    linecache.checkcache(str(path))
+    text = linecache.getline(str(path), line).rstrip() if line else ""
     return {
         "type": type(exc).__name__,
         "message": message[:2000],
         "file": relative_file(module.__name__, str(path)),
         "line": line,
+        "text": text[:500],
     }
 
 

@@ -78,6 +78,11 @@ class _Report:
 
     owner: _Owner
     call_id: int | None
+    #: This frame's index in ``frames``; the frame that called it and the line of that
+    #: frame's code the call came from (``None`` for the handler's frame).
+    index: int = 0
+    caller: int | None = None
+    called_from: int | None = None
     hits: dict[int, int] = field(default_factory=dict)
     values: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -94,6 +99,8 @@ class _Report:
             "first_line": self.owner.first_line,
             "lines": lines,
             "not_executed": not_run,
+            "caller": self.caller,
+            "called_from": self.called_from,
         }
 
 
@@ -173,7 +180,10 @@ class _Tracer:
             self.truncated = True
             return None
         call_id = parent_call() if owner.kind == "user" else None
-        report = _Report(owner, call_id)
+        report = _Report(owner, call_id, index=len(self.reports))
+        caller = self._traced_caller(frame)
+        if caller is not None:
+            report.caller, report.called_from = caller.report.index, caller.line
         self.reports.append(report)
         state = _FrameState(report, None, {})
         self._frames[frame] = state
@@ -181,18 +191,25 @@ class _Tracer:
         self._changes(frame, state, owner.first_line)
         return state
 
-    def _nested_state(self, frame: FrameType) -> _FrameState | None:
+    def _traced_caller(self, frame: FrameType) -> _FrameState | None:
+        """The nearest traced frame up the stack (past the recording wrapper)."""
         outer = frame.f_back
         for _ in range(_OWNER_DEPTH):
             if outer is None:
                 return None
             found = self._frames.get(outer)
             if found is not None:
-                state = _FrameState(found.report, None, {})
-                self._frames[frame] = state
-                return state
+                return found
             outer = outer.f_back
         return None
+
+    def _nested_state(self, frame: FrameType) -> _FrameState | None:
+        found = self._traced_caller(frame)
+        if found is None:
+            return None
+        state = _FrameState(found.report, None, {})
+        self._frames[frame] = state
+        return state
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
         state = self._frames.get(frame)

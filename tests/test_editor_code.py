@@ -130,6 +130,11 @@ async def test_the_code_shows_what_ran_with_its_values_and_follows_the_file(
         started = time.monotonic()
         module.write_text(broken)
         await expect(page.locator("#message")).to_contain_text("SyntaxError", timeout=15_000)
+        # At its line, with the line's text, above the code that keeps serving.
+        load_error = page.locator("#load-error")
+        at = next(n for n, text in enumerate(broken.splitlines(), 1) if "return {{" in text)
+        await expect(load_error).to_contain_text(f":{at}:")
+        await expect(load_error).to_contain_text("return {{")
         assert time.monotonic() - started < 15
         async with server.http.get(server.gateway + "/order/tea") as response:
             assert (await response.json())["note"] == "plain"

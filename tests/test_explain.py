@@ -105,6 +105,9 @@ async def test_explain_marks_the_branch_that_ran_and_the_values_of_every_line(
     assert handler["not_executed"] == [line("then")]
     # One frame per call of the user function, with its arguments on its def line.
     assert [c["call_id"] for c in calls] == [0, 1, 2]
+    # Each call opens in place: under the handler's line that made it.
+    assert {(c["caller"], c["called_from"]) for c in calls} == {(0, line("append"))}
+    assert (handler["caller"], handler["called_from"]) == (None, None)
     assert {c["function"] for c in calls} == {"price"}
     def_line = str(calls[0]["first_line"])
     assert [c["lines"][def_line]["values"] for c in calls] == [

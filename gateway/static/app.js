@@ -550,6 +550,7 @@ function renderCodePanel(open) {
   if (code.failure) return h("section", { class: "panel", id: "code-panel", dataset: { explained: "failed" } }, h("h3", {}, "Code"), h("p", { class: "trace-error" }, code.failure));
   const error = state.loadError && state.loadError.file === code.source.file ? state.loadError : null;
   return renderExplained(code.source, code.explained, { error });
+
 }
 
 function addPatch(patch) {
