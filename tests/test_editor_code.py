@@ -112,6 +112,8 @@ async def test_the_code_shows_what_ran_with_its_values_and_follows_the_file(
         base_at = _line('base = {"tea": 2.5}.get(item, 1.0)')
         base_line = frames.nth(1).locator(f".code-line[data-line='{base_at}']")
         await expect(base_line.locator(".value")).to_have_text("base = 2.5")
+        returned = frames.nth(1).locator(f".code-line[data-line='{_line('return base * qty')}']")
+        await expect(returned).to_have_class("code-line ran")
         # The float the handler returned stays a float in the body (it was shown as 15).
         await expect(page.locator("#result .result-body")).to_contain_text('"total": 15.0')
         ARTIFACTS.mkdir(exist_ok=True)
