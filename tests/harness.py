@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,23 @@ async def serve(
             yield Server(running, http)
     finally:
         await running.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_module(
+    database_url: str, tmp_path: Path, code: str
+) -> AsyncIterator[tuple[Server, Path]]:
+    """A server with ``--reload`` on, serving the canvas ``app`` of a new module file that
+    holds ``code``; yields the server and the file (write it to change the code)."""
+    from gateway.loader import load_canvases
+
+    # One module name per server: a file is imported once per name and process.
+    module = tmp_path / "code" / f"live_{uuid.uuid4().hex[:12]}.py"
+    module.parent.mkdir()
+    module.write_text(code)
+    canvases = load_canvases([f"{module}:app"])
+    async with serve(database_url, tmp_path / "data", canvases, reload=True) as server:
+        yield server, module
 
 
 class HeldStore:

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.loader import load_canvases
-from tests.harness import Server, serve
+from tests.harness import Server, serve_module
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -52,12 +50,8 @@ def _line(text: str, code: str = CODE) -> int:
 
 @pytest.fixture
 async def live(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server, Path]]:
-    module = tmp_path / "code" / f"live_{uuid.uuid4().hex[:12]}.py"
-    module.parent.mkdir()
-    module.write_text(CODE)
-    canvases = load_canvases([f"{module}:app"])
-    async with serve(database_url, tmp_path / "data", canvases, reload=True) as server:
-        yield server, module
+    async with serve_module(database_url, tmp_path, CODE) as running:
+        yield running
 
 
 async def _open(browser: Any, server: Server) -> tuple[Any, Any, list[str]]:

@@ -274,6 +274,19 @@ async def test_the_editor_link_make_run_prints_signs_in_and_leaves_no_token_in_t
             await context.close()
 
 
+async def open_echo(browser: Any, server: Server, body: bytes) -> tuple[Any, Any]:
+    """POST ``body`` to /echo, then a page open on that trace."""
+    from playwright.async_api import expect
+
+    async with server.http.post(server.gateway + "/echo", data=body) as response:
+        assert response.status == 200
+    context, page, _ = await open_editor(browser, server, await server.token("shop"))
+    dot = page.locator(".handler-row[data-handler-id='echo'] .dot")
+    await expect(dot).to_have_count(1, timeout=5000)
+    await dot.click()
+    return context, page
+
+
 async def test_a_rerun_of_a_cut_body_is_announced(
     browser: Any, database_url: str, tmp_path: Path
 ) -> None:
@@ -281,14 +294,8 @@ async def test_a_rerun_of_a_cut_body_is_announced(
 
     limits = TraceLimits(max_body_bytes=1024)
     async with serve(database_url, tmp_path, {"shop": shop}, limits=limits) as server:
-        token = await server.token("shop")
-        async with server.http.post(server.gateway + "/echo", data=b"x" * 4096) as response:
-            assert response.status == 200
-        context, page, _ = await open_editor(browser, server, token)
+        context, page = await open_echo(browser, server, b"x" * 4096)
         try:
-            dot = page.locator(".handler-row[data-handler-id='echo'] .dot")
-            await expect(dot).to_have_count(1, timeout=5000)
-            await dot.click()
             warning = page.locator("#rerun-cut")
             await expect(warning).to_contain_text("4,096 bytes were sent")
             await expect(warning).to_contain_text("a rerun runs on the cut body")
@@ -306,14 +313,8 @@ async def test_a_5_mb_body_opens_formatted_expands_and_downloads(
     body = orjson.dumps({"items": items})
     assert len(body) > 5_000_000
     async with serve(database_url, tmp_path, {"shop": shop}, limits=limits) as server:
-        token = await server.token("shop")
-        async with server.http.post(server.gateway + "/echo", data=body) as response:
-            assert response.status == 200
-        context, page, _ = await open_editor(browser, server, token)
+        context, page = await open_echo(browser, server, body)
         try:
-            dot = page.locator(".handler-row[data-handler-id='echo'] .dot")
-            await expect(dot).to_have_count(1, timeout=5000)
-            await dot.click()
             shown = page.locator("#input .body")
             # Formatted (one key a line, floats kept), cut for the first view.
             await expect(shown).to_contain_text('"sku": "item-0",\n        "price": 1.0,')

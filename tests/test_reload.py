@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
-from gateway.loader import load_canvases
-from tests.harness import Server, SseReader, serve
+from tests.harness import Server, SseReader, serve_module
 
 V1 = """
 from runtime import Canvas
@@ -40,13 +38,8 @@ def new_thing(request):
 
 @pytest.fixture
 async def live(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Server, Path]]:
-    # One module name per test: a file is imported once per name and process.
-    module = tmp_path / "code" / f"live_{uuid.uuid4().hex[:12]}.py"
-    module.parent.mkdir()
-    module.write_text(V1)
-    canvases = load_canvases([f"{module}:app"])
-    async with serve(database_url, tmp_path / "data", canvases, reload=True) as server:
-        yield server, module
+    async with serve_module(database_url, tmp_path, V1) as running:
+        yield running
 
 
 async def _get(server: Server, path: str) -> tuple[int, Any]:

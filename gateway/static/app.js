@@ -525,23 +525,35 @@ function renderTraceComparison(open, merged) {
 
 // -- running a function with edited arguments ------------------------------------
 
+// The argument editor lives in the open trace's state, so a re-render (a new explain,
+// a patch) keeps what the developer typed.
 function editAndRun(call) {
-  const existing = document.querySelector(`#calls .call[data-call-id="${CSS.escape(String(call.id))}"] .edit-args`);
-  if (existing) return existing.remove();
-  const area = h("textarea", { class: "args-input", rows: 4, cols: 60, spellcheck: "false" }, showJson(call.args));
-  const problem = h("p", { class: "trace-error args-problem", hidden: true });
+  const open = state.open;
+  if (!open) return;
+  open.editing = open.editing && open.editing.callId === call.id ? null : { call, text: showJson(call.args), problem: "" };
+  renderTrace();
+  document.querySelector("#calls .edit-args .args-input")?.focus();
+}
+
+function editForm(open) {
+  const editing = open.editing;
+  const area = h("textarea", { class: "args-input", rows: 4, cols: 60, spellcheck: "false" }, editing.text);
+  area.addEventListener("input", () => {
+    editing.text = area.value;
+  });
+  const problem = h("p", { class: "trace-error args-problem", hidden: !editing.problem }, editing.problem);
   const go = h("button", { type: "submit" }, "Run with these arguments");
   const form = h("form", { class: "edit-args" }, area, problem, go);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const parsed = parseArgs(area.value);
+    editing.problem = parsed.error || "";
     problem.hidden = !parsed.error;
-    problem.textContent = parsed.error || "";
+    problem.textContent = editing.problem;
     if (parsed.error) return;
-    runFunction({ ...call, args: parsed.args }, go);
+    runFunction({ ...editing.call, args: parsed.args }, go);
   });
-  document.querySelector(`#calls .call[data-call-id="${CSS.escape(String(call.id))}"]`)?.append(form);
-  area.focus();
+  return form;
 }
 
 function renderCodePanel(open) {
@@ -647,6 +659,9 @@ function renderTrace() {
   const opened = new Set([...view.querySelectorAll("details[data-key][open]")].map((d) => d.dataset.key));
   view.replaceChildren(...parts.filter(Boolean));
   for (const details of view.querySelectorAll("details[data-key]")) if (opened.has(details.dataset.key)) details.open = true;
+  if (open.editing) {
+    view.querySelector(`#calls .call[data-call-id="${CSS.escape(String(open.editing.call.id))}"]`)?.append(editForm(open));
+  }
   if (merged.execution.source !== "base") setDotStatus(open.traceId, merged.execution.result?.status ?? null);
 }
 
