@@ -89,17 +89,27 @@ class Reloader:
         self.last: dict[str, JSONObject] = {}
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
-        """Watch until cancelled."""
+        """Watch until cancelled; ``ready`` is set once the watch is in place (a change
+        saved after that is seen)."""
         if not self.watching:
             log.warning("--reload: no loaded canvas comes from a file; nothing to watch")
+            if ready is not None:
+                ready.set()
             return
         directories = {path.parent for path in self.watching}
+        # yield_on_timeout: an empty change set after rust_timeout ms says the watcher
+        # is running (the generator arms it only when first iterated).
         watcher = watchfiles.awatch(
-            *directories, debounce=100, step=20, rust_timeout=500, recursive=False
+            *directories,
+            debounce=100,
+            step=20,
+            rust_timeout=200,
+            yield_on_timeout=True,
+            recursive=False,
         )
-        if ready is not None:
-            ready.set()
         async for changes in watcher:
+            if ready is not None:
+                ready.set()
             touched = {Path(path) for _, path in changes}  # under the resolved dirs
             for path in sorted(touched & self.watching.keys()):
                 await self.reload(self.watching[path])

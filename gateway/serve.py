@@ -203,9 +203,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
         running.tasks.append(loop_lag.start(services.metrics))
         if settings.reload:
             running.reloader = Reloader(services)
-            watching = asyncio.Event()
-            running.tasks.append(asyncio.create_task(running.reloader.run(watching)))
-            await asyncio.wait_for(watching.wait(), 10)
+            running.tasks.append(await start_reloader(running.reloader))
         if settings.role in ("all", "editor"):
             runner = _runner(build_editor_app(services), "editor", services)
             port = await _start_site(runner, settings.host, settings.editor_port, "editor")
@@ -224,6 +222,23 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
         await running.close()
         raise
     return running
+
+
+async def start_reloader(reloader: Reloader) -> asyncio.Task[None]:
+    """Start watching; a watch that cannot start (no inotify watches left, say) is a
+    start-up error naming the setting."""
+    watching = asyncio.Event()
+    task = asyncio.create_task(reloader.run(watching))
+    ready = asyncio.create_task(watching.wait())
+    await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if task.done() and not watching.is_set():
+        error = task.exception()
+        raise ConfigError(f"STRATA_RELOAD (--reload): cannot watch the canvas files: {error}")
+    if not watching.is_set():
+        task.cancel()
+        raise ConfigError("STRATA_RELOAD (--reload): the file watcher did not start within 10 s")
+    return task
 
 
 async def dev_tokens(running: Running) -> dict[str, str]:

@@ -121,3 +121,18 @@ async def test_a_file_that_does_not_load_keeps_the_old_code_and_names_the_line(
     module.write_text(V1.replace('"world"', '"again"'))
     assert (await _reloaded(server, before))["error"] is None
     assert await _get(server, "/hello") == (200, {"hello": "again"})
+
+
+async def test_a_watch_that_cannot_start_is_a_start_up_error_naming_the_setting(
+    live: tuple[Server, Path], tmp_path: Path
+) -> None:
+    from gateway.reload import Reloader, Watched
+    from gateway.serve import start_reloader
+    from trace_store.errors import ConfigError
+
+    server, module = live
+    reloader = Reloader(server.running.services)
+    gone = tmp_path / "gone" / module.name
+    reloader.watching = {gone: Watched("live", next(iter(reloader.watching.values())).module, gone)}
+    with pytest.raises(ConfigError, match=r"^STRATA_RELOAD \(--reload\): cannot watch"):
+        await start_reloader(reloader)
