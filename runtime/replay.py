@@ -134,12 +134,16 @@ def _compare_calls(recorded: list[JSONObject], now: list[JSONObject]) -> list[Di
     return found
 
 
-async def replay(canvas: Canvas, doc: JSONObject, *, max_calls: int = 10_000) -> ReplayReport:
-    """Re-execute the trace's handler on its input and compare with the recording."""
-    handler_doc = doc.get("handler") or {}
-    handler = canvas.handlers.get(handler_doc.get("id", ""))
+async def replay(
+    canvas: Canvas, doc: JSONObject, *, handler_id: str | None = None, max_calls: int = 10_000
+) -> ReplayReport:
+    """Re-execute the trace's handler on its input and compare with the recording.
+    ``handler_id`` defaults to the document's; an adopted request's document has none
+    (its manifest says whose trace it is)."""
+    wanted = handler_id or (doc.get("handler") or {}).get("id", "")
+    handler = canvas.handlers.get(wanted)
     if handler is None:
-        raise NotFound(f"canvas {canvas.name!r} has no handler {handler_doc.get('id')!r}")
+        raise NotFound(f"canvas {canvas.name!r} has no handler {wanted!r}")
     answers = TraceReplay(doc)
     run = await execute(
         handler,

@@ -133,6 +133,19 @@ async def test_replay_of_unchanged_code_reports_no_difference(server: Server) ->
         assert report.result["body"]["data"] == doc["result"]["body"]["data"]
 
 
+async def test_replay_takes_the_handler_of_a_document_that_names_none(server: Server) -> None:
+    # An adopted request's document has `handler: null`; its manifest names the handler.
+    token = await server.token("shop")
+    trace_id = await _trace(server, "GET", "/users/5", "get_user")
+    async with Client(server.editor, token) as client:
+        doc = await client.trace("shop", trace_id)
+    doc["handler"] = None
+    with pytest.raises(NotFound):
+        await replay(shop, doc)
+    report = await replay(shop, doc, handler_id="get_user")
+    assert (report.handler_id, report.same) == ("get_user", True)
+
+
 async def test_replay_reports_changed_results_and_unrecorded_builtins(server: Server) -> None:
     token = await server.token("shop")
     order = await _trace(

@@ -116,8 +116,9 @@ async def _replay(args: argparse.Namespace) -> int:
             f" (--canvas) is {canvas_name!r}"
         )
     async with client:
-        doc = await client.trace(canvas_name, args.trace_id)
-    report = await replay(canvas, doc)
+        manifest = await client.manifest(canvas_name, args.trace_id)
+        doc = await client.base(manifest)
+    report = await replay(canvas, doc, handler_id=manifest["handler_id"])
     if args.json:
         _print_json(report.as_json())
     elif report.same:
