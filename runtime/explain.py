@@ -16,6 +16,7 @@ not swallow it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import sys
 import time
@@ -269,16 +270,21 @@ def _code_of(function: Any) -> CodeType:
     return code
 
 
+@functools.lru_cache(maxsize=4096)
+def _owner(code: CodeType, name: str, kind: str) -> _Owner:
+    # Reading the source is most of a small explain's cost, and a code object's lines
+    # never change (a reload makes new code objects).
+    def_line, body_start = _def_and_body(code)
+    return _Owner(name, kind, def_line, _code_lines(code, body_start))
+
+
 def _owners(canvas: Canvas, handler_id: str) -> dict[CodeType, _Owner]:
     handler = canvas.handlers[handler_id]
     traced = [(handler.function, handler.id, "handler")]
     traced += [(f.raw, name, "user") for name, f in canvas.functions.items()]
-    owners: dict[CodeType, _Owner] = {}
-    for function, name, kind in traced:
-        code = _code_of(function)
-        def_line, body_start = _def_and_body(code)
-        owners[code] = _Owner(name, kind, def_line, _code_lines(code, body_start))
-    return owners
+    return {
+        (code := _code_of(function)): _owner(code, name, kind) for function, name, kind in traced
+    }
 
 
 async def _run(
