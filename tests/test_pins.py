@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from tests.pin_support import CANVAS, FaultyStore, LeaseStore, index_row
 from trace_store.backends.memory import MemoryStore
 from trace_store.db import pins
 from trace_store.db.index import IndexRow, list_traces
-from trace_store.db.outbox import PinOutbox, renew_leases
+from trace_store.db.outbox import OutboxPass, PinOutbox, renew_leases
 from trace_store.writer.commit import Batch, commit_batch
 
 if TYPE_CHECKING:
@@ -234,3 +235,46 @@ async def test_two_canvases_do_not_share_pins(pool: Pool) -> None:
     assert str(uuid.UUID(b[0].trace_id)) in {
         r.trace_id for r in await list_traces(pool, "b", "h", limit=5)
     }
+
+
+class _HangingPins(MemoryStore):
+    """A store whose pin calls wait until released (a hung store, for as long as a test
+    needs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calling = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _pin(self, key: str) -> None:
+        self.calling.set()
+        await self.release.wait()
+        await super()._pin(key)
+
+
+async def _open_transactions(pool: Pool) -> int:
+    return int(
+        await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+        )
+    )
+
+
+async def test_no_transaction_stays_open_while_the_store_is_called(pool: Pool) -> None:
+    # A pass used to hold a transaction (and its advisory lock) across every store call
+    # it made: a hung store kept it open for the store's timeouts, call after call.
+    store = _HangingPins()
+    rows = await _stored(store, _rows("h", 3))
+    await commit_batch(pool, Batch(rows=rows))
+    passing = asyncio.create_task(PinOutbox(pool, store).run_once())
+    try:
+        await asyncio.wait_for(store.calling.wait(), 5)
+        assert await _open_transactions(pool) == 0
+        # The pass still excludes other workers while it runs.
+        assert await PinOutbox(pool, MemoryStore()).run_once() == OutboxPass()
+    finally:
+        store.release.set()
+    result = await asyncio.wait_for(passing, 5)
+    assert (result.entries, result.failed) == (3, 0)
+    assert await pool.fetchval("SELECT count(*) FROM pin_outbox") == 0

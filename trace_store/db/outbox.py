@@ -9,6 +9,7 @@ leases of pinned objects alive where pins are leases (GCS ``customTime``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,12 +19,30 @@ from trace_store.background import Retries
 from trace_store.errors import ObjectNotFound, describe
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Connection, Pool
 
 log = logging.getLogger("strata.pins")
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(pool: Pool, key: int) -> AsyncIterator[Connection | None]:
+    """A connection holding the session advisory lock ``key``, or ``None`` when another
+    process holds it. A session lock, not a transaction's: the store calls made under
+    it must not keep a transaction open (a hung store would hold its snapshot and
+    locks for the store's timeouts, for every call of the pass)."""
+    async with pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            yield None
+            return
+        try:
+            yield conn
+        finally:
+            # Also released if the connection breaks; the pool's reset unlocks all.
+            await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
 
 #: Advisory-lock keys (fixed, distinct from db._MIGRATION_LOCK).
 OUTBOX_LOCK = 0x5354524F42  # one outbox worker at a time, across processes
@@ -87,39 +106,44 @@ class PinOutbox:
     async def run_once(self) -> OutboxPass:
         """Apply up to ``batch_size`` due entries. Entries whose store call failed stay
         queued with a later ``next_attempt_at``; nothing is ever dropped."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", OUTBOX_LOCK):
+        async with _exclusive(self.pool, OUTBOX_LOCK) as conn:
+            if conn is None:
                 return OutboxPass()  # another process's worker is on it
-            entries = await conn.fetch(
-                "SELECT id, object_key, attempts FROM pin_outbox"
-                " WHERE next_attempt_at <= clock_timestamp() ORDER BY id LIMIT $1",
-                self.batch_size,
+            return await self._pass(conn)
+
+    async def _pass(self, conn: Connection) -> OutboxPass:
+        # Short statements only: no transaction stays open while the store is called.
+        entries = await conn.fetch(
+            "SELECT id, object_key, attempts FROM pin_outbox"
+            " WHERE next_attempt_at <= clock_timestamp() ORDER BY id LIMIT $1",
+            self.batch_size,
+        )
+        if not entries:
+            return OutboxPass()
+        keys = sorted({e["object_key"] for e in entries})
+        # Read the pin state only now, after claiming: a pin change committed after
+        # this read queued an entry of its own, which a later pass applies.
+        state = {
+            r["object_key"]: r["leased_at"]
+            for r in await conn.fetch(
+                "SELECT object_key, leased_at FROM pins WHERE object_key = ANY($1::text[])",
+                keys,
             )
-            if not entries:
-                return OutboxPass()
-            keys = sorted({e["object_key"] for e in entries})
-            # Read the pin state only now, after claiming: a pin change committed after
-            # this read queued an entry of its own, which a later pass applies.
-            state = {
-                r["object_key"]: r["leased_at"]
-                for r in await conn.fetch(
-                    "SELECT object_key, leased_at FROM pins WHERE object_key = ANY($1::text[])",
-                    keys,
-                )
-            }
-            unseen = await self._never_applied(conn, keys, state)
-            calls = [key for key in keys if key not in unseen]
-            if calls:
-                # Committed before the store hears of them: if this pass then fails to
-                # commit, the next one knows these keys may have been pinned.
-                await self.pool.execute(
-                    "UPDATE pin_outbox SET tried = true"
-                    " WHERE object_key = ANY($1::text[]) AND NOT tried",
-                    calls,
-                )
-            errors, requests, leased = await self._apply_all(calls, state)
-            done = [e["id"] for e in entries if e["object_key"] not in errors]
-            failed = [e for e in entries if e["object_key"] in errors]
+        }
+        unseen = await self._never_applied(conn, keys, state)
+        calls = [key for key in keys if key not in unseen]
+        if calls:
+            # Committed before the store hears of them: if this pass then fails to
+            # commit, the next one knows these keys may have been pinned.
+            await conn.execute(
+                "UPDATE pin_outbox SET tried = true"
+                " WHERE object_key = ANY($1::text[]) AND NOT tried",
+                calls,
+            )
+        errors, requests, leased = await self._apply_all(calls, state)
+        done = [e["id"] for e in entries if e["object_key"] not in errors]
+        failed = [e for e in entries if e["object_key"] in errors]
+        async with conn.transaction():
             if done:
                 await conn.execute("DELETE FROM pin_outbox WHERE id = ANY($1::bigint[])", done)
             for entry in failed:
@@ -232,10 +256,8 @@ async def renew_leases(
     so an unpinned object's last lease is at most one pass after its unpin."""
     renewed = 0
     semaphore = asyncio.Semaphore(concurrency)
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RENEW_LOCK):
-                return renewed
+    async with _exclusive(pool, RENEW_LOCK) as conn:
+        while conn is not None:
             due = await conn.fetch(
                 "SELECT object_key FROM pins WHERE leased_at < clock_timestamp() - $1::interval"
                 " ORDER BY leased_at LIMIT $2",
@@ -260,3 +282,4 @@ async def renew_leases(
             if not moved:
                 return renewed  # every due row is being changed right now: next pass
             renewed += len(moved)
+    return renewed  # another process's renewal is on it
