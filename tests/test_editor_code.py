@@ -6,6 +6,7 @@ explained again when its file changes, and a file that does not load shown at it
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -206,6 +207,7 @@ async def test_comparing_traces_and_reruns_and_running_a_function_with_edited_ar
     for item in ("tea", "unicorn"):
         async with server.http.get(server.gateway + f"/order/{item}") as response:
             assert response.status == 200
+        await asyncio.sleep(0.005)  # trace ids order by the millisecond: tea first
     context, page, errors = await _open(browser, server)
     try:
         dots = page.locator(".handler-row[data-handler-id='order'] .dot")

@@ -530,7 +530,7 @@ function renderTraceComparison(open, merged) {
 function editAndRun(call) {
   const open = state.open;
   if (!open) return;
-  open.editing = open.editing && open.editing.callId === call.id ? null : { call, text: showJson(call.args), problem: "" };
+  open.editing = open.editing && open.editing.call.id === call.id ? null : { call, text: showJson(call.args), problem: "" };
   renderTrace();
   document.querySelector("#calls .edit-args .args-input")?.focus();
 }
@@ -546,11 +546,10 @@ function editForm(open) {
   const form = h("form", { class: "edit-args" }, area, problem, go);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const parsed = parseArgs(area.value);
+    // From the state, not this element: a re-render may have replaced it meanwhile.
+    const parsed = parseArgs(editing.text);
     editing.problem = parsed.error || "";
-    problem.hidden = !parsed.error;
-    problem.textContent = editing.problem;
-    if (parsed.error) return;
+    if (parsed.error) return renderTrace();
     runFunction({ ...editing.call, args: parsed.args }, go);
   });
   return form;
