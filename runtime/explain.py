@@ -25,12 +25,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from runtime.execute import execute
 from runtime.recorder import parent_call
-from runtime.replay import TraceReplay, report
-from runtime.rerun import request_from_input
+from runtime.replay import TraceReplay, handler_of, report, run_replayed
+from runtime.source import source_of
 from trace_store.document.values import TAG, to_json
-from trace_store.errors import NotFound
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -131,10 +129,10 @@ def _code_lines(code: CodeType, body_start: int) -> frozenset[int]:
 
 def _def_and_body(code: CodeType) -> tuple[int, int]:
     """The ``def`` line of ``code`` and the first line of its body."""
-    try:
-        lines, first = inspect.getsourcelines(code)
-    except (OSError, TypeError):
+    found = source_of(code)
+    if found is None:
         return code.co_firstlineno, code.co_firstlineno + 1
+    lines, first = found
     for offset, text in enumerate(lines):
         if text.lstrip().startswith(("def ", "async def ")):
             # A signature may span lines: the body starts after the line ending in ':'.
@@ -272,8 +270,7 @@ def _code_of(function: Any) -> CodeType:
 
 @functools.lru_cache(maxsize=4096)
 def _owner(code: CodeType, name: str, kind: str) -> _Owner:
-    # Reading the source is most of a small explain's cost, and a code object's lines
-    # never change (a reload makes new code objects).
+    # A code object's lines never change (a reload makes new code objects).
     def_line, body_start = _def_and_body(code)
     return _Owner(name, kind, def_line, _code_lines(code, body_start))
 
@@ -288,24 +285,19 @@ def _owners(canvas: Canvas, handler_id: str) -> dict[CodeType, _Owner]:
 
 
 async def _run(
-    canvas: Canvas, doc: JSONObject, handler_id: str, limits: ExplainLimits, max_calls: int
+    canvas: Canvas,
+    doc: JSONObject,
+    handler_id: str | None,
+    limits: ExplainLimits,
+    max_calls: int,
 ) -> JSONObject:
-    handler = canvas.handlers.get(handler_id)
-    if handler is None:
-        raise NotFound(f"canvas {canvas.name!r} has no handler {handler_id!r}")
+    handler = handler_of(canvas, doc, handler_id)
     tracer = _Tracer(_owners(canvas, handler.id), limits)
     answers = TraceReplay(doc)
     sys.settrace(tracer.trace)
     try:
         run = await asyncio.wait_for(
-            execute(
-                handler,
-                request_from_input(doc["input"]),
-                record=True,
-                max_calls=max_calls,
-                replay=answers,
-            ),
-            limits.time_limit,
+            run_replayed(handler, doc, answers, max_calls), limits.time_limit
         )
     except (_Stop, TimeoutError):
         run = None
@@ -337,7 +329,6 @@ async def explain(
     ``handler_id`` defaults to the document's; an adopted request's document has none
     (its index row says whose trace it is)."""
     bounds = limits or ExplainLimits()
-    handler = handler_id or (doc.get("handler") or {}).get("id", "")
     return await asyncio.to_thread(
-        lambda: asyncio.run(_run(canvas, doc, handler, bounds, max_calls))
+        lambda: asyncio.run(_run(canvas, doc, handler_id, bounds, max_calls))
     )

@@ -21,6 +21,8 @@ from trace_store.document.values import args_hash, from_json
 from trace_store.errors import NotFound, StrataError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from runtime.canvas import Canvas, Handler
     from trace_store.record import Execution
     from trace_store.types import JSONObject
@@ -134,24 +136,36 @@ def _compare_calls(recorded: list[JSONObject], now: list[JSONObject]) -> list[Di
     return found
 
 
-async def replay(
-    canvas: Canvas, doc: JSONObject, *, handler_id: str | None = None, max_calls: int = 10_000
-) -> ReplayReport:
-    """Re-execute the trace's handler on its input and compare with the recording.
-    ``handler_id`` defaults to the document's; an adopted request's document has none
-    (its manifest says whose trace it is)."""
+def handler_of(canvas: Canvas, doc: JSONObject, handler_id: str | None = None) -> Handler:
+    """The handler a trace belongs to: ``handler_id`` when given, else the document's
+    (an adopted request's document names none; its index row or manifest does)."""
     wanted = handler_id or (doc.get("handler") or {}).get("id", "")
     handler = canvas.handlers.get(wanted)
     if handler is None:
         raise NotFound(f"canvas {canvas.name!r} has no handler {wanted!r}")
-    answers = TraceReplay(doc)
-    run = await execute(
+    return handler
+
+
+def run_replayed(
+    handler: Handler, doc: JSONObject, answers: TraceReplay, max_calls: int
+) -> Awaitable[Execution]:
+    """``handler`` on the trace's input, recorded, its builtins answered by ``answers``."""
+    return execute(
         handler,
         request_from_input(doc["input"]),
         record=True,
         max_calls=max_calls,
         replay=answers,
     )
+
+
+async def replay(
+    canvas: Canvas, doc: JSONObject, *, handler_id: str | None = None, max_calls: int = 10_000
+) -> ReplayReport:
+    """Re-execute the trace's handler on its input and compare with the recording."""
+    handler = handler_of(canvas, doc, handler_id)
+    answers = TraceReplay(doc)
+    run = await run_replayed(handler, doc, answers, max_calls)
     return report(doc, handler, run, answers)
 
 

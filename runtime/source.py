@@ -6,6 +6,7 @@ Files are named relative to their module's root (``examples/demo.py`` for the mo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 from pathlib import PurePath
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from trace_store.errors import NotFound
 
 if TYPE_CHECKING:
+    from types import CodeType
+
     from runtime.canvas import Canvas
     from trace_store.types import JSONObject
 
@@ -28,15 +31,26 @@ def relative_file(module: str, path: str) -> str:
     return "/".join([*parts[:-1], name])
 
 
+@functools.lru_cache(maxsize=4096)
+def source_of(code: CodeType) -> tuple[list[str], int] | None:
+    """The source lines of ``code`` and the first one's number, read once per code
+    object (a code object's lines never change; a reload makes new code objects, and
+    the explain and source routes then read the same text); ``None`` without a source."""
+    try:
+        return inspect.getsourcelines(code)
+    except (OSError, TypeError):
+        return None
+
+
 def describe(function: Any) -> JSONObject:
     """``{module, file, first_line, lines, sha256}`` of ``function``'s current source."""
     target = inspect.unwrap(function)
     module = getattr(target, "__module__", None) or ""
-    try:
-        lines, first = inspect.getsourcelines(target)
-        path = inspect.getsourcefile(target) or ""
-    except (OSError, TypeError) as exc:
-        raise NotFound(f"the source of {module}.{target.__qualname__} is not available") from exc
+    found = source_of(target.__code__)
+    if found is None:
+        raise NotFound(f"the source of {module}.{target.__qualname__} is not available")
+    lines, first = found
+    path = target.__code__.co_filename
     text = "".join(lines)
     return {
         "module": module,
