@@ -31,18 +31,24 @@ def is_file_spec(target: str) -> bool:
     return "/" in target or os.sep in target or target.endswith(".py")
 
 
-def _where(exc: BaseException, path: Path | None) -> str:
-    """``file:line`` of the failure: a syntax error's own position, else the deepest
-    frame in ``path`` (or, for a module, the last frame outside importlib)."""
+def failure_place(exc: BaseException, path: Path | None) -> tuple[str, int | None]:
+    """``(file, line)`` of an import's failure: a syntax error's own position, else the
+    deepest frame in ``path`` (or, for a module, the last frame outside importlib);
+    ``("", None)`` when no frame says."""
     if isinstance(exc, SyntaxError):
-        return f"{exc.filename}:{exc.lineno}"
+        return exc.filename or "", exc.lineno
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
         if (Path(frame.filename) == path if path else "importlib" not in frame.filename)
         and frame.filename != __file__
     ]
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return (frames[-1].filename, frames[-1].lineno) if frames else ("", None)
+
+
+def _where(exc: BaseException, path: Path | None) -> str:
+    file, line = failure_place(exc, path)
+    return f"{file}:{line}" if file else ""
 
 
 def _import_failure(what: str, exc: Exception, path: Path | None) -> ConfigError:

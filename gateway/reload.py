@@ -17,7 +17,6 @@ from __future__ import annotations
 import linecache
 import logging
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import watchfiles
 
 from gateway.adoption import adopt_unmatched
-from gateway.loader import canvas_module, reload_canvas
+from gateway.loader import canvas_module, failure_place, reload_canvas
 from runtime.source import relative_file
 from trace_store.db import notify
 
@@ -61,13 +60,8 @@ def watched(services: Services) -> list[Watched]:
 def load_error(exc: BaseException, module: ModuleType, path: Path) -> JSONObject:
     """``{type, message, file, line, text}`` of a failed reload: a syntax error's own
     place, else the deepest frame in the module's file; ``text`` is that line."""
-    line: int | None = None
-    message = str(exc)
-    if isinstance(exc, SyntaxError):
-        line, message = exc.lineno, exc.msg
-    else:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
-        line = frames[-1].lineno if frames else None
+    _, line = failure_place(exc, path)
+    message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
     linecache.checkcache(str(path))
     text = linecache.getline(str(path), line).rstrip() if line else ""
     return {
