@@ -5,11 +5,11 @@
 import { Api, ApiError, canvasPath } from "./api.js";
 import { BaseError, describeFailure, loadBase } from "./base.js";
 import { merge } from "./merge.js";
-import { diffValues, renderComparison } from "./compare.js";
+import { diffValues, renderComparison, renderPart } from "./compare.js";
 import { scaffold } from "./scaffold.js";
 import { EventStream } from "./sse.js";
 import { renderExplained } from "./codeview.js";
-import { parseExact, showJson, toNumber } from "./exact.js";
+import { showJson, toNumber } from "./exact.js";
 import { h, parseArgs, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
 
 const TOKEN_KEY = "strata.token";
@@ -191,6 +191,12 @@ async function recolorFromManifest(traceId) {
   if (reruns.length) setDotStatus(traceId, reruns[reruns.length - 1].result?.status ?? null);
 }
 
+// A trace's status as the page shows it: its latest rerun's when it has one (the code
+// as it is now), else the recorded one.
+function shownStatus(summary) {
+  return "latest_status" in summary ? summary.latest_status : summary.status;
+}
+
 function statusClass(status) {
   if (status === null || status === undefined) return "status-none";
   return `status-${Math.floor(status / 100)}xx`;
@@ -204,7 +210,7 @@ function addDot(summary) {
   }
   if (entry.dots.has(summary.trace_id)) return;
   // A rerun's status colours the dot: the code as it is now.
-  const status = "latest_status" in summary ? summary.latest_status : summary.status;
+  const status = shownStatus(summary);
   const rerun = "latest_status" in summary ? " (latest rerun)" : "";
   const dot = h("button", {
     type: "button",
@@ -294,9 +300,9 @@ async function loadTracePage(handlerId, form, more) {
   const rows = page.traces.map((s) =>
     h(
       "tr",
-      { class: `trace-row ${statusClass("latest_status" in s ? s.latest_status : s.status)}`, dataset: { traceId: s.trace_id }, onclick: () => openTrace(s.trace_id).catch(fail) },
+      { class: `trace-row ${statusClass(shownStatus(s))}`, dataset: { traceId: s.trace_id }, onclick: () => openTrace(s.trace_id).catch(fail) },
       h("td", {}, s.started_at.replace("T", " ").replace("Z", "")),
-      h("td", {}, String(("latest_status" in s ? s.latest_status : s.status) ?? "–")),
+      h("td", {}, String(shownStatus(s) ?? "–")),
       h("td", {}, String(toNumber(s.duration_ms))),
       h("td", {}, s.patch_count ? String(s.patch_count) : ""),
     ),
@@ -511,14 +517,7 @@ function renderTraceComparison(open, merged) {
     "section",
     { class: "panel", id: "trace-comparison-panel" },
     h("h3", {}, "This trace against ", h("code", {}, open.compare.traceId)),
-    h(
-      "div",
-      { class: "compare-part", dataset: { part: "input", differences: inputs.length } },
-      h("h4", {}, "input"),
-      inputs.length
-        ? h("table", { class: "diff" }, inputs.map((d) => h("tr", { class: `diff-row diff-${d.kind}` }, h("td", {}, d.path), h("td", { class: "diff-before" }, d.before === undefined ? "(absent)" : showJson(d.before)), h("td", { class: "diff-after" }, d.after === undefined ? "(absent)" : showJson(d.after)))))
-        : h("p", { class: "muted" }, "same"),
-    ),
+    renderPart("input", "Input", inputs, { leftLabel: "this trace", rightLabel: "other trace" }),
     renderComparison(merged.execution, other.execution, { leftLabel: "this trace", rightLabel: "other trace", id: "trace-comparison" }),
   );
 }

@@ -8,13 +8,12 @@
 // builds DOM only when called, so the module imports under node. Trace data goes into the
 // page as text nodes only: it holds whatever grand-users sent.
 
-import { parseExact } from "./exact.js";
+import { isTaggedFloat, parseExact, TAG } from "./exact.js";
 import { h, json } from "./view.js";
 
 /** Differences listed per part before the rest is summed up in one "more" entry. */
 export const DIFF_LIMIT = 200;
 
-const TAG = "$strata";
 const MISSING = Symbol("missing");
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const PARTS = [
@@ -79,15 +78,8 @@ export function renderComparison(left, right, { leftLabel = "left", rightLabel =
   const parts = compareExecutions(left, right);
   let total = 0;
   const sections = PARTS.map(([name, title]) => {
-    const diffs = parts[name];
-    const count = countDifferences(diffs);
-    total += count;
-    return h(
-      "div",
-      { class: "compare-part", dataset: { part: name, differences: String(count) } },
-      h("h4", {}, title, " ", count ? h("span", { class: "diff-count" }, differenceCount(count)) : h("span", { class: "same muted" }, "same")),
-      count ? diffTable(diffs, leftLabel, rightLabel) : null,
-    );
+    total += countDifferences(parts[name]);
+    return renderPart(name, title, parts[name], { leftLabel, rightLabel });
   });
   return h(
     "section",
@@ -98,6 +90,17 @@ export function renderComparison(left, right, { leftLabel = "left", rightLabel =
 }
 
 // ---- rendering
+
+/** One part of a comparison (`diffs` from `diffValues`): "same", or its table. */
+export function renderPart(name, title, diffs, { leftLabel = "left", rightLabel = "right" } = {}) {
+  const count = countDifferences(diffs);
+  return h(
+    "div",
+    { class: "compare-part", dataset: { part: name, differences: String(count) } },
+    h("h4", {}, title, " ", count ? h("span", { class: "diff-count" }, differenceCount(count)) : h("span", { class: "same muted" }, "same")),
+    count ? diffTable(diffs, leftLabel, rightLabel) : null,
+  );
+}
 
 function differenceCount(n) {
   return n === 1 ? "1 difference" : `${n.toLocaleString()} differences`;
@@ -280,10 +283,6 @@ function floatOf(value) {
   if (isTaggedFloat(value)) return { text: value.v, value: Number(value.v) };
   if (typeof value === "number" && !Number.isInteger(value)) return { text: null, value };
   return null;
-}
-
-function isTaggedFloat(value) {
-  return isObject(value) && value[TAG] === "float" && typeof value.v === "string" && Object.keys(value).length === 2;
 }
 
 function isPlainObject(value) {

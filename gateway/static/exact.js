@@ -7,7 +7,8 @@
 // {"$strata": "float", "v": "11.0"}, which the server decodes back to the float. Other
 // values are untouched; without source access the parse is plain JSON.parse.
 
-const TAG = "$strata";
+/** The key of a tagged value: `{"$strata": TAG, "v": ...}` (docs/trace-format.md). */
+export const TAG = "$strata";
 const FLOAT_TEXT = /[.eE]/;
 const MARK = "\u0000strata-float\u0000";
 
@@ -21,7 +22,8 @@ export function parseExact(text) {
   });
 }
 
-function isTaggedFloat(value) {
+/** Whether `value` is a tagged float (`{"$strata": "float", "v": "11.0"}`). */
+export function isTaggedFloat(value) {
   return (
     typeof value === "object" && value !== null && !Array.isArray(value) &&
     value[TAG] === "float" && typeof value.v === "string" && Object.keys(value).length === 2

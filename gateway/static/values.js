@@ -2,9 +2,7 @@
 // line and the call list after a function's name. Values are tagged as the server tags
 // them (`{"$strata": TAG, "v": ...}`, see docs/trace-format.md).
 
-import { showJson } from "./exact.js";
-
-const TAG = "$strata";
+import { showJson, TAG } from "./exact.js";
 
 /**
  * A value as one line of text, the way Python would write it where that is clear:

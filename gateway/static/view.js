@@ -80,6 +80,11 @@ function bodyBlock(body, cls) {
 /** Bytes of JSON args a function run accepts (the API's MAX_ARGS_BYTES). */
 export const MAX_RUN_ARGS_BYTES = 1024 * 1024;
 
+// The request body a function run sends, against the API's bound.
+function argsTooLarge(args) {
+  return new TextEncoder().encode(JSON.stringify({ args })).length > MAX_RUN_ARGS_BYTES;
+}
+
 function holdsRepr(value) {
   if (Array.isArray(value)) return value.some(holdsRepr);
   if (value === null || typeof value !== "object") return false;
@@ -92,7 +97,7 @@ export function whyNotRunnable(call) {
   if (call.kind !== "user" || !Array.isArray(call.args)) return "no recorded arguments";
   if (holdsRepr(call.args) || holdsRepr(call.kwargs || {})) return "its arguments hold values recorded only as text";
   if (call.kwargs && Object.keys(call.kwargs).length) return "it was called with keyword arguments";
-  if (new TextEncoder().encode(JSON.stringify({ args: call.args })).length > MAX_RUN_ARGS_BYTES) return "its arguments are over 1 MiB";
+  if (argsTooLarge(call.args)) return "its arguments are over 1 MiB";
   return null;
 }
 
@@ -164,7 +169,7 @@ export function parseArgs(text) {
     return { error: `not valid JSON: ${err.message}` };
   }
   if (!Array.isArray(args)) return { error: "the arguments must be a JSON array, e.g. [11.0, 0.2]" };
-  if (new TextEncoder().encode(JSON.stringify({ args })).length > MAX_RUN_ARGS_BYTES) return { error: "over 1 MiB of arguments" };
+  if (argsTooLarge(args)) return { error: "over 1 MiB of arguments" };
   return { args };
 }
 
