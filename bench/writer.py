@@ -1,11 +1,11 @@
 """Writer throughput: traces/s from the queue to stored objects and index rows, for the
-local store and for S3 on moto, at several upload concurrencies, in one run.
+local store and for S3 on moto, one object per trace against segments (a batch's traces
+of one handler in one object), for one handler and for 50, in one run.
 
 CPU per trace is counted for the writer's own process and for the moto server: on this
 2-core machine moto (about 2 ms of CPU per PUT) and botocore in the writer (about 1.4 ms
-per PUT, of 1.6 ms per trace) share the cores, so concurrency changes little and one
-PUT per trace is the ceiling. Batching many traces into one object (issue 18) is what
-moves it.
+per PUT) share the cores, so with one object per trace the PUTs are the ceiling and
+upload concurrency changes little; segments make a PUT cost per handler and batch.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -71,19 +72,38 @@ def _cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: Layouts compared: one object per trace (as before segments) and the defaults.
+LAYOUTS = {
+    "one object per trace": WriterConfig(batch_size=256, batch_wait=0.02, segment_bytes=0),
+    "segments": WriterConfig(),
+}
+HANDLERS = (1, 50)
+
+
 async def measure(
-    store: ObjectStore, dsn: str, n: int, concurrency: int, server_pid: int | None = None
-) -> tuple[float, int, float, float]:
-    """``n`` 20-call traces submitted at once, uploaded ``concurrency`` at a time: traces/s,
-    index rows, and CPU ms per trace of this process (the writer) and of the store server."""
+    store: ObjectStore,
+    dsn: str,
+    n: int,
+    layout: WriterConfig,
+    handlers: int,
+    server_pid: int | None = None,
+) -> tuple[float, int, int, float, float]:
+    """``n`` 20-call traces of ``handlers`` handlers submitted at once: traces/s, index
+    rows, objects, and CPU ms per trace of this process (the writer) and of the store
+    server."""
     await store.check()
     pool = await db.connect_pool(dsn, max_size=4)
     async with pool.acquire() as conn:
         await db.migrate(conn)
     # A queue that holds the whole burst: this measures writing, not admission.
-    config = WriterConfig(queue_traces=n, queue_calls=10**9, upload_concurrency=concurrency)
+    config = dataclasses.replace(layout, queue_traces=n, queue_calls=10**9)
     writer = TraceWriter(store, pool, Metrics(), config=config)
-    pendings = [_pending(_run_sync(True)) for _ in range(n)]
+    pendings = []
+    for i in range(n):
+        p = _pending(_run_sync(True))
+        assert p.handler is not None
+        p.handler = {**p.handler, "id": f"handler-{i % handlers}"}
+        pendings.append(p)
     writer.start()
     cpu0 = _cpu_seconds()
     server0 = _cpu_seconds(server_pid) if server_pid else 0.0
@@ -96,12 +116,10 @@ async def measure(
     server = (_cpu_seconds(server_pid) - server0) * 1000 / n if server_pid else 0.0
     await writer.stop()
     rows = int(await pool.fetchval("SELECT count(*) FROM traces"))
+    objects = int(await pool.fetchval("SELECT count(DISTINCT object_key) FROM traces"))
     await pool.close()
     await store.close()
-    return n / elapsed, rows, cpu, server
-
-
-CONCURRENCY = (4, 16, 64)
+    return n / elapsed, rows, objects, cpu, server
 
 
 def moto_store_url(endpoint: str) -> str:
@@ -120,39 +138,42 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     results = {}
     with postgres() as admin, tempfile.TemporaryDirectory(dir=".") as tmp, moto() as endpoint:
-        for concurrency in CONCURRENCY:
-            results[("local", concurrency)] = asyncio.run(
-                measure(
-                    parse_store_url(f"file://{os.path.abspath(tmp)}/{concurrency}"),
-                    fresh_database(admin),
-                    args.traces,
-                    concurrency,
-                )
-            )
         moto_pid = _listener_pid(int(endpoint.rsplit(":", 1)[1]))
-        for concurrency in CONCURRENCY:
-            results[("s3 (moto)", concurrency)] = asyncio.run(
-                measure(
-                    parse_store_url(moto_store_url(endpoint)),
-                    fresh_database(admin),
-                    args.traces,
-                    concurrency,
-                    moto_pid,
+        for handlers in HANDLERS:
+            for name, layout in LAYOUTS.items():
+                local = f"file://{os.path.abspath(tmp)}/{handlers}-{len(results)}"
+                results[("local", handlers, name)] = asyncio.run(
+                    measure(
+                        parse_store_url(local), fresh_database(admin), args.traces, layout, handlers
+                    )
                 )
-            )
+                results[("s3 (moto)", handlers, name)] = asyncio.run(
+                    measure(
+                        parse_store_url(moto_store_url(endpoint)),
+                        fresh_database(admin),
+                        args.traces,
+                        layout,
+                        handlers,
+                        moto_pid,
+                    )
+                )
     print(
         f"\n**Writer** (`bench.writer`): {args.traces:,} queued 20-call traces to objects and"
-        " index rows, by upload concurrency (CPU per trace: the writer's own process, and"
-        " the moto server's)\n"
+        " index rows, one object per trace against segments (CPU per trace: the writer's own"
+        " process, and the moto server's)\n"
     )
     print(
-        "| store | uploads at once | traces/s | index rows"
+        "| store | handlers | layout | traces/s | × one object per trace | index rows | objects"
         " | writer CPU ms/trace | server CPU ms/trace |"
     )
-    print("|---|---|---|---|---|---|")
-    for (name, concurrency), (rate, rows, cpu, server) in results.items():
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (store, handlers, name), (rate, rows, objects, cpu, server) in results.items():
+        baseline = results[(store, handlers, "one object per trace")][0]
         server_cell = f"{server:.2f}" if server else "-"
-        print(f"| {name} | {concurrency} | {rate:,.0f} | {rows} | {cpu:.2f} | {server_cell} |")
+        print(
+            f"| {store} | {handlers} | {name} | {rate:,.0f} | {rate / baseline:.1f}× | {rows}"
+            f" | {objects} | {cpu:.2f} | {server_cell} |"
+        )
 
 
 def _listener_pid(port: int) -> int | None:

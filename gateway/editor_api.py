@@ -140,18 +140,21 @@ async def manifest(request: web.Request) -> web.Response:
     services, canvas, row = await authorised_trace(request)
     signed = await services.store.sign_get(row.object_key, services.settings.signed_url_ttl)
     trace_patches = await patches.list_patches(services.pool, canvas.name, row.trace_id)
+    base: dict[str, object] = {
+        "url": signed.url,
+        "expires_at": rfc3339_of(signed.expires_at),
+        "bytes": row.size_bytes,
+        "sha256": row.sha256.hex(),
+        "content_encoding": "zstd",
+    }
+    if row.offset is not None:  # one frame of a segment: fetch it with a Range header
+        base["range"] = {"offset": row.offset, "length": row.size_bytes}
     return web.json_response(
         {
             "trace_id": row.trace_id,
             "handler_id": row.handler_id,
             "started_at": rfc3339_of(row.started_at),
-            "base": {
-                "url": signed.url,
-                "expires_at": rfc3339_of(signed.expires_at),
-                "bytes": row.size_bytes,
-                "sha256": row.sha256.hex(),
-                "content_encoding": "zstd",
-            },
+            "base": base,
             "patches": trace_patches,
         }
     )

@@ -10,19 +10,15 @@ seconds is answered 503 with ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from aiohttp import web
 
 from gateway.editor_api import API, authorised_canvas, authorised_trace
 from runtime.explain import ExplainLimits, explain
 from runtime.source import handler_source
-from trace_store import keys
-from trace_store.document import codec
+from trace_store import keys, stored_trace
 from trace_store.errors import NotFound, StrataError
-
-if TYPE_CHECKING:
-    from trace_store.types import JSONObject
 
 CONCURRENT_EXPLAINS: Final = 2
 QUEUE_WAIT: Final = 5.0
@@ -52,7 +48,7 @@ async def explain_trace(request: web.Request) -> web.Response:
     if row.handler_id not in canvas.handlers:
         raise NotFound(f"handler {row.handler_id!r} is no longer in canvas {canvas.name!r}")
     code = handler_source(canvas, row.handler_id)
-    doc: JSONObject = codec.decode(await services.store.get(row.object_key))
+    doc = await stored_trace.load(services.store, row)
     slots = request.app[_SLOTS]
     try:
         await asyncio.wait_for(slots.acquire(), QUEUE_WAIT)

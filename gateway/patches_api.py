@@ -15,9 +15,8 @@ from aiohttp import web
 from gateway.editor_api import API, authorised_trace
 from gateway.http_server import read_body
 from runtime.rerun import rerun_handler, run_function
-from trace_store import keys
+from trace_store import keys, stored_trace
 from trace_store.db import patches
-from trace_store.document import codec
 from trace_store.document.values import MalformedValue, from_json
 from trace_store.errors import InvalidInput, NotFound
 
@@ -30,8 +29,7 @@ MAX_ARGS_BYTES = 1024 * 1024
 
 
 async def _base(services: Services, row: IndexRow) -> JSONObject:
-    doc: JSONObject = codec.decode(await services.store.get(row.object_key))
-    return doc
+    return await stored_trace.load(services.store, row)
 
 
 def _created(patch: JSONObject) -> web.Response:

@@ -13,9 +13,9 @@ from tests import canvases_v2
 from tests.canvases import shop
 from tests.cli_support import strata
 from tests.harness import Server, serve
-from trace_store.client import Client, IntegrityError
+from trace_store.client import Client
 from trace_store.document import schema
-from trace_store.errors import Forbidden, NotFound
+from trace_store.errors import Forbidden, IntegrityError, NotFound
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +114,44 @@ async def test_cli_lists_and_shows_the_merged_view(server: Server) -> None:
     assert code == 2
     assert "401" in err
     assert "Traceback" not in err
+
+
+async def test_every_trace_of_a_segment_shows_and_a_tampered_range_is_refused(
+    server: Server,
+) -> None:
+    import asyncio
+
+    async def get(user: int) -> None:
+        async with server.http.get(f"{server.gateway}/users/{user}") as response:
+            assert response.status == 200
+
+    await asyncio.gather(*(get(user) for user in range(8)))  # one batch: one segment
+    await server.flush()
+    token = await server.token("shop")
+    async with Client(server.editor, token) as client:
+        traces, _ = await client.traces("shop", "get_user", limit=20)
+        manifests = [await client.manifest("shop", t["trace_id"]) for t in traces]
+        assert len({m["base"]["url"].split("?")[0] for m in manifests}) == 1
+        for manifest in manifests:
+            assert manifest["base"]["range"]["length"] == manifest["base"]["bytes"]
+            doc = await client.base(manifest)
+            assert doc["trace_id"] == manifest["trace_id"]
+        # The neighbour's frame, or a range one byte off, does not pass as this trace.
+        first, second = manifests[0], manifests[1]
+        first["base"]["range"] = second["base"]["range"]
+        with pytest.raises(IntegrityError):
+            await client.base(first)
+        second["base"]["range"]["offset"] += 1
+        with pytest.raises(IntegrityError):
+            await client.base(second)
+    users = set()
+    for t in traces:
+        code, out, err = await _strata(
+            "traces", "show", t["trace_id"], "--canvas", "shop", token=token, editor=server.editor
+        )
+        assert code == 0, err
+        users.add(orjson.loads(out)["input"]["path"])
+    assert users == {f"/users/{user}" for user in range(8)}
 
 
 async def test_replay_of_unchanged_code_reports_no_difference(server: Server) -> None:

@@ -4,6 +4,7 @@ outside ``gateway/static``."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,30 @@ async def test_nothing_outside_the_static_folder_is_served(server: Server, path:
     async with server.http.get(server.editor + path) as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_signed_downloads_serve_one_byte_range_and_refuse_others(server: Server) -> None:
+    store = server.running.services.store
+    key = "traces/shop/get_user/01a20400-0ca1-72de-be1b-09fcceaec63a.0123456789abcdef.seg.zst"
+    await store.put_or_verify(key, bytes(range(100)))
+    url = (await store.sign_get(key, timedelta(minutes=1))).url
+    for header, status, body in (
+        ("bytes=10-19", 206, bytes(range(10, 20))),
+        ("bytes=90-", 206, bytes(range(90, 100))),
+        ("bytes=95-200", 206, bytes(range(95, 100))),  # an end past the object is clamped
+        ("bytes=-5", 206, bytes(range(95, 100))),
+    ):
+        async with server.http.get(url, headers={"Range": header}) as response:
+            assert response.status == status, header
+            assert await response.read() == body, header
+            assert response.headers["Content-Range"].endswith("/100")
+            assert "Content-Encoding" not in response.headers  # a segment has none
+    for header in ("bytes=100-", "bytes=500-600"):
+        async with server.http.get(url, headers={"Range": header}) as response:
+            assert response.status == 416, header
+            assert (await response.json())["error"]["code"] == "range_not_satisfiable"
+    # What is not one byte range is ignored (RFC 9110): the whole object.
+    for header in ("bytes=5-2", "bytes=0-1,4-5", "pages=1-2", "bytes=x", "a/../../b", ""):
+        async with server.http.get(url, headers={"Range": header}) as response:
+            assert response.status == 200, header
+            assert await response.read() == bytes(range(100))

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from tests.probe import Probe, p99
 from tests.test_serve_process import strata_serve
+from trace_store.document import codec
 
 BATCH = 100
 BATCHES = 55  # per port: 2 x 55 x 100 = 11,000 requests
@@ -257,14 +258,19 @@ async def test_hostile_traffic_on_both_ports(tmp_path: Path, database_url: str) 
 
 
 async def _settled_objects(root: Path, database_url: str) -> int:
-    """Trace objects in the local store, once they and the index rows stop changing."""
+    """Traces in the local store (a segment holds several), once they and the index rows
+    stop changing."""
     conn = await asyncpg.connect(database_url)
     try:
         last: tuple[int, int] = (-1, -1)
         for _ in range(60):
             now = (
                 # Pins are links under .pins/, not objects of their own.
-                sum(1 for kind in ("traces", "unmatched") for _ in (root / kind).rglob("*.zst")),
+                sum(
+                    len(list(codec.frames(path.read_bytes())))
+                    for kind in ("traces", "unmatched")
+                    for path in (root / kind).rglob("*.zst")
+                ),
                 int(await conn.fetchval("SELECT count(*) FROM traces")),
             )
             if now == last:

@@ -54,17 +54,25 @@ async def _run(argv: list[str]) -> int:
 
 
 async def _populate(store: ObjectStore, pool: Pool) -> tuple[list[str], list[str]]:
-    """15 traces of one handler (two writer batches) plus 3 unmatched requests; the
-    outbox applied. Returns the trace keys oldest first, and the unmatched keys."""
+    """15 traces of one handler in two writer batches, so two segments (the 5 oldest,
+    then the 10 newest), plus 3 unmatched requests; the outbox applied. Returns each
+    trace's object key, oldest trace first, and the unmatched keys."""
     traces = series("get_user", 15)
     ids = trace_ids(traces)
-    await write_traces(store, pool, traces[:8])
-    await write_traces(store, pool, traces[8:])
+    await write_traces(store, pool, traces[:5])
+    await write_traces(store, pool, traces[5:])
     unmatched = [unmatched_key() for _ in range(3)]
     for key in unmatched:
         await store.put_new(key, b"{}")
     await PinOutbox(pool, store).drain()
-    return [f"traces/shop/get_user/{t}.json.zst" for t in ids], unmatched
+    rows = await pool.fetch("SELECT trace_id::text, object_key FROM traces")
+    key_of = {r["trace_id"]: r["object_key"] for r in rows}
+    assert len(set(key_of.values())) == 2  # one segment per batch
+    return [key_of[t] for t in ids], unmatched
+
+
+def _objects(trace_keys: list[str], unmatched: list[str]) -> list[str]:
+    return sorted(set(trace_keys)) + unmatched
 
 
 def _check_fates(
@@ -76,7 +84,7 @@ def _check_fates(
     assert expired(after_unmatched) == frozenset(unmatched)
     gone = expired(created + timedelta(days=8))
     survivors = set(trace_keys) - gone
-    assert survivors == set(trace_keys[-10:])  # exactly the 10 newest
+    assert survivors == set(trace_keys[-10:])  # exactly the segment of the 10 newest
     assert gone == set(trace_keys[:5]) | set(unmatched)
 
 
@@ -110,7 +118,7 @@ async def test_s3_apply_then_only_the_latest_10_survive_8_days(
         "strata-abort-multipart",
     }
     objects = []
-    for key in trace_keys + unmatched:
+    for key in _objects(trace_keys, unmatched):
         head = raw.head_object(Bucket=moto_bucket, Key=key)
         tags = raw.get_object_tagging(Bucket=moto_bucket, Key=key)["TagSet"]
         objects.append(S3Object(key, head["LastModified"], {t["Key"]: t["Value"] for t in tags}))
@@ -181,7 +189,7 @@ async def test_s3_simulate_lists_what_the_rules_delete_by_a_date(
     capsys.readouterr()
     at = (datetime.now().astimezone() + timedelta(days=9)).date().isoformat()
     assert await _run(["lifecycle", "simulate", "--store", s3_url, "--at", at]) == 0
-    assert capsys.readouterr().out.split() == sorted(trace_keys[:5] + unmatched)
+    assert capsys.readouterr().out.split() == sorted({*trace_keys[:5], *unmatched})
 
 
 # -- GCS on the emulator -------------------------------------------------------------
@@ -212,7 +220,7 @@ async def test_gcs_apply_then_only_the_latest_10_survive_8_days(
 
     def read_back() -> list[GcsObject]:
         objects = []
-        for key in trace_keys + unmatched:
+        for key in _objects(trace_keys, unmatched):
             blob = bucket.get_blob(key)
             assert blob is not None
             assert blob.custom_time is not None
@@ -233,7 +241,7 @@ async def test_gcs_apply_then_only_the_latest_10_survive_8_days(
             await pool.execute("UPDATE pins SET leased_at = now() - interval '2 days'")
             # One at a time: the emulator loses concurrent metadata patches.
             renewed = await renew_leases(pool, store, older_than=timedelta(days=1), concurrency=1)
-            assert renewed == 10
+            assert renewed == 1  # the newest segment: its 10 traces are the pins
     finally:
         await store.close()
     objects = read_back()

@@ -158,7 +158,13 @@ class TestGCSStore(StoreTests):
             {
                 "origin": ["http://editor.example"],
                 "method": ["GET", "HEAD"],
-                "responseHeader": ["Content-Encoding", "Content-Length", "Content-Type", "ETag"],
+                "responseHeader": [
+                    "Content-Encoding",
+                    "Content-Length",
+                    "Content-Range",
+                    "Content-Type",
+                    "ETag",
+                ],
                 "maxAgeSeconds": 3600,
             }
         ]

@@ -41,7 +41,10 @@ async def test_requests_are_answered_while_the_store_is_held(
 
         hold_puts(server, hold)
         slowest = await _hammer(server, 50)
-        await asyncio.sleep(0.2)
+        for _ in range(50):  # the writer takes its batch up to batch_wait (0.4 s) later
+            if waiting:
+                break
+            await asyncio.sleep(0.1)
         assert waiting > 0  # the writer really is stuck on the store
         assert await count_traces(server.running.services.pool) == 0
         assert slowest < 1.0  # nobody waited for the held store
@@ -60,9 +63,12 @@ async def test_requests_are_answered_while_the_index_is_locked(
         await blocker.execute("LOCK TABLE traces IN ACCESS EXCLUSIVE MODE")
         try:
             slowest = await _hammer(server, 50)
-            await asyncio.sleep(0.3)
-            objects = list((tmp_path / "objects" / "traces" / "shop" / "get_user").iterdir())
-            assert objects  # the first batch's objects are written; its index rows wait
+            handler_dir = tmp_path / "objects" / "traces" / "shop" / "get_user"
+            for _ in range(50):  # the writer takes its batch up to batch_wait (0.4 s) later
+                if handler_dir.exists() and any(handler_dir.iterdir()):
+                    break
+                await asyncio.sleep(0.1)
+            assert any(handler_dir.iterdir())  # the batch's objects are written; its rows wait
             assert slowest < 1.0
         finally:
             await tx.rollback()

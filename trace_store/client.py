@@ -20,10 +20,10 @@ from trace_store.document.merge import merge
 from trace_store.errors import (
     ApiError,
     Forbidden,
+    IntegrityError,
     InvalidInput,
     NotFound,
     ServerUnreachable,
-    StrataError,
     TraceNotFound,
     Unauthorized,
 )
@@ -36,12 +36,6 @@ if TYPE_CHECKING:
 
 #: How much of a server's error message is kept (an HTML error page can be long).
 _MESSAGE_CHARS = 300
-
-
-class IntegrityError(StrataError):
-    """The downloaded base does not match the manifest's sha256."""
-
-    code = "integrity_error"
 
 
 # The API's error answers as ApiError (status, code, message) that are also the domain
@@ -185,8 +179,14 @@ class Client:
         return body
 
     async def base(self, manifest: JSONObject) -> JSONObject:
-        """Download, verify and decode the base trace of ``manifest``."""
+        """Download, verify and decode the base trace of ``manifest``: the whole object,
+        or the trace's frame of a segment (``base.range``)."""
         base = manifest["base"]
+        span = base.get("range")
+        headers = {}
+        if span is not None:
+            offset, length = int(span["offset"]), int(span["length"])
+            headers["Range"] = f"bytes={offset}-{offset + length - 1}"
         # A fresh session: the signed URL must work with no credentials at all, and the
         # bytes must arrive as stored (zstd) for the sha256 to be checked.
         request = f"GET {base['url']}"
@@ -195,15 +195,20 @@ class Client:
             aiohttp.ClientSession(
                 auto_decompress=False, timeout=aiohttp.ClientTimeout(total=self.timeout)
             ) as plain,
-            plain.get(base["url"]) as response,
+            plain.get(base["url"], headers=headers) as response,
         ):
             data = await response.read()
-            if response.status != 200:
+            if response.status not in (200, 206):
                 error = TraceNotFound if response.status == 404 else Forbidden
                 raise error(f"base download failed: {response.status} {data[:200]!r}")
+        if span is not None and response.status == 200:
+            data = data[offset : offset + length]  # a store that ignores Range sends it all
         digest = hashlib.sha256(data).hexdigest()
-        if digest != base["sha256"]:
-            raise IntegrityError(f"base sha256 {digest} does not match {base['sha256']}")
+        if digest != base["sha256"] or len(data) != base["bytes"]:
+            raise IntegrityError(
+                f"base sha256 {digest} ({len(data)} bytes) does not match the manifest's"
+                f" {base['sha256']} ({base['bytes']} bytes)"
+            )
         doc: JSONObject = codec.decode(data)
         return doc
 

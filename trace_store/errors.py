@@ -37,6 +37,13 @@ class PayloadTooLarge(InvalidInput):
     status = 413
 
 
+class RangeNotSatisfiable(InvalidInput):
+    """A ``Range`` header that is not one range within the object."""
+
+    code = "range_not_satisfiable"
+    status = 416
+
+
 class RunTimeout(StrataError, TimeoutError):
     """A rerun or function run went past its server-side time limit; nothing was stored."""
 
@@ -82,6 +89,13 @@ class Forbidden(StrataError):
 
     code = "forbidden"
     status = 403
+
+
+class IntegrityError(StrataError):
+    """Stored bytes do not match the length or sha256 their index row recorded."""
+
+    code = "integrity_error"
+    status = 502
 
 
 class ConfigError(StrataError):

@@ -1,12 +1,13 @@
 """Rebuild the index from the bucket: the objects are the record (``strata index rebuild``).
 
 When Postgres is lost (or an object was uploaded and never indexed), every index row can
-be derived again from its object: the key names canvas, handler and trace; the document
-holds the start time, status, duration, user functions and error; size and sha256 are
-the object's own. :func:`rebuild` lists the store's ``traces/`` and ``unmatched/``
-prefixes, skips what the index already has, downloads the rest with bounded concurrency
-and commits them in batches through the writer's own commit (so pins move to each
-handler's latest N and their outbox entries are queued, as for fresh traces).
+be derived again from its object: the key names canvas and handler (and the trace, or a
+segment's newest trace); the document holds the trace id, start time, status, duration,
+user functions and error; offset, size and sha256 are its frame's. :func:`rebuild` lists
+the store's ``traces/`` and ``unmatched/`` prefixes, skips what the index already has,
+downloads the rest with bounded concurrency and commits them in batches through the
+writer's own commit (so pins move to each handler's latest N and their outbox entries
+are queued, as for fresh traces).
 
 Idempotent: a second run finds every row present and downloads nothing. Unmatched
 objects rebuild the summary only of paths the database has no row for (counting a
@@ -14,29 +15,29 @@ path's objects again would double its count). ``since`` skips traces older than 
 moment by the time in their UUIDv7 id, without downloading them.
 
 Nothing from an object reaches a key or a query unchecked: the key must be one strata
-writes (:mod:`trace_store.keys`), and the document must name the same canvas, handler
-and trace as its key.
+writes (:mod:`trace_store.keys`), and each document must name the same canvas and handler
+as its key (and the same trace, or for a segment its newest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from trace_store import keys
-from trace_store.db.index import IndexRow, trace_time_window
+from trace_store.db.index import trace_time_window
 from trace_store.db.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, StoredRequest, safe_text
 from trace_store.document import codec
 from trace_store.errors import InvalidInput
 from trace_store.timestamps import unix_ns
 from trace_store.writer.commit import Batch, commit_batch
+from trace_store.writer.segments import rows_of, started_at
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Pool
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("strata.rebuild")
 
 BATCH = 256
+ROWS_PER_COMMIT = 2_000
 CONCURRENCY = 16
 
 
@@ -61,69 +63,23 @@ class Progress:
     total: int = 0
 
 
-def _parse_key(key: str) -> tuple[str, str, str | None, str]:
-    """``(kind, canvas, handler_id or None, trace_id)`` of a key strata writes."""
-    parts = key.removesuffix(keys.SUFFIX).split("/")
-    if not key.endswith(keys.SUFFIX):
-        raise InvalidInput(f"not a trace object: {key[:200]!r}")
-    if len(parts) == 4 and parts[0] == keys.TRACES:
-        _, canvas, handler_id, trace_id = parts
-        if keys.trace_key(canvas, handler_id, trace_id) == key:
-            return keys.TRACES, canvas, handler_id, trace_id
-    if len(parts) == 3 and parts[0] == keys.UNMATCHED:
-        _, canvas, trace_id = parts
-        if keys.unmatched_key(canvas, trace_id) == key:
-            return keys.UNMATCHED, canvas, None, trace_id
-    raise InvalidInput(f"not a key strata writes: {key[:200]!r}")
-
-
-def _started_at(doc: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(doc["started_at"]).replace("Z", "+00:00"))
-
-
-def row_from_object(key: str, data: bytes) -> IndexRow:
-    """The index row of the handler trace stored as ``data`` under ``key``."""
-    kind, canvas, handler_id, trace_id = _parse_key(key)
-    doc = codec.decode(data)
-    handler = doc.get("handler") if isinstance(doc, dict) else None
-    if (
-        kind != keys.TRACES
-        or not isinstance(handler, dict)
-        or (doc.get("canvas"), handler.get("id"), doc.get("trace_id"))
-        != (canvas, handler_id, trace_id)
-    ):
-        raise InvalidInput(f"{key}: the document does not match its key")
-    assert handler_id is not None
-    result = doc.get("result")
-    calls = doc.get("calls") or []
-    return IndexRow(
-        canvas=canvas,
-        handler_id=handler_id,
-        trace_id=trace_id,
-        started_at=_started_at(doc),
-        object_key=key,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).digest(),
-        status=int(result["status"]) if isinstance(result, dict) else None,
-        duration_ms=float(doc["duration_ms"]),
-        functions=tuple(sorted({c["function"] for c in calls if c.get("kind") == "user"})),
-        has_error=doc.get("error") is not None,
-        adopted="adopted_from" in doc,
-    )
-
-
 def unmatched_from_object(key: str, data: bytes) -> StoredRequest:
     """The few fields of a stored unmatched request its summary row needs."""
-    kind, canvas, _, trace_id = _parse_key(key)
+    parsed = keys.parse_key(key)
+    canvas, trace_id = parsed.canvas, parsed.trace_id
     doc = codec.decode(data)
-    if kind != keys.UNMATCHED or doc.get("canvas") != canvas or doc.get("trace_id") != trace_id:
+    if (
+        parsed.kind != keys.UNMATCHED
+        or doc.get("canvas") != canvas
+        or doc.get("trace_id") != trace_id
+    ):
         raise InvalidInput(f"{key}: the document does not match its key")
     request = doc["input"]
     return StoredRequest(
         canvas=canvas,
         method=str(request["method"]),
         path=str(request["path"]),
-        started_ns=unix_ns(_started_at(doc)),
+        started_ns=unix_ns(started_at(doc)),
         trace_id=trace_id,
         object_key=key,
     )
@@ -152,7 +108,7 @@ async def rebuild(
         for info in await store.list_objects(prefix):
             progress.listed += 1
             try:
-                _, _, _, trace_id = _parse_key(info.key)
+                trace_id = keys.parse_key(info.key).trace_id
             except InvalidInput as exc:
                 progress.invalid.append(str(exc))
                 continue
@@ -183,10 +139,11 @@ async def rebuild(
             try:
                 if isinstance(data, BaseException):
                     raise data
-                rows.append(row_from_object(key, data))
+                rows.extend(rows_of(key, data))
             except Exception as exc:
                 progress.invalid.append(f"{key}: {exc}")
-        await commit_batch(pool, Batch(rows=rows))
+        for first in range(0, len(rows), ROWS_PER_COMMIT):  # segments hold many rows
+            await commit_batch(pool, Batch(rows=rows[first : first + ROWS_PER_COMMIT]))
         progress.indexed += len(rows)
         progress.done += min(BATCH, len(missing) - start)
         if on_progress is not None:

@@ -42,6 +42,8 @@ class Timings:
     """How often the periodic tasks run."""
 
     outbox_poll: float = 1.0
+    #: How old a pin change is before the outbox applies it (``PinOutbox.settle``).
+    pin_settle: timedelta = timedelta(seconds=5)
     index_every: timedelta = timedelta(hours=1)
     expire_every: timedelta = timedelta(hours=1)
     renew_check_every: timedelta = timedelta(hours=1)
@@ -215,7 +217,9 @@ async def start_tasks(
     cancels them on shutdown."""
     timings = timings or Timings()
     await pins.store_policy(pool, policy)
-    outbox = PinOutbox(pool, store, lease_fresh_for=renew_interval(policy))
+    outbox = PinOutbox(
+        pool, store, lease_fresh_for=renew_interval(policy), settle=timings.pin_settle
+    )
     loop = asyncio.get_running_loop()
     tasks = [
         loop.create_task(outbox.run(poll_interval=timings.outbox_poll), name="pin-outbox"),

@@ -171,7 +171,8 @@ def cmd_index_rebuild(args: argparse.Namespace) -> None:
             print(file=sys.stderr)
         print(
             f"{store.describe()}: {report.listed:,} objects listed,"
-            f" {report.present:,} already indexed, {report.skipped_old:,} older than --since;"
+            f" {report.present:,} of them already indexed, {report.skipped_old:,} older than"
+            " --since;"
             f" indexed {report.indexed:,} traces and {report.unmatched:,} unmatched requests"
             f" in {seconds:.1f} s ({report.indexed / max(seconds, 1e-9):,.0f} traces/s)",
             flush=True,

@@ -613,9 +613,14 @@ function renderTrace() {
       h("h2", {}, handler.method || "", " ", h("code", {}, handler.route || ""), " ", h("span", { class: "muted" }, handler.id || "")),
       h(
         "p",
-        { class: "muted", id: "trace-meta", dataset: { decoder: open.decoder, traceId: open.traceId } },
+        {
+          class: "muted",
+          id: "trace-meta",
+          dataset: { decoder: open.decoder, traceId: open.traceId, verified: String(Boolean(open.verified)) },
+        },
         `trace ${open.traceId} · ${merged.base_execution.started_at} · ${open.bytes.toLocaleString()} bytes ` +
-          `(${open.manifest.base.bytes.toLocaleString()} compressed, decoded ${open.decoder === "native" ? "by the browser" : "by fzstd"})`,
+          `(${open.manifest.base.bytes.toLocaleString()} compressed${open.manifest.base.range ? ", one frame of a segment" : ""}` +
+          `${open.verified ? ", sha256 checked" : ""}, decoded ${open.decoder === "native" ? "by the browser" : "by fzstd"})`,
         merged.truncated ? " · truncated by the trace limits" : "",
       ),
       h("p", { id: "patches", dataset: { applied: merged.applied_patches.length } }, `${merged.applied_patches.length} patch(es) applied `, rerunButton),

@@ -1,9 +1,16 @@
 // Download a trace's base object straight from its signed URL and decode it.
 //
-// The store sends the stored zstd bytes with `Content-Encoding: zstd`; browsers that
-// support it hand the page plain JSON. When the bytes arrive still compressed (an older
+// A single-trace object is stored with `Content-Encoding: zstd`; browsers that support
+// it hand the page plain JSON. When the bytes arrive still compressed (an older
 // browser, or a store or proxy that drops the header) they start with the zstd magic
 // number and are decoded here with the vendored fzstd, loaded only then.
+//
+// A trace in a segment (the manifest's `base.range`) is one zstd frame of a larger
+// object, fetched with a `Range` header. Segments are stored without a
+// Content-Encoding: Chromium fails a ranged response that has one. The frame arrives
+// as stored, so its sha256 is checked before it is decoded: by the browser
+// (`DecompressionStream("zstd")`) where it can, by fzstd otherwise (Chromium 156 has
+// no zstd DecompressionStream).
 
 import { parseExact } from "./exact.js";
 
@@ -75,6 +82,55 @@ function tooLarge(bytes) {
   );
 }
 
+/** Hex sha256 of `bytes`, or null where the page has no WebCrypto (not a secure context). */
+export async function sha256Hex(bytes) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return null;
+  const digest = new Uint8Array(await subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function nativeZstd() {
+  try {
+    new DecompressionStream("zstd");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Decode one zstd frame: natively where the browser can, else with fzstd. */
+export async function decodeFrame(frame, { native = nativeZstd() } = {}) {
+  try {
+    if (native) {
+      const stream = new Blob([frame]).stream().pipeThrough(new DecompressionStream("zstd"));
+      return { bytes: new Uint8Array(await new Response(stream).arrayBuffer()), decoder: "native" };
+    }
+    const { decompress } = await import("./vendor/fzstd.js");
+    return { bytes: decompress(frame), decoder: "fzstd" };
+  } catch (err) {
+    throw new BaseError("corrupt", `The trace's bytes are not valid zstd: ${err.message || err}`);
+  }
+}
+
+/** The frame `range` of a download: a 206 is the frame; a 200 is the whole object. */
+export async function checkedFrame(response, base) {
+  const { offset, length } = base.range;
+  let raw = new Uint8Array(await response.arrayBuffer());
+  if (response.status === 200) raw = raw.subarray(offset, offset + length); // Range ignored
+  if (raw.length !== length) {
+    throw new BaseError("corrupt", `The store sent ${raw.length} bytes of the trace, not ${length}.`);
+  }
+  const digest = await sha256Hex(raw);
+  if (digest !== null && digest !== base.sha256) {
+    throw new BaseError(
+      "corrupt",
+      `The trace's bytes do not match its sha256 (got ${digest}, the index has ${base.sha256}).`,
+    );
+  }
+  return { frame: raw, verified: digest !== null };
+}
+
 /** zstd-decode `bytes` when they are still compressed; plain bytes pass through. */
 export async function decodeBytes(bytes) {
   if (!isZstd(bytes)) return { bytes, decoder: "native" };
@@ -88,19 +144,23 @@ export async function decodeBytes(bytes) {
 
 /**
  * Fetch and parse the base document named by `manifest`.
- * Returns `{doc, decoder, bytes}`; throws BaseError with a readable message.
+ * Returns `{doc, decoder, bytes, verified}` (`verified`: the frame's sha256 was checked);
+ * throws BaseError with a readable message.
  */
 export async function loadBase(manifest, { fetchImpl, maxBytes = MAX_BASE_BYTES, now } = {}) {
   const doFetch = fetchImpl || globalThis.fetch.bind(globalThis);
   if ((manifest.base.bytes || 0) > maxBytes) throw tooLarge(manifest.base.bytes);
+  const range = manifest.base.range;
   let response;
   try {
     // A plain GET: the signature is the credential. No cookies, no Referer carrying the URL.
+    // One `bytes=a-b` range is CORS-safelisted: no preflight.
     response = await doFetch(manifest.base.url, {
       credentials: "omit",
       mode: "cors",
       referrerPolicy: "no-referrer",
       cache: "no-store",
+      ...(range ? { headers: { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } } : {}),
     });
   } catch {
     throw describeFailure(0, "", manifest, now);
@@ -114,13 +174,21 @@ export async function loadBase(manifest, { fetchImpl, maxBytes = MAX_BASE_BYTES,
     }
     throw describeFailure(response.status, text, manifest, now);
   }
-  const raw = new Uint8Array(await response.arrayBuffer());
-  const { bytes, decoder } = await decodeBytes(raw);
+  let decoded;
+  let verified = false;
+  if (range) {
+    const checked = await checkedFrame(response, manifest.base);
+    verified = checked.verified;
+    decoded = await decodeFrame(checked.frame);
+  } else {
+    decoded = await decodeBytes(new Uint8Array(await response.arrayBuffer()));
+  }
+  const { bytes, decoder } = decoded;
   let doc;
   try {
     doc = parseExact(new TextDecoder().decode(bytes));
   } catch (err) {
     throw new BaseError("corrupt", `The trace is not valid JSON after decoding: ${err.message || err}`);
   }
-  return { doc, decoder, bytes: bytes.length };
+  return { doc, decoder, bytes: bytes.length, verified };
 }

@@ -101,3 +101,44 @@ test("corrupt bytes are a readable error, not a crash", async () => {
   await assert.rejects(loadBase(manifest(), { fetchImpl: respond(200, broken) }), { kind: "corrupt" });
   await assert.rejects(loadBase(manifest(), { fetchImpl: respond(200, "{not json") }), { kind: "corrupt" });
 });
+
+// A segment: two frames back to back; the manifest names the second one.
+const OTHER = Buffer.from("28b52ffd2002110000", "hex"); // the frame before it (never decoded here)
+const SEGMENT = Buffer.concat([OTHER, FRAME]);
+const sha256 = async (bytes) =>
+  Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+const ranged = async (extra = {}) =>
+  manifest({ sha256: await sha256(FRAME), range: { offset: OTHER.length, length: FRAME.length }, ...extra });
+
+test("a frame of a segment is fetched with one Range header, checked and decoded", async () => {
+  let seen;
+  const m = await ranged();
+  const loaded = await loadBase(m, {
+    fetchImpl: async (url, init) => {
+      seen = init.headers;
+      return new Response(FRAME, { status: 206 });
+    },
+  });
+  assert.deepEqual(seen, { Range: `bytes=${OTHER.length}-${OTHER.length + FRAME.length - 1}` });
+  assert.equal(loaded.doc.input.path, "/users/42");
+  assert.equal(loaded.verified, true);
+  assert.equal(loaded.decoder, "fzstd"); // no zstd DecompressionStream in Node
+});
+
+test("a store that ignores Range sends the whole segment: the frame is cut out of it", async () => {
+  const loaded = await loadBase(await ranged(), { fetchImpl: respond(200, SEGMENT) });
+  assert.equal(loaded.doc.input.path, "/users/42");
+});
+
+test("a tampered frame, range or sha256 is detected, never decoded", async () => {
+  const flipped = Buffer.from(FRAME);
+  flipped[40] ^= 1;
+  await assert.rejects(loadBase(await ranged(), { fetchImpl: respond(206, flipped) }), { kind: "corrupt" });
+  await assert.rejects(loadBase(await ranged({ sha256: "0".repeat(64) }), { fetchImpl: respond(206, FRAME) }), {
+    kind: "corrupt",
+  });
+  const shifted = await ranged({ range: { offset: 0, length: FRAME.length } });
+  await assert.rejects(loadBase(shifted, { fetchImpl: respond(200, SEGMENT) }), { kind: "corrupt" });
+  await assert.rejects(loadBase(await ranged(), { fetchImpl: respond(206, FRAME.subarray(1)) }), /not \d+|bytes of the trace/);
+});

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from trace_store.errors import AlreadyExists, InvalidInput, ObjectNotFound
-from trace_store.keys import check_key, check_prefix
+from trace_store.keys import SEGMENT_SUFFIX, check_key, check_prefix
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -30,6 +30,21 @@ if TYPE_CHECKING:
 
 JSON_CONTENT_TYPE = "application/json"
 ZSTD_ENCODING = "zstd"
+SEGMENT_CONTENT_TYPE = "application/zstd"
+
+
+def stored_headers(key: str) -> tuple[str, str | None]:
+    """The content type and encoding strata stores the object ``key`` with.
+
+    A trace object is JSON with ``Content-Encoding: zstd``: a browser fetching it whole
+    decodes it natively. A segment is read one frame at a time with a ``Range`` header,
+    and Chromium fails any ranged response that carries a Content-Encoding (it asks
+    with ``Accept-Encoding: identity``); so a segment is plain ``application/zstd``.
+    """
+    if key.endswith(SEGMENT_SUFFIX):
+        return SEGMENT_CONTENT_TYPE, None
+    return JSON_CONTENT_TYPE, ZSTD_ENCODING
+
 
 #: The providers whose bucket lifecycle rules strata manages.
 LifecycleProvider = Literal["s3", "gcs"]
@@ -219,16 +234,17 @@ class ObjectStore(abc.ABC):
             return False
         return True
 
-    async def put_or_verify(
-        self, key: str, data: bytes, *, content_encoding: str | None = ZSTD_ENCODING
-    ) -> None:
-        """Create-only put that is safe to retry.
+    async def put_or_verify(self, key: str, data: bytes) -> None:
+        """Create-only put that is safe to retry, with :func:`stored_headers`.
 
         A retry after a lost acknowledgement finds the key taken: that is success when
         the stored bytes are ours, and :class:`AlreadyExists` otherwise.
         """
         try:
-            await self.put_new(key, data, content_encoding=content_encoding)
+            content_type, content_encoding = stored_headers(key)
+            await self.put_new(
+                key, data, content_type=content_type, content_encoding=content_encoding
+            )
         except AlreadyExists:
             stored = await self.get(key)
             if hashlib.sha256(stored).digest() != hashlib.sha256(data).digest():

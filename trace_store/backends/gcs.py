@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 #: V4 signed URLs live at most seven days.
 MAX_SIGNED_EXPIRY = timedelta(days=7)
 POOL_SIZE = 16
-CORS_HEADERS = ["Content-Encoding", "Content-Length", "Content-Type", "ETag"]
+CORS_HEADERS = ["Content-Encoding", "Content-Length", "Content-Range", "Content-Type", "ETag"]
 #: ``check`` answers fast: one attempt, short timeout.
 CHECK_TIMEOUT = 5.0
 

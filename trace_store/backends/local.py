@@ -32,6 +32,7 @@ from trace_store.backends.base import (
     ObjectInfo,
     ObjectStore,
     SignedURL,
+    stored_headers,
 )
 from trace_store.errors import AlreadyExists, ConfigError, InvalidInput, ObjectNotFound
 from trace_store.keys import check_key
@@ -149,6 +150,9 @@ class LocalStore(ObjectStore):
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        self._write_headers(key, content_type, encoding)
+
+    def _write_headers(self, key: str, content_type: str, encoding: str | None) -> None:
         # Only objects with other headers than a trace's (JSON, zstd) need a sidecar.
         if content_type != JSON_CONTENT_TYPE or encoding != ZSTD_ENCODING:
             meta = self.path_of(key + ".json", ".meta")
@@ -173,6 +177,7 @@ class LocalStore(ObjectStore):
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
                 _create_new(final, data, key)
+                self._write_headers(key, *stored_headers(key))
                 results.append(None)
             except Exception as exc:
                 results.append(exc)

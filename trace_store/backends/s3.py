@@ -275,7 +275,13 @@ class S3Store(BlockingClientStore):
             "AllowedOrigins": list(origins),
             "AllowedMethods": ["GET", "HEAD"],
             "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["Content-Encoding", "Content-Length", "Content-Type", "ETag"],
+            "ExposeHeaders": [
+                "Content-Encoding",
+                "Content-Length",
+                "Content-Range",
+                "Content-Type",
+                "ETag",
+            ],
             "MaxAgeSeconds": 3600,
         }
         rules = await self._run(self._other_cors_rules_sync)

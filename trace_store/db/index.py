@@ -43,6 +43,16 @@ class IndexRow:
     adopted: bool = False
     #: Among the latest ``keep_latest`` of its handler (read from the pins table).
     pinned: bool = False
+    #: Where the trace's frame starts in a segment holding several traces (its length
+    #: is ``size_bytes``, its hash ``sha256``); ``None`` when the object is the trace.
+    offset: int | None = None
+
+    @property
+    def byte_range(self) -> tuple[int, int] | None:
+        """The frame's bytes in the object, inclusive (``None``: the whole object)."""
+        if self.offset is None:
+            return None
+        return self.offset, self.offset + self.size_bytes - 1
 
     def summary(self) -> dict[str, Any]:
         """What a trace list and a ``trace`` event show of the trace."""
@@ -71,12 +81,14 @@ class IndexRow:
             # Lists and lookups leave ``adopted`` out (pins copy rows without it).
             bool(r.get("adopted", False)),
             bool(r.get("pinned", False)),
+            r["object_offset"],
         )
 
 
-_COLUMNS = (
+#: The index columns an :class:`IndexRow` is read from (the pins table has them too).
+COLUMNS = (
     "canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256, status, "
-    "duration_ms, functions, has_error"
+    "duration_ms, functions, has_error, object_offset"
 )
 
 #: Index rows as a relation, from the one JSON parameter of :func:`rows_json`. asyncpg
@@ -86,17 +98,18 @@ _COLUMNS = (
 ROWS_RECORDSET = """json_to_recordset($1::json) AS u(
     canvas text, handler_id text, trace_id uuid, started_at timestamptz, object_key text,
     size_bytes int, sha256 text, status smallint, duration_ms real, functions text[],
-    has_error bool, adopted bool)"""
-#: The index columns of ``ROWS_RECORDSET``, in ``_COLUMNS`` order.
+    has_error bool, adopted bool, "offset" bigint)"""
+#: The index columns of ``ROWS_RECORDSET``, in ``COLUMNS`` order.
 ROWS_COLUMNS = (
     "u.canvas, u.handler_id, u.trace_id, u.started_at, u.object_key, u.size_bytes,"
-    " decode(u.sha256, 'hex'), u.status, u.duration_ms, u.functions, u.has_error"
+    " decode(u.sha256, 'hex'), u.status, u.duration_ms, u.functions, u.has_error,"
+    " u.offset"
 )
 
-# ``adopted`` is written but not read back with ``_COLUMNS``: other tables holding
+# ``adopted`` is written but not read back with ``COLUMNS``: other tables holding
 # copies of index rows (pins) need not carry it.
 _INSERT = f"""
-INSERT INTO traces ({_COLUMNS}, adopted)
+INSERT INTO traces ({COLUMNS}, adopted)
 SELECT {ROWS_COLUMNS}, u.adopted FROM {ROWS_RECORDSET}
 ON CONFLICT DO NOTHING
 """
@@ -149,7 +162,7 @@ async def get_trace(pool: Pool, canvas: str, trace_id: str) -> IndexRow | None:
     """The index row of one visible trace (pinned, or within the window), or ``None``.
     A pinned trace is found even after its daily partition was dropped."""
     record = await pool.fetchrow(
-        f"SELECT {_COLUMNS}, true AS pinned FROM pins WHERE canvas = $1 AND trace_id = $2",
+        f"SELECT {COLUMNS}, true AS pinned FROM pins WHERE canvas = $1 AND trace_id = $2",
         canvas,
         trace_id,
     )
@@ -160,7 +173,7 @@ async def get_trace(pool: Pool, canvas: str, trace_id: str) -> IndexRow | None:
         return None
     low, high = window
     record = await pool.fetchrow(
-        f"SELECT {_COLUMNS} FROM traces WHERE canvas = $1 AND trace_id = $2"
+        f"SELECT {COLUMNS} FROM traces WHERE canvas = $1 AND trace_id = $2"
         f" AND started_at >= $3 AND started_at < $4 AND {_IN_WINDOW}",
         canvas,
         trace_id,
@@ -224,9 +237,9 @@ async def list_traces(
         args.append(before)
     wanted = cursor + (keep or TraceFilter()).where(args)
     records = await pool.fetch(
-        f"SELECT * FROM (SELECT {_COLUMNS}, true AS pinned FROM pins"
+        f"SELECT * FROM (SELECT {COLUMNS}, true AS pinned FROM pins"
         f" WHERE canvas = $1 AND handler_id = $2{wanted}"
-        f" UNION ALL SELECT {_COLUMNS}, false FROM traces t"
+        f" UNION ALL SELECT {COLUMNS}, false FROM traces t"
         f" WHERE canvas = $1 AND handler_id = $2{wanted} AND {_IN_WINDOW} AND {_NOT_PINNED}"
         ") AS visible ORDER BY trace_id DESC LIMIT $3",
         *args,

@@ -21,6 +21,8 @@ from trace_store.errors import ObjectNotFound, describe
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from asyncpg import Record
+
     from trace_store.backends.base import ObjectStore
     from trace_store.db import Connection, Pool
 
@@ -82,6 +84,11 @@ class PinOutbox:
 
     ``lease_fresh_for``: on a lease store, a pinned object whose lease was written
     less than this long ago needs no request (the renewal task will get to it).
+    ``settle``: an entry is applied once it is that old, with every later entry of its
+    object. A busy handler's newest segment is superseded by the next batch's within a
+    second; seen together, its pin and unpin cost no request. An object waits that
+    long in its expirable state, which matters only if ``settle`` came near the
+    retention window (``serve`` bounds it to minutes).
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class PinOutbox:
         retry_delay: timedelta = timedelta(seconds=1),
         max_retry_delay: timedelta = timedelta(minutes=5),
         lease_fresh_for: timedelta = timedelta(hours=1),
+        settle: timedelta = timedelta(0),
     ) -> None:
         self.pool = pool
         self.store = store
@@ -102,6 +110,7 @@ class PinOutbox:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.lease_fresh_for = lease_fresh_for
+        self.settle = settle
 
     async def run_once(self) -> OutboxPass:
         """Apply up to ``batch_size`` due entries. Entries whose store call failed stay
@@ -113,24 +122,38 @@ class PinOutbox:
 
     async def _pass(self, conn: Connection) -> OutboxPass:
         # Short statements only: no transaction stays open while the store is called.
-        entries = await conn.fetch(
-            "SELECT id, object_key, attempts FROM pin_outbox"
-            " WHERE next_attempt_at <= clock_timestamp() ORDER BY id LIMIT $1",
-            self.batch_size,
+        # The keys of the oldest due entries that have settled, then every entry of
+        # those keys: a pin withdrawn within ``settle`` (a busy handler's segment,
+        # superseded by the next batch's) is seen with its withdrawal and costs nothing.
+        keys = sorted(
+            r["object_key"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT object_key FROM (SELECT object_key FROM pin_outbox"
+                " WHERE next_attempt_at <= clock_timestamp()"
+                " AND queued_at <= clock_timestamp() - $2::interval ORDER BY id LIMIT $1) AS due",
+                self.batch_size,
+                self.settle,
+            )
         )
-        if not entries:
+        if not keys:
             return OutboxPass()
-        keys = sorted({e["object_key"] for e in entries})
-        # Read the pin state only now, after claiming: a pin change committed after
-        # this read queued an entry of its own, which a later pass applies.
+        entries = await conn.fetch(
+            "SELECT id, object_key, attempts, pinned, tried FROM pin_outbox"
+            " WHERE object_key = ANY($1::text[]) ORDER BY id",
+            keys,
+        )
+        # Read the pin state only now, after the entries: a pin change committed after
+        # this read queued an entry of its own, which a later pass applies. A segment
+        # is pinned while any of its traces is; its lease is its oldest trace's.
         state = {
             r["object_key"]: r["leased_at"]
             for r in await conn.fetch(
-                "SELECT object_key, leased_at FROM pins WHERE object_key = ANY($1::text[])",
+                "SELECT object_key, min(leased_at) AS leased_at FROM pins"
+                " WHERE object_key = ANY($1::text[]) GROUP BY object_key",
                 keys,
             )
         }
-        unseen = await self._never_applied(conn, keys, state)
+        unseen = self._never_applied(entries, state)
         calls = [key for key in keys if key not in unseen]
         if calls:
             # Committed before the store hears of them: if this pass then fails to
@@ -141,8 +164,11 @@ class PinOutbox:
                 calls,
             )
         errors, requests, leased = await self._apply_all(calls, state)
-        done = [e["id"] for e in entries if e["object_key"] not in errors]
-        failed = [e for e in entries if e["object_key"] in errors]
+        # A failed key keeps one entry (its oldest) for the retry; the rest are done.
+        oldest = {e["object_key"]: e for e in reversed(entries)}
+        failed = [oldest[key] for key in errors]
+        retried = {e["id"] for e in failed}
+        done = [e["id"] for e in entries if e["id"] not in retried]
         async with conn.transaction():
             if done:
                 await conn.execute("DELETE FROM pin_outbox WHERE id = ANY($1::bigint[])", done)
@@ -162,22 +188,21 @@ class PinOutbox:
         return OutboxPass(len(entries), requests, len(failed), errors, len(unseen))
 
     @staticmethod
-    async def _never_applied(
-        conn: Connection, keys: Sequence[str], state: dict[str, datetime]
-    ) -> set[str]:
+    def _never_applied(entries: Sequence[Record], state: dict[str, datetime]) -> set[str]:
         """Unpinned keys the store never saw pinned: their oldest queued entry is a pin
         (everything before it was applied, and ended unpinned) and no pass has called
         the store for them since. Unpinning them would be a request for nothing."""
-        unpinned = [key for key in keys if key not in state]
-        if not unpinned:
-            return set()
-        rows = await conn.fetch(
-            "SELECT object_key FROM pin_outbox WHERE object_key = ANY($1::text[])"
-            " GROUP BY object_key"
-            " HAVING NOT bool_or(tried) AND (array_agg(pinned ORDER BY id))[1]",
-            unpinned,
-        )
-        return {r["object_key"] for r in rows}
+        first: dict[str, Record] = {}
+        tried: set[str] = set()
+        for entry in entries:  # in id order
+            first.setdefault(entry["object_key"], entry)
+            if entry["tried"]:
+                tried.add(entry["object_key"])
+        return {
+            key
+            for key, entry in first.items()
+            if key not in state and key not in tried and entry["pinned"] is True
+        }
 
     async def _apply_all(
         self, keys: Sequence[str], state: dict[str, datetime]
@@ -250,7 +275,8 @@ async def renew_leases(
     concurrency: int = 16,
 ) -> int:
     """Move the lease (GCS ``customTime``) of every pinned object whose lease is older
-    than ``older_than`` forward to now; returns how many objects were renewed.
+    than ``older_than`` forward to now; returns how many objects were renewed (a
+    segment is one object, however many of its traces are pinned).
 
     A renewal that read a pin just before it was removed may still write its lease,
     so an unpinned object's last lease is at most one pass after its unpin."""
@@ -258,9 +284,10 @@ async def renew_leases(
     semaphore = asyncio.Semaphore(concurrency)
     async with _exclusive(pool, RENEW_LOCK) as conn:
         while conn is not None:
+            # One renewal per object: a segment's pinned traces share it.
             due = await conn.fetch(
                 "SELECT object_key FROM pins WHERE leased_at < clock_timestamp() - $1::interval"
-                " ORDER BY leased_at LIMIT $2",
+                " GROUP BY object_key ORDER BY min(leased_at) LIMIT $2",
                 older_than,
                 batch_size,
             )
@@ -281,5 +308,5 @@ async def renew_leases(
             moved = await conn.fetch(_MOVE_LEASES, keys, [now] * len(keys))
             if not moved:
                 return renewed  # every due row is being changed right now: next pass
-            renewed += len(moved)
+            renewed += len({r["object_key"] for r in moved})
     return renewed  # another process's renewal is on it

@@ -8,9 +8,9 @@ outbox:
    no local marker). An object whose index row never commits expires on its own.
 2. :func:`update_pins` runs inside the writer's batch transaction
    (:func:`trace_store.writer.commit.commit_batch`): per handler the batch touched, the new
-   latest N are the latest N of (current pins + the batch's rows). Rows that enter or
-   leave the pins get one outbox entry each. Only the batch's *survivors* are pinned,
-   so a busy handler costs about one extra request per displaced trace, not per trace.
+   latest N are the latest N of (current pins + the batch's rows). An object (a
+   segment may hold several of a handler's traces) is pinned while any of its traces
+   is; objects that gain their first pin or lose their last get one outbox entry each.
 3. :class:`~trace_store.db.outbox.PinOutbox` applies entries. An entry names an
    object, not a direction: applying it sets the object to what ``pins`` says *at
    that moment*, so a retry, a duplicate or a stale entry can never pin an object the
@@ -50,15 +50,12 @@ log = logging.getLogger("strata.pins")
 #: Pin updates of one handler are serialised: lock key = hash of "canvas/handler".
 _HANDLER_LOCK_SEED = 0x5354
 
-_PIN_COLUMNS = (
-    "canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256, status, "
-    "duration_ms, functions, has_error"
-)
+_PIN_COLUMNS = index.COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
 class PinChanges:
-    """What one :func:`update_pins` call changed (object keys)."""
+    """The objects one :func:`update_pins` call pinned and unpinned (keys)."""
 
     pinned: tuple[str, ...] = ()
     unpinned: tuple[str, ...] = ()
@@ -96,7 +93,9 @@ async def update_pins(conn: Connection, rows: Sequence[IndexRow]) -> PinChanges:
         arriving[(row.canvas, row.handler_id)][row.trace_id] = row
 
     to_pin: list[IndexRow] = []
-    to_unpin: list[tuple[str, str, str]] = []  # canvas, trace_id, object_key
+    to_unpin: list[tuple[str, str]] = []  # canvas, trace_id
+    keys_before: set[str] = set()
+    keys_after: set[str] = set()
     for handler in handlers:
         old, new = pinned[handler], arriving[handler]
         # Canonical UUID strings sort like the UUIDs (and like Postgres's uuid order).
@@ -104,19 +103,23 @@ async def update_pins(conn: Connection, rows: Sequence[IndexRow]) -> PinChanges:
         to_pin.extend(
             row for trace_id, row in new.items() if trace_id in latest and trace_id not in old
         )
-        to_unpin.extend(
-            (handler[0], trace_id, key) for trace_id, key in old.items() if trace_id not in latest
-        )
+        to_unpin.extend((handler[0], trace_id) for trace_id in old if trace_id not in latest)
+        keys_before.update(old.values())
+        keys_after.update(old[t] if t in old else new[t].object_key for t in latest)
     if to_unpin:
         await conn.execute(
             "DELETE FROM pins p USING unnest($1::text[], $2::uuid[]) AS d(canvas, trace_id)"
             " WHERE p.canvas = d.canvas AND p.trace_id = d.trace_id",
-            [canvas for canvas, _, _ in to_unpin],
-            [trace_id for _, trace_id, _ in to_unpin],
+            [canvas for canvas, _ in to_unpin],
+            [trace_id for _, trace_id in to_unpin],
         )
     if to_pin:
         await _insert_pins(conn, to_pin)
-    changes = PinChanges(tuple(row.object_key for row in to_pin), tuple(k for _, _, k in to_unpin))
+    # An object is pinned while any of its traces is (a segment holds several): only
+    # objects that gain their first pin or lose their last one change in the store.
+    changes = PinChanges(
+        tuple(sorted(keys_after - keys_before)), tuple(sorted(keys_before - keys_after))
+    )
     await queue(conn, changes)
     return changes
 
@@ -193,23 +196,23 @@ async def rebuild_pins(conn: Connection, keep_latest: int) -> PinChanges:
         keep_latest,
         timeout=LONG_QUERY,
     )
-    unpinned = await conn.fetch(
+    before = await pinned_keys(conn)
+    await conn.execute(
         "DELETE FROM pins p WHERE NOT EXISTS (SELECT 1 FROM strata_wanted w"
-        " WHERE w.canvas = p.canvas AND w.trace_id = p.trace_id) RETURNING object_key",
+        " WHERE w.canvas = p.canvas AND w.trace_id = p.trace_id)",
         timeout=LONG_QUERY,
     )
-    pinned = await conn.fetch(
+    await conn.execute(
         f"INSERT INTO pins ({_PIN_COLUMNS}, leased_at) SELECT {_PIN_COLUMNS}, leased_at"
-        " FROM strata_wanted ON CONFLICT DO NOTHING RETURNING object_key",
+        " FROM strata_wanted ON CONFLICT DO NOTHING",
         timeout=LONG_QUERY,
     )
-    changes = PinChanges(
-        tuple(r["object_key"] for r in pinned), tuple(r["object_key"] for r in unpinned)
-    )
+    after = await pinned_keys(conn)
+    changes = PinChanges(tuple(sorted(after - before)), tuple(sorted(before - after)))
     await queue(conn, changes)
     return changes
 
 
 async def pinned_keys(pool: Pool | Connection) -> set[str]:
     """Every object key the database pins."""
-    return {r["object_key"] for r in await pool.fetch("SELECT object_key FROM pins")}
+    return {r["object_key"] for r in await pool.fetch("SELECT DISTINCT object_key FROM pins")}

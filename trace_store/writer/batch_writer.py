@@ -3,9 +3,15 @@
 ``submit`` is all the request path ever calls: a length check and an append. A full
 queue drops the trace and counts it; the request is never slowed. The writer task takes
 batches, builds and compresses the documents in a worker thread (zstd releases the
-GIL), uploads the objects with bounded concurrency, and only then inserts the index
-rows, so a visible index row always points at an existing object. Failures are retried
-with capped exponential backoff until they succeed.
+GIL), packs each handler's traces of the batch into one segment object
+(:mod:`trace_store.writer.segments`), uploads the objects with bounded concurrency, and
+only then inserts the index rows, so a visible index row always points at an existing
+object. Failures are retried with capped exponential backoff until they succeed.
+
+A batch is taken when ``batch_size`` traces wait or the oldest has waited
+``batch_wait``: requests cost in proportion to batches, not traces, and a trace is
+visible (its live dot) about ``batch_wait`` plus one put and one commit after its
+request. Behind a backlog every batch is full, so recovery runs at full batch speed.
 
 Fed by the gateway's trace log (:mod:`trace_store.log_feed`), the writer reports each
 finished batch through ``on_done`` and the log is committed past it; while the store or
@@ -22,7 +28,6 @@ import hashlib
 import logging
 import random
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from trace_store import keys
@@ -36,6 +41,7 @@ from trace_store.record import C_FUNCTION, C_KIND, USER, PendingTrace
 from trace_store.timestamps import utc_datetime
 from trace_store.writer.commit import Batch, commit_batch
 from trace_store.writer.queue import TraceQueue, WriterConfig
+from trace_store.writer.segments import Encoded, pack
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -61,21 +67,6 @@ class Writer(Protocol):
     @property
     def queued(self) -> int: ...
     def problem(self) -> str | None: ...
-
-
-@dataclass(slots=True)
-class Encoded:
-    """One trace ready to store: its key, its bytes, and the row that commits it (a
-    handler trace's index row, or an unmatched request's summary input)."""
-
-    key: str
-    data: bytes
-    row: IndexRow | StoredRequest
-
-    @property
-    def kind(self) -> str:
-        """``keys.TRACES`` or ``keys.UNMATCHED``."""
-        return keys.TRACES if isinstance(self.row, IndexRow) else keys.UNMATCHED
 
 
 class TraceWriter:
@@ -106,6 +97,9 @@ class TraceWriter:
         self.on_indexed: list[Callable[[Sequence[IndexRow]], Awaitable[None]]] = []
         #: Called with (traces, seconds) after each batch (the writer process reports it).
         self.on_batch: Callable[[int, float], None] | None = None
+        #: Called with each batch and its objects just before they are uploaded (the log
+        #: consumer records the segments' intents, :mod:`trace_store.writer.intents`).
+        self.on_upload: Callable[[list[PendingTrace], list[Encoded]], None] | None = None
         #: Called with each batch once it is finished (stored and indexed, or dropped and
         #: counted) with ``True``, or with ``False`` when it was left unfinished at stop.
         #: Set by the log consumer, which commits the log past finished batches only.
@@ -120,7 +114,9 @@ class TraceWriter:
             return False
         self.metrics.traces_enqueued.inc()
         self._idle.clear()
-        if not self._wake.is_set():
+        # Wake the batcher only to start its wait (the first trace) or to end it early.
+        depth = len(self._queue)
+        if (depth == 1 or depth >= self.config.batch_size) and not self._wake.is_set():
             self._wake.set()
         return True
 
@@ -176,22 +172,30 @@ class TraceWriter:
     # -- the background task ----------------------------------------------------------
 
     async def _next_batch(self) -> list[PendingTrace] | None:
-        """The next batch off the queue, or ``None`` once stopping with nothing left."""
+        """The next batch off the queue, or ``None`` once stopping with nothing left:
+        ``batch_size`` traces, or fewer once the oldest has waited ``batch_wait``."""
         cfg = self.config
-        while not self._queue:
-            if self._in_flight == 0:
-                self._idle.set()
-            if self._stopping:
-                return None
+        queue = self._queue
+        while True:
+            timeout: float | None = None
+            if not queue:
+                if self._in_flight == 0:
+                    self._idle.set()
+                if self._stopping:
+                    return None
+            elif len(queue) >= cfg.batch_size or self._stopping:
+                break
+            else:
+                timeout = cfg.batch_wait - (time.monotonic() - queue.oldest_at)
+                if timeout <= 0:
+                    break
             self._wake.clear()
-            await self._wake.wait()
-            # Let a burst accumulate into one batch.
-            if not self._stopping and len(self._queue) < cfg.batch_size:
-                await asyncio.sleep(cfg.batch_wait)
-        batch = [self._queue.pop() for _ in range(min(cfg.batch_size, len(self._queue)))]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        batch = [queue.pop() for _ in range(min(cfg.batch_size, len(queue)))]
         self._in_flight += len(batch)
-        self.metrics.queue_depth.set(len(self._queue))
-        self.metrics.queue_bytes.set(self._queue.bytes)
+        self.metrics.queue_depth.set(len(queue))
+        self.metrics.queue_bytes.set(queue.bytes)
         return batch
 
     async def _run(self) -> None:
@@ -219,6 +223,8 @@ class TraceWriter:
             started = time.perf_counter()
             finished = True
             try:
+                if self.on_upload is not None:
+                    self.on_upload(batch, items)
                 await self._write_through(items)
             except asyncio.CancelledError:
                 raise
@@ -226,8 +232,8 @@ class TraceWriter:
                 if self._stopping and self.on_done is not None:
                     finished = False  # given up at stop: the log keeps it for the next start
                 else:  # never let one bad batch kill the writer
-                    log.exception("writer dropped a batch of %d traces", len(items))
-                    self.metrics.traces_dropped.labels("error").inc(len(items))
+                    log.exception("writer dropped a batch of %d traces", size)
+                    self.metrics.traces_dropped.labels("error").inc(size)
             finally:
                 self._in_flight -= size
                 if self._in_flight == 0 and not self._queue:
@@ -257,25 +263,29 @@ class TraceWriter:
             for item, error in zip(list(pending.values()), results, strict=True):
                 if error is None:
                     del pending[item.key]
-                    self.metrics.traces_written.labels(item.kind).inc()
+                    self.metrics.traces_written.labels(item.kind).inc(len(item.rows))
                 elif isinstance(error, AlreadyExists):
-                    # Other bytes under this trace's key (a write torn by a crash):
-                    # permanent, so retrying would stall the batch and the log.
+                    # Other bytes under this key (a single trace encoded differently
+                    # before a crash; a segment's key names its bytes): permanent, so
+                    # retrying would stall the batch and the log.
                     del pending[item.key]
                     conflicts.add(item.key)
-                    self.metrics.traces_dropped.labels("conflict").inc()
-                    log.error("writer: %s already holds other bytes; trace dropped", item.key)
+                    self.metrics.traces_dropped.labels("conflict").inc(len(item.rows))
+                    log.error("writer: %s already holds other bytes; dropped", item.key)
                 else:
                     failures.append(error)
             if failures:
                 raise failures[0]
 
         await self._retry("store", put_pending)
-        stored = [item for item in items if item.key not in conflicts]
-        committed = Batch(
-            rows=[item.row for item in stored if isinstance(item.row, IndexRow)],
-            unmatched=[item.row for item in stored if isinstance(item.row, StoredRequest)],
-        )
+        committed = Batch()
+        for item in items:
+            if item.key not in conflicts:
+                for row in item.rows:
+                    if isinstance(row, IndexRow):
+                        committed.rows.append(row)
+                    else:
+                        committed.unmatched.append(row)
         rows = committed.rows
         if (rows or committed.unmatched) and self.pool is not None:
             pool = self.pool
@@ -314,23 +324,30 @@ class TraceWriter:
     # -- encoding, in a worker thread ---------------------------------------------------
 
     def _encode_batch(self, batch: list[PendingTrace]) -> list[Encoded]:
-        encoded = []
+        objects: list[Encoded] = []
+        traces: list[tuple[bytes, IndexRow]] = []
         for pending in batch:
             try:
-                encoded.append(self._encode(pending))
+                frame, row = self._encode(pending)
             except Exception:  # one unencodable trace must not cost the whole batch
                 log.exception("writer could not encode a trace of %s", pending.canvas)
                 self.metrics.traces_dropped.labels("encode_error").inc()
-        return encoded
+                continue
+            if isinstance(row, IndexRow):
+                traces.append((frame, row))
+            else:
+                objects.append(Encoded(row.object_key, frame, [row]))
+        return [*pack(traces, max_bytes=self.config.segment_bytes), *objects]
 
-    def _encode(self, p: PendingTrace) -> Encoded:
+    def _encode(self, p: PendingTrace) -> tuple[bytes, IndexRow | StoredRequest]:
+        """One trace's frame, and its row under its single-trace key (:func:`pack`
+        moves a handler's rows into a segment)."""
         doc = build_trace(p, self.limits)
         data = codec.encode(doc)
         trace_id = doc["trace_id"]
         if p.kind == keys.UNMATCHED or p.handler is None:
             key = keys.unmatched_key(p.canvas, trace_id)
-            request = StoredRequest(p.canvas, p.method, p.path, p.started_ns, trace_id, key)
-            return Encoded(key, data, request)
+            return data, StoredRequest(p.canvas, p.method, p.path, p.started_ns, trace_id, key)
         handler_id = p.handler["id"]
         key = keys.trace_key(p.canvas, handler_id, trace_id)
         functions = sorted({c[C_FUNCTION] for c in p.calls if c[C_KIND] == USER}) if p.calls else []
@@ -347,4 +364,4 @@ class TraceWriter:
             functions=tuple(functions),
             has_error=p.error is not None,
         )
-        return Encoded(key, data, row)
+        return data, row

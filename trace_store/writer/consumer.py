@@ -3,7 +3,9 @@ commit the log past every frame whose traces are all finished.
 
 Frames finish out of order (the writer stores one batch while it encodes the next), so
 the committed position moves only over a run of finished frames from the oldest one:
-a restart re-reads at most the frames that were in the writer's hands. Reading waits
+a restart re-reads at most the frames that were in the writer's hands. Before each
+batch's segments are uploaded their intent is recorded (:mod:`trace_store.writer.intents`):
+at start-up, what an earlier run uploaded is indexed and not read again. Reading waits
 for room in the writer's queue, so while the store or Postgres is down the writer
 takes nothing more and the traces wait in the log, not in memory.
 """
@@ -20,11 +22,13 @@ from trace_store.errors import describe
 from trace_store.logs import RateLimitedLog
 from trace_store.record import PendingTrace
 from trace_store.writer import wire
+from trace_store.writer.intents import Intents, recover
 from trace_store.writer.log import START, LogReader, Position
 from trace_store.writer.queue import weight
 
 if TYPE_CHECKING:
     from trace_store.writer.batch_writer import TraceWriter
+    from trace_store.writer.segments import Encoded
 
 log = logging.getLogger("strata.log")
 
@@ -74,9 +78,14 @@ class LogConsumer:
         self._stopping = False
         self._loading = False
         self._commit_errors = RateLimitedLog(log, per_minute=2)
+        self._intent_errors = RateLimitedLog(log, per_minute=2)
         #: Traces read from the log, over this process's life.
         self.read_traces = 0
+        self.intents = Intents(reader.directory)
+        #: Trace ids an earlier run stored and indexed but did not commit in the log.
+        self._skip: set[str] = set()
         writer.on_done = self._done
+        writer.on_upload = self._intend
 
     def extend(self, limit: Position) -> None:
         """The appender's log now ends at ``limit``."""
@@ -106,7 +115,10 @@ class LogConsumer:
             await self._progress.wait()
 
     async def run(self) -> None:
-        """Read and submit until :meth:`stop`."""
+        """Index what an earlier run left uploaded, then read and submit until
+        :meth:`stop`."""
+        writer = self.writer
+        self._skip = await recover(self.intents, writer.store, writer.pool, self.committed)
         while not self._stopping:
             if self.reader.position >= self.limit:
                 self._more.clear()
@@ -142,12 +154,29 @@ class LogConsumer:
         frame = _Frame(end, 0)
         self._frames.append(frame)
         for pending in traces:
+            if self._skip and pending.trace_id in self._skip:
+                self._skip.discard(pending.trace_id)  # stored and indexed before a restart
+                continue
             if writer.submit(pending):  # else dropped and counted (larger than the queue)
                 frame.remaining += 1
                 self._owner[id(pending)] = frame
         self.read_traces += len(traces)
         self._advance()
         return True
+
+    def _intend(self, batch: list[PendingTrace], items: list[Encoded]) -> None:
+        # Single-trace objects need no intent: their key names the trace and their
+        # bytes are the same when the trace is written again.
+        segments = [item for item in items if len(item.rows) > 1]
+        ends = [self._owner[id(p)].end for p in batch if id(p) in self._owner]
+        if not segments or not ends:
+            return
+        try:
+            self.intents.record(max(ends), segments)
+        except OSError as exc:  # uploaded anyway: a crash now may leave an unindexed object
+            self._intent_errors.warning(
+                "trace log: cannot record an upload intent (%s)", describe(exc)
+            )
 
     def _done(self, batch: list[PendingTrace], finished: bool) -> None:
         if not finished:
@@ -171,6 +200,7 @@ class LogConsumer:
         if end is not None:
             try:
                 self.reader.commit(end)
+                self.intents.release(end)
             except OSError as exc:  # retried with the next frame; a restart re-reads more
                 self._commit_errors.warning(
                     "trace log: cannot record the committed position (%s)", describe(exc)
