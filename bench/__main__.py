@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from bench import (
     capture,
+    cost,
     explain,
     faults,
     gateway,
     manifest,
     overload,
-    pins,
     rebuild,
     stall,
     store_upload,
     unmatched,
+    visibility,
     writer,
 )
 
@@ -26,7 +27,8 @@ def main() -> None:
     writer.main()
     manifest.main()
     store_upload.main()
-    pins.main()
+    cost.main()
+    visibility.main()
     unmatched.main()
     rebuild.main()
     stall.main()
