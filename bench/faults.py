@@ -354,13 +354,17 @@ class Moto:
             out.extend(item["Key"] for item in page.get("Contents", ()))
         return out
 
-    def user_ids(self, bucket: str, keys: list[str]) -> dict[str, int]:
-        """Object key -> the ``<n>`` of the ``/users/<n>`` request it traces."""
+    def user_ids(self, bucket: str, keys: list[str]) -> dict[str, list[int]]:
+        """Object key -> the ``<n>`` of each ``/users/<n>`` request it traces (a segment
+        holds several)."""
+        import orjson
+
         from trace_store.document import codec
 
-        def one(key: str) -> tuple[str, int]:
+        def one(key: str) -> tuple[str, list[int]]:
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            return key, int(codec.decode(body)["input"]["path"].rsplit("/", 1)[1])
+            docs = [orjson.loads(raw) for _, _, raw in codec.frames(body)]
+            return key, [int(doc["input"]["path"].rsplit("/", 1)[1]) for doc in docs]
 
         with ThreadPoolExecutor(8) as pool:
             return dict(pool.map(one, [k for k in keys if k.startswith("traces/")]))
@@ -1131,14 +1135,15 @@ async def kill_9(bench: Bench) -> Row:
         keys = await asyncio.to_thread(bench.moto.keys, run.bucket)
         stored = await asyncio.to_thread(bench.moto.user_ids, run.bucket, keys)
         rows = set(await index_keys(run.dsn))
-        missing = must - set(stored.values())
+        users = [user for in_object in stored.values() for user in in_object]
+        missing = must - set(users)
         which = "writer child + serve" if len(victims) == 2 else "no writer child found"
         row.notes += [
             f"killed pids {victims} ({which}); serve ready again after {restart:.1f} s",
             f"{len(must):,} answered >100 ms before the kill: {len(missing)} missing from the"
             f" store; {len(set(stored) - rows)} objects without an index row;"
             f" {len(rows - set(stored))} index rows without an object;"
-            f" {len(stored) - len(set(stored.values()))} duplicate objects",
+            f" {len(users) - len(set(users))} traces stored twice",
         ]
         if missing:
             row.notes.append(f"missing user ids (first 10): {sorted(missing)[:10]}")

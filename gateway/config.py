@@ -180,7 +180,7 @@ class ServeSettings:
             queue_traces=config.get_int("STRATA_QUEUE_TRACES", 2_000, low=1),
             queue_bytes=config.get_int("STRATA_QUEUE_BYTES", 256 * 1024 * 1024, low=1024),
             queue_calls=config.get_int("STRATA_QUEUE_CALLS", 100_000, low=1),
-            batch_size=config.get_int("STRATA_BATCH_SIZE", 1_000, low=1, high=10_000),
+            batch_size=config.get_int("STRATA_BATCH_SIZE", 500, low=1, high=10_000),
             batch_wait=config.get_int("STRATA_BATCH_WAIT_MS", 400, low=0, high=10_000) / 1000,
             segment_bytes=config.get_int("STRATA_SEGMENT_BYTES", 16 << 20, low=0, high=1 << 30),
             upload_concurrency=config.get_int("STRATA_UPLOAD_CONCURRENCY", 16, low=1, high=1024),

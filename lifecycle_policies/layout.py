@@ -3,8 +3,12 @@ backends (which write, tag and lease objects) and the lifecycle rules (which mat
 
 Keys, relative to the store prefix (see :mod:`trace_store.keys`)::
 
-    traces/<canvas>/<handler_id>/<trace_id>.json.zst
+    traces/<canvas>/<handler_id>/<trace_id>.json.zst            one trace
+    traces/<canvas>/<handler_id>/<trace_id>.<digest>.seg.zst    a segment of traces
     unmatched/<canvas>/<trace_id>.json.zst
+
+Rules match the kind's prefix and the mark, never the name, so a segment expires and
+is pinned like a single trace (it is pinned while any of its traces is).
 
 S3 marks state with the object's tag set, replaced as a whole on every change: a new
 object carries ``strata-expirable=true``; a pinned one carries ``strata-pinned=true``
