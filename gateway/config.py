@@ -25,7 +25,7 @@ from trace_store.writer.queue import WriterConfig
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-ROLES = ("all", "gateway", "editor")
+ROLES = ("all", "gateway", "editor", "worker")
 WRITER_MODES = ("process", "inline")
 
 
@@ -117,6 +117,11 @@ class ServeSettings:
     #: Bound of the trace log (``<data-dir>/log/<role>``), where every trace waits until
     #: it is stored and indexed (see trace_store.writer.log).
     log_bytes: int = 1024 * 1024 * 1024
+    #: Messages one process's workers run at once (``--role all`` and ``worker``).
+    worker_concurrency: int = 8
+    #: How long a taken message stays leased without a renewal: a killed process's
+    #: messages are taken again this long after its last renewal.
+    worker_lease: float = 30.0
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
@@ -215,6 +220,8 @@ class ServeSettings:
             writer_mode=writer_mode,
             gc_tuning=gc_mode == "tuned",
             log_bytes=config.get_int("STRATA_LOG_BYTES", 1 << 30, low=1 << 20, high=2**62),
+            worker_concurrency=config.get_int("STRATA_WORKER_CONCURRENCY", 8, low=1, high=1024),
+            worker_lease=config.get_float("STRATA_WORKER_LEASE", 30.0, low=1.0, high=3600.0),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=_http_url(
                 pick("editor_url", "STRATA_EDITOR_URL"),

@@ -123,6 +123,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         max_calls=services.settings.limits.max_calls,
         sync_pool=services.sync_pool,
     )
+    assert run.status is not None  # an HTTP handler's run always has a response
     response = web.Response(status=run.status, body=run.body, headers=CIMultiDict(run.headers))
     services.metrics.count_request(canvas.name, "error" if run.error else "ok")
     if sampled or run.error is not None:  # errors are always traced

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -33,16 +34,18 @@ from gateway.loader import load_canvases
 from gateway.objects import add_object_routes
 from gateway.openapi_api import add_openapi_routes
 from gateway.patches_api import add_patch_routes
+from gateway.queues_api import add_queue_routes
 from gateway.reload import Reloader
 from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
 from gateway.unmatched_api import add_unmatched_routes
+from gateway.workers import Workers, WorkSettings
 from runtime import stdlib
 from runtime.sync_pool import SyncPool
 from trace_store import db, gc_tuning, retention
 from trace_store.backends.signing import UrlSigner
 from trace_store.backends.url import parse_store_url
-from trace_store.db import tokens
+from trace_store.db import queue, tokens
 from trace_store.errors import ConfigError
 from trace_store.metrics import Metrics
 from trace_store.writer import wire
@@ -70,10 +73,15 @@ class Running:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     #: Set with ``--reload``: it watches the canvas files.
     reloader: Reloader | None = None
+    #: Under ``--role all`` and ``worker``: the queue workers and crons.
+    workers: Workers | None = None
 
     async def close(self) -> None:
         for runner in self.runners:
             await runner.cleanup()
+        if self.workers is not None:  # before the writer: their last traces go with it
+            await self.workers.stop()
+        stdlib.queue.install(None)
         await self.services.writer.stop()
         for task in self.tasks:
             task.cancel()
@@ -102,6 +110,7 @@ def build_editor_app(services: Services) -> web.Application:
     add_explain_routes(app)
     add_object_routes(app)
     add_unmatched_routes(app)
+    add_queue_routes(app)
     add_event_routes(app, services)
     add_openapi_routes(app)
     add_static_routes(app)
@@ -201,6 +210,18 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
     try:
         running.tasks += await retention.start_tasks(services.store, services.pool, settings.policy)
         running.tasks.append(loop_lag.start(services.metrics))
+        if settings.role in ("all", "worker"):
+            work = WorkSettings(
+                settings.worker_concurrency, timedelta(seconds=settings.worker_lease)
+            )
+            running.workers = Workers(services, work)
+            running.workers.start()
+            stdlib.queue.install(running.workers.enqueue)
+        else:  # enqueues only: the worker processes hear of them through NOTIFY
+            pool = services.pool
+            stdlib.queue.install(
+                lambda canvas, name, event: queue.enqueue(pool, canvas, name, event)
+            )
         if settings.reload:
             running.reloader = Reloader(services)
             running.tasks.append(await start_reloader(running.reloader))

@@ -1,4 +1,4 @@
-"""Run one handler on one request, with or without recording.
+"""Run one handler on one request (or message, or cron tick), with or without recording.
 
 The gateway, reruns and replays all come through :func:`execute`, so a handler behaves
 the same wherever it runs. Given a :class:`~runtime.sync_pool.SyncPool`, a sync handler
@@ -9,12 +9,13 @@ never holds the event loop); without one it runs inline, as in replays from a te
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from runtime.canvas import CRON, HTTP
 from runtime.http import render
-from runtime.recorder import Recorder, Replay, current
+from runtime.recorder import Recorder, Replay, current, current_canvas
 from trace_store.errors import StrataError
 from trace_store.record import Execution
 
@@ -38,31 +39,43 @@ def _error_response(exc: BaseException) -> tuple[int, list[tuple[str, str]], byt
 
 async def execute(
     handler: Handler,
-    request: Request,
+    request: Request | Any,
     *,
     record: bool,
     max_calls: int = 10_000,
     replay: Replay | None = None,
     sync_pool: SyncPool | None = None,
 ) -> Execution:
-    """Run ``handler`` on ``request``. Exceptions become a response and ``error``."""
+    """Run ``handler`` on its argument: an HTTP handler's :class:`Request`, a worker's
+    message value; a cron is called with none (``request`` is ignored). An HTTP
+    handler's exceptions become a response; every handler's end up in ``error``."""
     started_ns = time.time_ns()
     t0 = time.perf_counter_ns()
     recorder = Recorder(max_calls, replay) if record else None
     token = current.set(recorder) if recorder is not None else None
+    canvas_token = current_canvas.set(handler.canvas)
+    args = () if handler.kind == CRON else (request,)
     error: BaseException | None = None
+    value: Any = None
+    status: int | None = None
+    headers: list[tuple[str, str]] = []
+    body = b""
     try:
         if handler.is_async:
-            value = await handler.function(request)
+            value = await handler.function(*args)
         elif sync_pool is not None:
-            value = await sync_pool.run(handler.function, request)
+            value = await sync_pool.run(handler.function, *args)
         else:
-            value = handler.function(request)
-        status, headers, body = render(value)
+            value = handler.function(*args)
+        if handler.kind == HTTP:
+            status, headers, body = render(value)
     except Exception as exc:
         error = exc
-        status, headers, body = _error_response(exc)
+        value = None
+        if handler.kind == HTTP:
+            status, headers, body = _error_response(exc)
     finally:
+        current_canvas.reset(canvas_token)
         if token is not None:
             current.reset(token)
     return Execution(
@@ -75,4 +88,5 @@ async def execute(
         started_ns,
         t0,
         time.perf_counter_ns() - t0,
+        None if handler.kind == HTTP else value,
     )

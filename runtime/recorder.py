@@ -77,6 +77,8 @@ class Replay:
 
 
 current: ContextVar[Recorder | None] = ContextVar("strata_recorder", default=None)
+#: The canvas whose handler is running (``stdlib.queue.enqueue`` enqueues within it).
+current_canvas: ContextVar[str | None] = ContextVar("strata_canvas", default=None)
 _parent: ContextVar[int | None] = ContextVar("strata_parent_call", default=None)
 
 

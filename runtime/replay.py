@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.execute import execute
 from runtime.recorder import Replay
-from runtime.rerun import request_from_input
+from runtime.rerun import argument_of
 from trace_store.document.build import body_doc, calls_doc
-from trace_store.document.values import args_hash, from_json
+from trace_store.document.values import args_hash, from_json, to_json
 from trace_store.errors import NotFound, StrataError
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def run_replayed(
     """``handler`` on the trace's input, recorded, its builtins answered by ``answers``."""
     return execute(
         handler,
-        request_from_input(doc["input"]),
+        argument_of(handler, doc["input"]),
         record=True,
         max_calls=max_calls,
         replay=answers,
@@ -172,9 +172,6 @@ async def replay(
 def report(doc: JSONObject, handler: Handler, run: Execution, answers: TraceReplay) -> ReplayReport:
     """Compare ``run`` (the handler re-executed with ``answers``) with the trace ``doc``."""
     calls = calls_doc(run.calls or [], run.origin_ns)
-    limit = (doc.get("limits") or {}).get("max_body_bytes", 1024 * 1024)
-    body, _ = body_doc(run.body, limit)
-    result = {"status": run.status, "body": body}
     error = (
         None
         if run.error is None
@@ -190,15 +187,35 @@ def report(doc: JSONObject, handler: Handler, run: Execution, answers: TraceRepl
         for function, digest in answers.unrecorded
     ]
     recorded_result = doc.get("result") or {}
-    if recorded_result.get("status") != run.status:
-        differences.append(
-            Difference("result", "the status changed", recorded_result.get("status"), run.status)
-        )
-    old_body = recorded_result.get("body") or {}
-    if not old_body.get("truncated") and old_body.get("data") != body["data"]:
-        differences.append(
-            Difference("result", "the response body changed", old_body.get("data"), body["data"])
-        )
+    result: JSONObject
+    if run.status is None:  # a worker's or a cron's: the value it returned
+        result = {"value": to_json(run.value)}
+        if run.error is None and recorded_result.get("value") != result["value"]:
+            differences.append(
+                Difference(
+                    "result",
+                    "the returned value changed",
+                    recorded_result.get("value"),
+                    result["value"],
+                )
+            )
+    else:
+        limit = (doc.get("limits") or {}).get("max_body_bytes", 1024 * 1024)
+        body, _ = body_doc(run.body, limit)
+        result = {"status": run.status, "body": body}
+        if recorded_result.get("status") != run.status:
+            differences.append(
+                Difference(
+                    "result", "the status changed", recorded_result.get("status"), run.status
+                )
+            )
+        old_body = recorded_result.get("body") or {}
+        if not old_body.get("truncated") and old_body.get("data") != body["data"]:
+            differences.append(
+                Difference(
+                    "result", "the response body changed", old_body.get("data"), body["data"]
+                )
+            )
     old_error = doc.get("error")
     old_error_short = (
         None if old_error is None else {k: old_error.get(k) for k in ("type", "message")}

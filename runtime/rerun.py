@@ -10,9 +10,11 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
+from runtime.canvas import CRON, HTTP, WORKER
 from runtime.execute import execute
 from runtime.http import Request
 from runtime.recorder import Recorder, current
+from trace_store.document.values import from_json
 from trace_store.errors import InvalidInput, RunTimeout
 from trace_store.record import FunctionRun
 
@@ -42,6 +44,21 @@ def request_from_input(doc_input: dict[str, Any]) -> Request:
     )
 
 
+def argument_of(handler: Handler, doc_input: dict[str, Any]) -> Any:
+    """What ``handler`` is called with, rebuilt from a trace's ``input``: the request
+    (HTTP), the message's value (a worker), nothing (a cron)."""
+    kind = doc_input.get("kind", HTTP)
+    if kind != handler.kind:
+        raise InvalidInput(
+            f"the trace's input is a {kind} input; handler {handler.id!r} is a {handler.kind}"
+        )
+    if kind == WORKER:
+        return from_json(doc_input.get("event"))
+    if kind == CRON:
+        return None
+    return request_from_input(doc_input)
+
+
 async def rerun_handler(
     handler: Handler,
     doc_input: dict[str, Any],
@@ -50,7 +67,8 @@ async def rerun_handler(
     time_limit: float,
     sync_pool: SyncPool | None = None,
 ) -> Execution:
-    """Run ``handler`` again on a trace's ``input``, recorded, builtins live.
+    """Run ``handler`` again on a trace's ``input``, recorded, builtins live (a
+    worker's enqueues too: a rerun is a real run).
 
     Past ``time_limit`` seconds the run is abandoned with
     :class:`~trace_store.errors.RunTimeout`, as in :func:`run_function`.
@@ -61,7 +79,7 @@ async def rerun_handler(
             # out of this block is the deadline's.
             return await execute(
                 handler,
-                request_from_input(doc_input),
+                argument_of(handler, doc_input),
                 record=True,
                 max_calls=max_calls,
                 sync_pool=sync_pool,

@@ -11,11 +11,17 @@ from __future__ import annotations
 import random as _random
 import uuid as _uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from runtime.recorder import call_builtin, call_builtin_async
+from runtime.canvas import QUEUE_RE
+from runtime.recorder import call_builtin, call_builtin_async, current_canvas
+from trace_store.document.values import to_json
+from trace_store.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 _rng = _random.SystemRandom()
 
@@ -127,3 +133,32 @@ time = _Time()
 random = _Random()
 uuid = _UUID()
 http = _HTTP()
+
+
+class _Queue:
+    """``await stdlib.queue.enqueue(queue, value)``: a message for the queue's worker."""
+
+    def __init__(self) -> None:
+        self._enqueue: Callable[[str, str, Any], Awaitable[str]] | None = None
+
+    def install(self, enqueue: Callable[[str, str, Any], Awaitable[str]] | None) -> None:
+        """Where messages go: ``enqueue(canvas, queue, tagged value) -> message id``
+        (``serve`` installs its database's; ``None`` uninstalls it)."""
+        self._enqueue = enqueue
+
+    async def enqueue(self, queue: str, value: Any) -> str:
+        """Queue ``value`` for ``queue``'s worker (durable: in Postgres); returns the
+        message id. A builtin: replays and explains answer it from the trace (they never
+        run a builtin live), so they never enqueue."""
+        if not isinstance(queue, str) or not QUEUE_RE.fullmatch(queue):
+            raise InvalidInput(f"invalid queue name {str(queue)[:80]!r}")
+        return await call_builtin_async("queue.enqueue", self._live, queue, value)
+
+    async def _live(self, queue: str, value: Any) -> str:
+        canvas = current_canvas.get()
+        if self._enqueue is None or canvas is None:
+            raise InvalidInput("stdlib.queue.enqueue needs strata serve with a database")
+        return await self._enqueue(canvas, queue, to_json(value))
+
+
+queue = _Queue()

@@ -89,6 +89,27 @@ class Metrics:
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.worker_attempts = Counter(
+            "strata_worker_attempts",
+            "Worker attempts by queue and outcome (ok, error: retried, dead: out of attempts)",
+            ["queue", "outcome"],
+            registry=r,
+        )
+        self.worker_lag = Histogram(
+            "strata_worker_lag_seconds",
+            "Seconds from a message's enqueue (or its retry time) to a worker taking it",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.cron_runs = Counter(
+            "strata_cron_runs", "Cron ticks this process ran, by handler", ["handler"], registry=r
+        )
+        self.cron_missed = Counter(
+            "strata_cron_missed",
+            "Cron ticks that came while no process ran, run late at start-up (only the latest)",
+            ["handler"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "strata_writer_batch_size",
             "Traces per writer batch",

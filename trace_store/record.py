@@ -33,9 +33,11 @@ C_ID, C_PARENT, C_FUNCTION, C_KIND, C_ARGS, C_KWARGS, C_RESULT, C_ERROR, C_START
 
 @dataclass(slots=True)
 class Execution:
-    """The outcome of one handler run. ``calls`` is ``None`` when it was not recorded."""
+    """The outcome of one handler run. ``calls`` is ``None`` when it was not recorded.
+    An HTTP handler's has a response (``status``, ``headers``, ``body``); a worker's or a
+    cron's has ``status`` ``None`` and the ``value`` it returned."""
 
-    status: int
+    status: int | None
     headers: list[tuple[str, str]]
     body: bytes
     error: BaseException | None
@@ -44,6 +46,7 @@ class Execution:
     started_ns: int
     origin_ns: int
     duration_ns: int
+    value: Any = None
 
 
 @dataclass(slots=True)
@@ -123,6 +126,11 @@ class PendingTrace:
     #: :func:`trace_store.writer.wire.pretag`): a trace that could not cross to the writer
     #: process as it was got them that way.
     values_tagged: bool = False
+    #: A worker's or a cron's trace (SPEC §15): its whole ``input`` document, and the
+    #: value it returned, both already tagged JSON. ``None``: an HTTP request's, whose
+    #: input the writer builds from the raw fields above.
+    input: dict[str, Any] | None = None
+    value: Any = None
 
     @classmethod
     def of_run(

@@ -22,6 +22,7 @@ from gateway.cli import options
 from gateway.cli.lifecycle import add_lifecycle_commands
 from gateway.cli.store import add_store_commands
 from gateway.cli.traces import add_traces_commands
+from gateway.config import ROLES
 from gateway.loader import SETTING
 from trace_store import db, logs
 from trace_store.config import Config
@@ -204,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--gateway-port", type=int, help="STRATA_GATEWAY_PORT (default 8000)")
     serve.add_argument("--editor-port", type=int, help="STRATA_EDITOR_PORT (default 8001)")
     serve.add_argument("--host", help="STRATA_HOST (default 127.0.0.1)")
-    serve.add_argument("--role", choices=("all", "gateway", "editor"), help="STRATA_ROLE")
+    serve.add_argument("--role", choices=ROLES, help="STRATA_ROLE")
     serve.add_argument("--policy", help="retention policy TOML file (STRATA_POLICY)")
     serve.add_argument(
         "--reload",

@@ -10,7 +10,8 @@ import { scaffold } from "./scaffold.js";
 import { EventStream } from "./sse.js";
 import { renderExplained } from "./codeview.js";
 import { showJson, toNumber } from "./exact.js";
-import { h, parseArgs, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
+import { valueText } from "./values.js";
+import { h, handlerLabel, parseArgs, renderCalls, renderFunctionRuns, renderInput, renderOutcome } from "./view.js";
 
 const TOKEN_KEY = "strata.token";
 const CANVAS_KEY = "strata.canvas";
@@ -153,7 +154,7 @@ async function loadLists() {
         "div",
         { class: "handler-name" },
         h("code", {}, handler.id),
-        h("span", { class: "route" }, `${handler.method} ${handler.route}`),
+        h("span", { class: "route" }, handlerLabel(handler)),
         h("button", { type: "button", class: "link list-toggle", onclick: () => toggleTraceList(handler.id) }, "all traces"),
       ),
       dots,
@@ -165,6 +166,7 @@ async function loadLists() {
   await Promise.all([
     ...handlers.map((handler) => loadTraces(canvas, handler.id)),
     loadUnmatched(),
+    loadWaitingWork(),
   ]);
 }
 
@@ -351,6 +353,28 @@ async function loadUnmatched() {
   }
 }
 
+// Messages for queues no loaded worker takes (SPEC §15): each queue with its oldest
+// values, and the worker to paste that takes them.
+async function loadWaitingWork() {
+  const box = $("waiting-work");
+  const { queues } = await state.api.get(canvasPath(state.canvas, "queues"));
+  const waiting = queues.filter((q) => q.worker === null && q.ready > 0);
+  const blocks = await Promise.all(
+    waiting.map(async (q) => {
+      const { messages } = await state.api.get(`${canvasPath(state.canvas, "queues", q.name, "messages")}?limit=3`);
+      const name = `handle_${q.name.replace(/[^a-z0-9_]/g, "_")}`;
+      return h(
+        "div",
+        { class: "waiting-queue", dataset: { queue: q.name } },
+        h("p", {}, h("code", {}, q.name), h("span", { class: "muted" }, ` ${q.ready} waiting since ${q.oldest_ready_at}`)),
+        ...messages.map((m) => h("pre", { class: "event" }, valueText(m.event))),
+        h("pre", { class: "scaffold" }, `@canvas.worker("${q.name}")\nasync def ${name}(event):\n    ...\n`),
+      );
+    }),
+  );
+  box.replaceChildren(...(blocks.length ? blocks : [h("p", { class: "muted" }, "None.")]));
+}
+
 // A request that found no handler: its input, and the handler to paste that takes it.
 async function openUnmatched(entry) {
   clearMessage();
@@ -385,7 +409,10 @@ async function openUnmatched(entry) {
 
 function onEvent(event) {
   const data = event.data || {};
-  if (event.type === "trace") addDot(data);
+  if (event.type === "trace") {
+    addDot(data);
+    debounce("waiting-work", loadWaitingWork, 200); // the request may have enqueued
+  }
   else if (event.type === "unmatched") debounce("unmatched", loadUnmatched);
   else if (event.type === "patch") {
     if (state.open && state.open.traceId === data.trace_id) debounce("patches", refreshPatches, 50);
@@ -610,7 +637,7 @@ function renderTrace() {
     h(
       "header",
       { class: "trace-head" },
-      h("h2", {}, handler.method || "", " ", h("code", {}, handler.route || ""), " ", h("span", { class: "muted" }, handler.id || "")),
+      h("h2", {}, h("code", {}, handlerLabel(handler)), " ", h("span", { class: "muted" }, handler.id || "")),
       h(
         "p",
         {

@@ -113,7 +113,33 @@ function sourceLabel(source) {
   return source === "base" ? "recorded" : `patch ${String(source).slice(0, 8)}`;
 }
 
+/** How a handler is named in lists and headings: its route, queue or schedule. */
+export function handlerLabel(handler) {
+  if (handler.kind === "worker") return `worker of ${handler.queue}`;
+  if (handler.kind === "cron") return `cron ${handler.schedule}`;
+  return `${handler.method || ""} ${handler.route || ""}`.trim();
+}
+
+function renderEventInput(input) {
+  const line =
+    input.kind === "worker"
+      ? [
+          "message ",
+          h("code", { id: "input-message" }, input.message_id),
+          ` on queue ${input.queue} · attempt ${input.attempt} · enqueued ${input.enqueued_at}`,
+        ]
+      : ["tick ", h("code", { id: "input-tick" }, input.tick), ` · ${input.schedule}`];
+  return h(
+    "section",
+    { class: "panel", id: "input", dataset: { kind: input.kind } },
+    h("h3", {}, "Input"),
+    h("p", { class: "request-line" }, ...line),
+    input.kind === "worker" ? h("pre", { class: "event", id: "input-event" }, cut(valueText(input.event))) : null,
+  );
+}
+
 export function renderInput(input) {
+  if (input.kind === "worker" || input.kind === "cron") return renderEventInput(input);
   const query = Object.entries(input.query || {})
     .flatMap(([k, vs]) => vs.map((v) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`))
     .join("&");
@@ -146,7 +172,9 @@ export function renderOutcome(execution, id = "result") {
     );
   }
   const result = execution.result;
-  if (result) {
+  if (result && "value" in result) {
+    children.push(h("pre", { class: "result-value" }, cut(valueText(result.value))));
+  } else if (result) {
     children.push(
       h("p", {}, "Status ", h("strong", { class: "status" }, result.status)),
       h("details", {}, h("summary", {}, `Headers (${(result.headers || []).length})`), headerTable(result.headers)),

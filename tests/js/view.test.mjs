@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { toNumber } from "../../gateway/static/exact.js";
-import { bodyText, MAX_RUN_ARGS_BYTES, whyNotRunnable } from "../../gateway/static/view.js";
+import { bodyText, handlerLabel, MAX_RUN_ARGS_BYTES, whyNotRunnable } from "../../gateway/static/view.js";
 
 // Node 20 has no JSON.parse source text access (Chromium has): there floats cannot be
 // told from ints, and the body is plain JSON. The browser test checks the page itself.
@@ -44,4 +44,10 @@ test("edited arguments must be a JSON array within the API's bound", async () =>
   assert.match(parseArgs("[1,").error, /not valid JSON/);
   assert.match(parseArgs('{"a": 1}').error, /must be a JSON array/);
   assert.match(parseArgs(JSON.stringify(["x".repeat(MAX_RUN_ARGS_BYTES)])).error, /over 1 MiB/);
+});
+
+test("handlers are named by route, queue or schedule", () => {
+  assert.equal(handlerLabel({ id: "a", kind: "http", method: "GET", route: "/users/:id" }), "GET /users/:id");
+  assert.equal(handlerLabel({ id: "b", kind: "worker", queue: "emails" }), "worker of emails");
+  assert.equal(handlerLabel({ id: "c", kind: "cron", schedule: "*/5 * * * *" }), "cron */5 * * * *");
 });

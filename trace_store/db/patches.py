@@ -38,16 +38,21 @@ MAX_PATCH_BYTES: Final = 256 * 1024
 
 def rerun_document(execution: Execution, limits: TraceLimits) -> JSONObject:
     """The kind-specific part of a ``rerun`` patch."""
-    body, _ = body_doc(
-        redacted_body(execution.body, execution.headers, limits), limits.max_body_bytes
-    )
-    return {
-        "kind": "rerun",
-        "result": {
+    result: JSONObject | None
+    if execution.status is None:  # a worker's or a cron's: the value it returned
+        result = None if execution.error is not None else {"value": to_json(execution.value)}
+    else:
+        body, _ = body_doc(
+            redacted_body(execution.body, execution.headers, limits), limits.max_body_bytes
+        )
+        result = {
             "status": execution.status,
             "headers": headers_doc(execution.headers, limits.redact_headers),
             "body": body,
-        },
+        }
+    return {
+        "kind": "rerun",
+        "result": result,
         "error": None if execution.error is None else error_doc(execution.error),
         "calls": calls_doc(execution.calls or [], execution.origin_ns),
         "duration_ms": round(execution.duration_ns / 1e6, 3),

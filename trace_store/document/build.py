@@ -125,8 +125,44 @@ def calls_doc(
 
 def build_trace(p: PendingTrace, limits: TraceLimits) -> JSONObject:
     """The trace document for ``p``."""
-    redact = limits.redact_headers
     hit: list[str] = []
+    if p.input is not None:  # a worker's or a cron's: input and value came tagged
+        doc_input = p.input
+        result = None if p.error is not None else {"value": p.value}
+    else:
+        doc_input, result = _http_parts(p, limits, hit)
+    calls = calls_doc(p.calls, p.origin_ns, p.values_tagged) if p.calls else []
+    if p.calls_truncated:
+        hit.append("calls")
+    doc: JSONObject = {
+        "format": FORMAT,
+        "trace_id": p.ensure_id(),
+        "canvas": p.canvas,
+        "handler": p.handler,
+        "started_at": rfc3339(p.started_ns),
+        "duration_ms": round(p.duration_ns / 1e6, 3),
+        "input": doc_input,
+        "result": result,
+        "error": None if p.error is None else error_doc(p.error),
+        "calls": calls,
+        "truncated": bool(hit),
+        "limits": {
+            "max_body_bytes": limits.max_body_bytes,
+            "max_calls": limits.max_calls,
+            "hit": hit,
+        },
+        "sampled": p.sampled,
+    }
+    if p.adopted_from is not None:
+        doc["adopted_from"] = p.adopted_from
+    return doc
+
+
+def _http_parts(
+    p: PendingTrace, limits: TraceLimits, hit: list[str]
+) -> tuple[JSONObject, JSONObject | None]:
+    """An HTTP trace's ``input`` and ``result`` from the request's raw material."""
+    redact = limits.redact_headers
     raw_headers = [(_text(k), _text(v)) for k, v in p.raw_headers]
     body = redacted_body(p.body, raw_headers, limits)
     req_body, cut = body_doc(body, limits.max_body_bytes, p.body_truncated)
@@ -148,36 +184,13 @@ def build_trace(p: PendingTrace, limits: TraceLimits) -> JSONObject:
             "headers": headers_doc(p.response_headers, redact),
             "body": resp_body,
         }
-    calls = calls_doc(p.calls, p.origin_ns, p.values_tagged) if p.calls else []
-    if p.calls_truncated:
-        hit.append("calls")
-    doc: JSONObject = {
-        "format": FORMAT,
-        "trace_id": p.ensure_id(),
-        "canvas": p.canvas,
-        "handler": p.handler,
-        "started_at": rfc3339(p.started_ns),
-        "duration_ms": round(p.duration_ns / 1e6, 3),
-        "input": {
-            "kind": "http",
-            "method": p.method,
-            "path": p.path,
-            "query": query,
-            "params": p.params,
-            "headers": headers_doc(raw_headers, redact),
-            "body": req_body,
-        },
-        "result": result,
-        "error": None if p.error is None else error_doc(p.error),
-        "calls": calls,
-        "truncated": bool(hit),
-        "limits": {
-            "max_body_bytes": limits.max_body_bytes,
-            "max_calls": limits.max_calls,
-            "hit": hit,
-        },
-        "sampled": p.sampled,
+    doc_input: JSONObject = {
+        "kind": "http",
+        "method": p.method,
+        "path": p.path,
+        "query": query,
+        "params": p.params,
+        "headers": headers_doc(raw_headers, redact),
+        "body": req_body,
     }
-    if p.adopted_from is not None:
-        doc["adopted_from"] = p.adopted_from
-    return doc
+    return doc_input, result

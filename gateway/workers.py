@@ -1,0 +1,386 @@
+"""Queue workers and crons of the loaded canvases (SPEC §15), under ``--role all`` and
+``--role worker``.
+
+Workers: one loop takes due messages of every queue that has a worker, up to
+``STRATA_WORKER_CONCURRENCY`` at a time across canvases, and runs each as a task: the
+worker is called with the message's value, recorded, and its trace goes to the writer
+like a request's; then the message is finished, or retried with exponential backoff,
+or kept as dead after ``max_attempts``. A taken message is leased; the lease is renewed
+while it runs, so a killed process's messages come back once it lapses (that attempt
+counts). New messages wake the loop through ``NOTIFY`` (and directly, in the process
+that enqueued them); it also polls.
+
+Crons: one loop per cron handler sleeps until its next tick and claims it in Postgres
+(:func:`trace_store.db.queue.claim_tick`): of every process on the database exactly one
+runs it. At start-up the latest tick missed while no process ran is run once.
+
+Stopping: no more messages are taken, running ones get ``grace`` seconds to finish, the
+rest are cancelled and given back untried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from runtime.canvas import CRON
+from runtime.execute import execute
+from trace_store import keys
+from trace_store.background import Retries
+from trace_store.db import queue
+from trace_store.document.values import from_json, to_json
+from trace_store.errors import describe
+from trace_store.record import PendingTrace
+from trace_store.timestamps import rfc3339_of
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+    from runtime.canvas import Handler
+    from trace_store.db import Connection
+    from trace_store.record import Execution
+
+log = logging.getLogger("strata.workers")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkSettings:
+    """How a process runs background work."""
+
+    concurrency: int = 8
+    #: A taken message's lease (the visibility timeout); renewed every third of it.
+    lease: timedelta = timedelta(seconds=30)
+    #: How often the loop looks for due messages without a wake-up.
+    poll: float = 0.5
+    #: On stop: how long running messages may take to finish.
+    grace: float = 10.0
+    #: Retry delays: ``backoff_base * 2 ** (attempt - 1)`` seconds, at most ``backoff_cap``.
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+
+
+def backoff(settings: WorkSettings, attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``, with ±25 % jitter."""
+    delay = min(settings.backoff_cap, settings.backoff_base * 2.0 ** (attempt - 1))
+    return float(delay * (0.75 + random.random() / 2))
+
+
+class Workers:
+    """The background work of one ``serve`` process."""
+
+    def __init__(self, services: Services, settings: WorkSettings | None = None) -> None:
+        self.services = services
+        self.settings = settings or WorkSettings()
+        self.taker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._running: dict[asyncio.Task[None], queue.Message] = {}
+        self._crons: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = False
+
+    def start(self) -> None:
+        """Start taking messages and running crons."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._take_forever(), name="workers"),
+            loop.create_task(self._renew_forever(), name="worker-leases"),
+        ]
+        self._listening = False
+
+    def wake(self) -> None:
+        """A message was enqueued: look now."""
+        self._wake.set()
+
+    async def enqueue(self, canvas: str, name: str, event: Any) -> str:
+        """``stdlib.queue.enqueue`` of this process: queue, then wake the loop."""
+        message_id = await queue.enqueue(self.services.pool, canvas, name, event)
+        self.wake()
+        return message_id
+
+    async def stop(self) -> None:
+        """Stop taking; let running messages finish within the grace period; give the
+        rest back untried."""
+        self._stopping.set()
+        self._wake.set()
+        for task in [*self._tasks, *self._crons.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._crons.values(), return_exceptions=True)
+        running = dict(self._running)
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.settings.grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            unfinished = [running[task] for task in late]
+            if unfinished:
+                with contextlib.suppress(Exception):
+                    await queue.release(self.services.pool, unfinished, self.taker)
+                log.info("stopped with %d messages given back", len(unfinished))
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def _take_forever(self) -> None:
+        retries = Retries("workers", log, base=self.settings.poll, cap=10.0)
+        while not self._stopping.is_set():
+            self._sync_crons()
+            try:
+                took = await self._take()
+            except Exception as exc:
+                await asyncio.sleep(retries.failed(exc))
+                continue
+            retries.succeeded()
+            if not took:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll)
+
+    async def _take(self) -> int:
+        """Take and start what fits; returns how many were taken."""
+        free = self.settings.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        pool = self.services.pool
+        canvases = list(self.services.canvases.values())
+        attempts = {(c.name, q): h.max_attempts for c in canvases for q, h in c.workers.items()}
+        if not attempts:
+            return 0
+        if not self._listening:  # a connection held for wake-ups only once there are workers
+            self._listening = True
+            self._tasks.append(
+                asyncio.get_running_loop().create_task(
+                    self._listen_forever(), name="worker-wakeups"
+                )
+            )
+        await queue.expire_dead(pool, attempts)
+        took = 0
+        for canvas in canvases:
+            if free <= 0 or not canvas.workers:
+                continue
+            messages = await queue.take(
+                pool, canvas.name, list(canvas.workers), free, self.settings.lease, self.taker
+            )
+            for message in messages:
+                task = asyncio.get_running_loop().create_task(self._run(message))
+                self._running[task] = message
+                task.add_done_callback(self._running.pop)
+            took += len(messages)
+            free -= len(messages)
+        return took
+
+    async def _run(self, message: queue.Message) -> None:
+        services = self.services
+        canvas = services.canvases.get(message.canvas)
+        handler = None if canvas is None else canvas.workers.get(message.queue)
+        if handler is None:  # unloaded by a reload since: it waits for its worker again
+            await queue.release(services.pool, [message], self.taker)
+            return
+        services.metrics.worker_lag.observe(
+            max(0.0, (datetime.now(UTC) - message.enqueued_at).total_seconds())
+        )
+        run = await execute(
+            handler,
+            from_json(message.event),
+            record=True,
+            max_calls=services.settings.limits.max_calls,
+            sync_pool=services.sync_pool,
+        )
+        doc_input = {
+            "kind": "worker",
+            "queue": message.queue,
+            "message_id": message.message_id,
+            "attempt": message.attempt,
+            "enqueued_at": rfc3339_of(message.enqueued_at),
+            "event": message.event,
+        }
+        self._submit(handler, run, doc_input)
+        await self._settle(handler, message, run)
+
+    async def _settle(self, handler: Handler, message: queue.Message, run: Execution) -> None:
+        """Finish or retry the message; a database that does not answer is retried
+        until the lease runs out (then the message comes back anyway)."""
+        retries = Retries(f"worker {message.queue}", log, base=0.2, cap=5.0)
+        deadline = asyncio.get_running_loop().time() + self.settings.lease.total_seconds()
+        while True:
+            try:
+                if run.error is None:
+                    await queue.finish(self.services.pool, message, self.taker)
+                    outcome = "ok"
+                else:
+                    dead = await queue.fail(
+                        self.services.pool,
+                        message,
+                        self.taker,
+                        describe(run.error),
+                        max_attempts=handler.max_attempts,
+                        backoff=backoff(self.settings, message.attempt),
+                    )
+                    outcome = "dead" if dead else "error"
+            except Exception as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    return
+                await asyncio.sleep(retries.failed(exc))
+                continue
+            self.services.metrics.worker_attempts.labels(message.queue, outcome).inc()
+            return
+
+    async def _renew_forever(self) -> None:
+        every = self.settings.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # a missed renewal: the next one, or a retry
+                await queue.renew(
+                    self.services.pool,
+                    list(self._running.values()),
+                    self.settings.lease,
+                    self.taker,
+                )
+
+    async def _listen_forever(self) -> None:
+        """Wake the loop on every ``NOTIFY`` of a new message (any process's)."""
+        retries = Retries("worker wake-ups", log, base=1.0, cap=30.0)
+        while True:
+            try:
+                async with self.services.pool.acquire() as conn:
+                    await self._listen(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await asyncio.sleep(retries.failed(exc))
+
+    async def _listen(self, conn: Connection) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _: lost.set())
+
+        def notified(*_: object) -> None:
+            self._wake.set()
+
+        await conn.add_listener(queue.CHANNEL, notified)
+        try:
+            while not lost.is_set():
+                await asyncio.sleep(5)
+                await conn.fetchval("SELECT 1")  # a dead connection raises here
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(queue.CHANNEL, notified)
+
+    # -- crons --------------------------------------------------------------------------
+
+    def _sync_crons(self) -> None:
+        """One loop per loaded cron handler (a reload adds and removes them)."""
+        wanted = {
+            (canvas.name, handler.id)
+            for canvas in self.services.canvases.values()
+            for handler in canvas.handlers.values()
+            if handler.kind == CRON
+        }
+        for key in list(self._crons):
+            if key not in wanted:
+                self._crons.pop(key).cancel()
+        for key in wanted - self._crons.keys():
+            self._crons[key] = asyncio.get_running_loop().create_task(
+                self._cron_forever(*key), name=f"cron-{key[0]}-{key[1]}"
+            )
+
+    def _cron_handler(self, canvas_name: str, handler_id: str) -> Handler | None:
+        canvas = self.services.canvases.get(canvas_name)
+        handler = None if canvas is None else canvas.handlers.get(handler_id)
+        return handler if handler is not None and handler.kind == CRON else None
+
+    async def _cron_forever(self, canvas_name: str, handler_id: str) -> None:
+        handler = self._cron_handler(canvas_name, handler_id)
+        assert handler is not None
+        assert handler.schedule is not None
+        tick = await self._missed_tick(handler)
+        if tick is not None and await self._claim(handler, tick):
+            self.services.metrics.cron_missed.labels(handler.id).inc()
+            await self._run_cron(handler, tick)
+        tick = handler.schedule.latest(datetime.now(UTC))
+        while True:
+            handler = self._cron_handler(canvas_name, handler_id)
+            if handler is None or handler.schedule is None:
+                return
+            tick = handler.schedule.after(tick)
+            await asyncio.sleep(max(0.0, (tick - datetime.now(UTC)).total_seconds()))
+            if await self._claim(handler, tick):
+                await self._run_cron(handler, tick)
+
+    async def _missed_tick(self, handler: Handler) -> datetime | None:
+        """The latest tick before now, if this cron ran before and not at that tick."""
+        assert handler.schedule is not None
+        latest = handler.schedule.latest(datetime.now(UTC))
+        last = await self._retrying(
+            lambda: self.services.pool.fetchval(
+                "SELECT max(tick) FROM cron_runs WHERE canvas = $1 AND handler_id = $2",
+                handler.canvas,
+                handler.id,
+            )
+        )
+        return latest if last is not None and last < latest else None
+
+    async def _claim(self, handler: Handler, tick: datetime) -> bool:
+        return bool(
+            await self._retrying(
+                lambda: queue.claim_tick(
+                    self.services.pool, handler.canvas, handler.id, tick, self.taker
+                ),
+                give_up=30.0,
+            )
+        )
+
+    async def _retrying(self, call: Any, give_up: float | None = None) -> Any:
+        """``call()`` until it answers; ``None`` after ``give_up`` seconds of failures
+        (a tick that could not be claimed in time is left to another process)."""
+        retries = Retries("cron", log, base=0.5, cap=10.0)
+        deadline = None if give_up is None else asyncio.get_running_loop().time() + give_up
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if deadline is not None and asyncio.get_running_loop().time() > deadline:
+                    return None
+                await asyncio.sleep(retries.failed(exc))
+
+    async def _run_cron(self, handler: Handler, tick: datetime) -> None:
+        assert handler.schedule is not None
+        services = self.services
+        run = await execute(
+            handler,
+            None,
+            record=True,
+            max_calls=services.settings.limits.max_calls,
+            sync_pool=services.sync_pool,
+        )
+        doc_input = {"kind": "cron", "schedule": handler.schedule.text, "tick": rfc3339_of(tick)}
+        self._submit(handler, run, doc_input)
+        services.metrics.cron_runs.labels(handler.id).inc()
+
+    def _submit(self, handler: Handler, run: Execution, doc_input: dict[str, Any]) -> None:
+        self.services.writer.submit(
+            PendingTrace(
+                canvas=handler.canvas,
+                kind=keys.TRACES,
+                handler=handler.description,
+                started_ns=run.started_ns,
+                duration_ns=run.duration_ns,
+                method="",
+                path="",
+                query_string="",
+                params={},
+                raw_headers=(),
+                body=b"",
+                error=run.error,
+                calls=run.calls,
+                calls_truncated=run.truncated_calls,
+                origin_ns=run.origin_ns,
+                input=doc_input,
+                value=None if run.error is not None else to_json(run.value),
+            )
+        )

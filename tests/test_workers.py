@@ -1,0 +1,444 @@
+"""Workers and crons (SPEC §15) against the real Postgres: enqueue as a recorded builtin,
+every attempt a trace, retries and dead messages, work waiting for its worker, leases
+that bring a killed process's messages back, and cron ticks run once across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from runtime import stdlib
+from runtime.replay import UnrecordedBuiltin, replay
+from runtime.schedule import Schedule
+from tests import canvases_work
+from tests.canvases_work import jobs, jobs_v2
+from tests.harness import Server, serve
+from tests.test_serve_process import strata_serve
+from trace_store import stored_trace
+from trace_store.db import index, queue
+from trace_store.document import codec, schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def _eventually(check: Callable[[], Awaitable[Any]], seconds: float = 15.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def _docs(server: Server, handler: str, count: int) -> list[dict[str, Any]]:
+    """The base documents of ``count`` traces of ``handler`` (oldest first), once there."""
+    pool = server.running.services.pool
+
+    async def rows() -> list[index.IndexRow] | None:
+        await server.flush()
+        found = await index.list_traces(pool, "jobs", handler, limit=100)
+        return found if len(found) >= count else None
+
+    found = await _eventually(rows)
+    store = server.running.services.store
+    return [await stored_trace.load(store, row) for row in reversed(found)]
+
+
+async def test_an_http_handler_enqueues_and_the_worker_trace_has_the_event(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with serve(database_url, tmp_path, {"jobs": jobs}) as server:
+        async with server.http.post(
+            server.gateway + "/signup", json={"email": "a@example.com"}
+        ) as response:
+            assert response.status == 200
+            message_id = (await response.json())["queued"]
+        (worker,) = await _docs(server, "send_welcome", 1)
+        (http,) = await _docs(server, "signup", 1)
+    schema.validate("trace", worker)
+    assert worker["handler"] == {"id": "send_welcome", "kind": "worker", "queue": "emails"}
+    assert worker["input"]["kind"] == "worker"
+    assert worker["input"]["message_id"] == message_id
+    assert worker["input"]["attempt"] == 1
+    assert worker["input"]["event"] == {"to": "a@example.com", "n": 1.0}
+    assert worker["result"] == {"value": {"sent_to": "a@example.com", "price": 2.0}}
+    assert [c["function"] for c in worker["calls"]] == ["total"]
+    # The HTTP trace recorded the enqueue as a builtin, with its message id.
+    (enqueue,) = [c for c in http["calls"] if c["function"] == "queue.enqueue"]
+    assert enqueue["kind"] == "builtin"
+    assert enqueue["result"] == message_id
+
+    # Replaying the HTTP trace answers the enqueue from the trace: nothing is queued.
+    stdlib.queue.install(_refuse)
+    try:
+        report = await replay(jobs, http)
+        assert report.same, report.as_json()
+        conn = await asyncpg.connect(database_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM queue_messages") == 0
+        finally:
+            await conn.close()
+        # With other arguments the replay has no answer: it refuses, it never enqueues.
+        changed = orjson.loads(orjson.dumps(http))
+        changed["input"]["body"]["data"] = '{"email": "b@example.com"}'
+        other = await replay(jobs, changed)
+        assert other.error is not None
+        assert other.error["type"] == UnrecordedBuiltin.__qualname__
+    finally:
+        stdlib.queue.install(None)
+
+
+async def _refuse(canvas: str, name: str, value: Any) -> str:
+    raise AssertionError("a replay enqueued")
+
+
+async def test_retries_leave_one_trace_per_attempt_and_dead_messages_are_kept(
+    database_url: str, tmp_path: Path
+) -> None:
+    canvases_work.calls.clear()
+    async with serve(database_url, tmp_path, {"jobs": jobs}) as server:
+        pool = server.running.services.pool
+        await queue.enqueue(pool, "jobs", "flaky", {"key": "k1"})
+        await queue.enqueue(pool, "jobs", "doomed", {"id": 7})
+        server.running.workers.wake()  # type: ignore[union-attr]
+        flaky = await _docs(server, "flaky", 3)
+        doomed = await _docs(server, "doomed", 3)
+        assert [d["input"]["attempt"] for d in flaky] == [1, 2, 3]
+        assert [d["error"] is None for d in flaky] == [False, False, True]
+        assert flaky[2]["result"] == {"value": "done"}
+        assert flaky[0]["error"]["message"] == "not yet (1)"
+        assert [d["input"]["attempt"] for d in doomed] == [1, 2, 3]
+        assert all(d["error"]["type"] == "ValueError" for d in doomed)
+        token = await server.token("jobs")
+
+        async def dead() -> Any:
+            status, body = await server.api("/api/v1/canvases/jobs/queues", token)
+            assert status == 200
+            queues = {q["name"]: q for q in body["queues"]}
+            return queues if queues.get("doomed", {}).get("dead") == 1 else None
+
+        queues = await _eventually(dead)
+        assert queues["doomed"]["worker"] == "doomed"
+        assert queues["flaky"]["ready"] == 0
+        status, body = await server.api(
+            "/api/v1/canvases/jobs/queues/doomed/messages?state=dead", token
+        )
+        assert status == 200
+        (message,) = body["messages"]
+        assert message["attempts"] == 3
+        assert message["event"] == {"id": 7}
+        assert "this always fails" in message["last_error"]
+        # No further attempt after max_attempts.
+        await asyncio.sleep(2.5)
+        assert len(await index.list_traces(pool, "jobs", "doomed", limit=10)) == 3
+
+
+async def test_work_waits_for_its_worker_and_survives_a_restart(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with serve(database_url, tmp_path, {"jobs": jobs}) as server:
+        async with server.http.post(server.gateway + "/later", json={"customer": "acme"}) as r:
+            assert r.status == 200
+        token = await server.token("jobs")
+        status, body = await server.api("/api/v1/canvases/jobs/queues", token)
+        reports = {q["name"]: q for q in body["queues"]}["reports"]
+        assert reports["worker"] is None  # unmatched work: nobody handles it yet
+        assert reports["ready"] == 1
+        status, body = await server.api("/api/v1/canvases/jobs/queues/reports/messages", token)
+        assert body["messages"][0]["event"] == {"customer": "acme"}
+        for bad in ("/queues/..%2f/messages", "/queues/reports/messages?state=gone"):
+            status, body = await server.api(f"/api/v1/canvases/jobs{bad}", token)
+            assert status in (400, 404), bad
+            assert "error" in body
+    # Restarted with the worker written: the message that waited is processed and traced.
+    async with serve(database_url, tmp_path, {"jobs": jobs_v2}) as server:
+        pool = server.running.services.pool
+
+        async def traced() -> Any:
+            await server.flush()
+            return await index.list_traces(pool, "jobs", "build_report", limit=5)
+
+        (row,) = await _eventually(traced)
+        doc = await stored_trace.load(server.running.services.store, row)
+        assert doc["result"] == {"value": "report for acme"}
+        assert await pool.fetchval("SELECT count(*) FROM queue_messages") == 0
+
+
+def test_schedules_are_aligned_and_bad_ones_are_refused() -> None:
+    from datetime import UTC, datetime
+
+    every = Schedule.parse(None, 30)
+    at = datetime(2026, 12, 1, 10, 0, 44, 500000, tzinfo=UTC)
+    assert every.latest(at) == datetime(2026, 12, 1, 10, 0, 30, tzinfo=UTC)
+    assert every.after(every.latest(at)) == datetime(2026, 12, 1, 10, 1, tzinfo=UTC)
+    cron = Schedule.parse("*/5 * * * *", None)
+    assert cron.latest(datetime(2026, 12, 1, 10, 5, tzinfo=UTC)) == datetime(
+        2026, 12, 1, 10, 5, tzinfo=UTC
+    )
+    assert cron.after(datetime(2026, 12, 1, 10, 5, tzinfo=UTC)) == datetime(
+        2026, 12, 1, 10, 10, tzinfo=UTC
+    )
+    for expression, seconds in (
+        ("0 0 31 2 *", None),
+        ("* * *", None),
+        (None, 0),
+        (None, None),
+        ("* * * * *", 5),
+        (None, True),
+    ):
+        with pytest.raises(ValueError, match=r"cron|every"):
+            Schedule.parse(expression, seconds)  # type: ignore[arg-type]
+
+
+def _ticks(objects: list[Path]) -> list[str]:
+    """The tick of every cron trace stored under ``objects`` directories."""
+    found = []
+    for root in objects:
+        for path in root.rglob("*.zst"):
+            if ".pins" in path.parts:
+                continue
+            for _, _, raw in codec.frames(path.read_bytes()):
+                doc = orjson.loads(raw)
+                if doc["handler"]["kind"] == "cron":
+                    found.append(doc["input"]["tick"])
+    return found
+
+
+async def test_a_cron_runs_once_per_tick_across_two_processes(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = "tests.canvases_work:ticks"
+    dirs = [tmp_path / "a", tmp_path / "b"]
+
+    def env(data: Path) -> dict[str, str]:
+        return {
+            "STRATA_DATABASE_URL": database_url,
+            "STRATA_DATA_DIR": str(data),
+            "STRATA_STORE": "",
+            "STRATA_BATCH_WAIT_MS": "20",
+        }
+
+    started = time.time()
+    with (
+        strata_serve(["--app", app], env(dirs[0]), cwd=ROOT),
+        strata_serve(["--app", app], env(dirs[1]), cwd=ROOT),
+    ):
+        await asyncio.sleep(20)
+    ended = time.time()
+    ticks = _ticks([d / "objects" for d in dirs])
+    assert len(ticks) == len(set(ticks))  # never two runs of one tick
+    expected = int(ended // 2) - int(started // 2)
+    assert abs(len(ticks) - expected) <= 1, (len(ticks), expected)
+
+    # Both stopped for 10 s, then one starts: the latest missed tick runs once.
+    await asyncio.sleep(10)
+    restarted = time.time()
+    with strata_serve(["--app", app], env(dirs[0]), cwd=ROOT):
+        await asyncio.sleep(1.0)
+    after = _ticks([d / "objects" for d in dirs])
+    missed = sorted(set(after) - set(ticks))
+    latest_missed = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(restarted // 2) * 2))
+    assert missed[0].startswith(latest_missed), (missed, latest_missed)
+    assert len(after) == len(set(after))
+    assert not any(ended + 1 < _unix(t) < restarted - 2 for t in missed)  # only the latest
+
+
+def _unix(tick: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(tick.replace("Z", "+00:00")).timestamp()
+
+
+async def test_a_killed_worker_process_lets_its_message_come_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {
+        "STRATA_DATABASE_URL": database_url,
+        "STRATA_DATA_DIR": str(tmp_path / "data"),
+        "STRATA_STORE": "",
+        "STRATA_WORKER_LEASE": "2",
+    }
+    conn = await asyncpg.connect(database_url)
+    try:
+        with strata_serve(["--app", "tests.canvases_slow:slow", "--role", "worker"], env) as p:
+            await _wait_migrated(conn)
+            await queue.enqueue(conn, "slow", "naps", {"seconds": 30})
+            await _eventually(
+                lambda: conn.fetchval("SELECT count(*) FROM queue_messages WHERE state = 'running'")
+            )
+            os.kill(p["proc"].pid, signal.SIGKILL)
+            for child in _children(p["proc"].pid):
+                os.kill(child, signal.SIGKILL)
+            p["proc"].wait()
+        env["STRATA_DATA_DIR"] = str(tmp_path / "data2")
+        with strata_serve(["--app", "tests.canvases_slow:fast", "--role", "worker"], env):
+            # The lease lapses; the restarted process takes the message again (attempt 2).
+            await _eventually(lambda: _gone(conn), seconds=20)
+            await _eventually(lambda: conn.fetchval("SELECT count(*) FROM traces"), seconds=10)
+        (doc,) = [
+            orjson.loads(raw)
+            for path in (tmp_path / "data2" / "objects" / "traces").rglob("*.zst")
+            for _, _, raw in codec.frames(path.read_bytes())
+        ]
+        assert doc["input"]["attempt"] == 2  # the killed run counted
+        assert doc["result"] == {"value": "skipped a 30 s nap"}
+    finally:
+        await conn.close()
+
+
+async def _gone(conn: asyncpg.Connection) -> bool:
+    return int(await conn.fetchval("SELECT count(*) FROM queue_messages")) == 0
+
+
+async def _wait_migrated(conn: asyncpg.Connection) -> None:
+    await _eventually(
+        lambda: conn.fetchval("SELECT to_regclass('queue_messages') IS NOT NULL"), seconds=30
+    )
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+async def test_worker_traces_rerun_explain_and_open_in_the_page(
+    browser: Any, database_url: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    async with serve(database_url, tmp_path, {"jobs": jobs}) as server:
+        async with server.http.post(server.gateway + "/signup", json={"email": "c@example.com"}):
+            pass
+        (worker,) = await _docs(server, "send_welcome", 1)
+        token = await server.token("jobs")
+        trace = f"/api/v1/canvases/jobs/traces/{worker['trace_id']}"
+        status, patch = await server.api(trace + "/rerun", token, method="POST")
+        assert status == 201, patch
+        assert patch["result"] == {"value": {"sent_to": "c@example.com", "price": 2.0}}
+        status, run = await server.api(
+            trace + "/functions/total/run", token, method="POST", json={"args": [4.0]}
+        )
+        assert status == 201, run
+        assert run["result"] == 8.0
+        status, explained = await server.api(trace + "/explain", token, method="POST")
+        assert status == 200, explained
+        assert not explained["differs"]
+        status, listed = await server.api("/api/v1/canvases/jobs/handlers", token)
+        kinds = {h["id"]: h["kind"] for h in listed["handlers"]}
+        assert kinds["send_welcome"] == "worker"
+        assert kinds["signup"] == "http"
+
+        context = await browser.new_context()
+        page = await context.new_page()
+        try:
+            await page.goto(server.editor + "/")
+            await page.fill("#token-input", token)
+            await page.click("#token-form button[type=submit]")
+            row = page.locator(".handler-row[data-handler-id='send_welcome']")
+            await expect(row.locator(".route")).to_have_text("worker of emails")
+            await row.locator(".dot").first.click()
+            await expect(page.locator("#input-event")).to_contain_text("c@example.com")
+            await expect(page.locator("#input")).to_have_attribute("data-kind", "worker")
+            await expect(page.locator("#result .result-value")).to_contain_text("sent_to")
+        finally:
+            await context.close()
+
+
+async def test_stopping_finishes_what_fits_the_grace_and_gives_back_the_rest(
+    database_url: str, tmp_path: Path
+) -> None:
+    from gateway.workers import Workers, WorkSettings
+    from tests.canvases_slow import slow
+
+    async with serve(database_url, tmp_path, {"slow": slow}, role="editor") as server:
+        services = server.running.services
+        assert server.running.workers is None  # the editor role runs no workers
+        workers = Workers(services, WorkSettings(grace=1.0, poll=0.05))
+        workers.start()
+        await queue.enqueue(services.pool, "slow", "naps", {"seconds": 0.3})
+        await queue.enqueue(services.pool, "slow", "naps", {"seconds": 30})
+        workers.wake()
+        await _eventually(
+            lambda: services.pool.fetchval(
+                "SELECT count(*) = 2 FROM queue_messages WHERE state = 'running'"
+            )
+        )
+        started = time.monotonic()
+        await workers.stop()
+        assert time.monotonic() - started < 3  # the grace, not the 30 s nap
+        left = await services.pool.fetch("SELECT state, attempts, event::text FROM queue_messages")
+        assert [(r["state"], r["attempts"]) for r in left] == [("ready", 0)]  # untried
+        assert orjson.loads(left[0]["event"]) == {"seconds": 30}
+        await server.flush()
+        (row,) = await index.list_traces(services.pool, "slow", "nap", limit=5)
+        doc = await stored_trace.load(services.store, row)
+        assert doc["result"] == {"value": "rested"}
+
+
+WAITING = """
+from runtime import Canvas, stdlib
+
+app = Canvas("live")
+
+
+@app.http("POST", "/report")
+async def report(request):
+    return {"queued": await stdlib.queue.enqueue("reports", request.json())}
+"""
+
+WITH_WORKER = (
+    WAITING
+    + """
+
+@app.worker("reports")
+async def build_report(event):
+    return "report for " + event["customer"]
+"""
+)
+
+
+async def test_waiting_work_shows_in_the_page_and_a_reloaded_worker_drains_it(
+    browser: Any, database_url: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.harness import serve_module
+
+    async with serve_module(database_url, tmp_path, WAITING) as (server, module):
+        token = await server.token("live")
+        context = await browser.new_context()
+        page = await context.new_page()
+        try:
+            await page.goto(server.editor + "/")
+            await page.fill("#token-input", token)
+            await page.click("#token-form button[type=submit]")
+            await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+            async with server.http.post(server.gateway + "/report", json={"customer": "acme"}):
+                pass
+            waiting = page.locator(".waiting-queue[data-queue='reports']")
+            await expect(waiting).to_contain_text("acme", timeout=5000)
+            await expect(waiting.locator(".scaffold")).to_contain_text('@canvas.worker("reports")')
+            module.write_text(WITH_WORKER)  # the developer writes the worker; --reload loads it
+            row = page.locator(".handler-row[data-handler-id='build_report']")
+            await expect(row.locator(".dot")).to_have_count(1, timeout=10_000)
+            await expect(page.locator("#waiting-work")).to_contain_text("None.", timeout=5000)
+        finally:
+            await context.close()
