@@ -17,6 +17,7 @@ from bench import (
     visibility,
     writer,
 )
+from bench import queue as queue_bench
 
 
 def main() -> None:
@@ -29,6 +30,7 @@ def main() -> None:
     store_upload.main()
     cost.main()
     visibility.main()
+    queue_bench.main()
     unmatched.main()
     rebuild.main()
     stall.main()

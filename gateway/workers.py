@@ -85,6 +85,10 @@ class Workers:
         self._crons: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = False
+        self._expire_due = 0.0
+        #: Finished messages not yet deleted (:meth:`_finish_forever`).
+        self._done: list[queue.Message] = []
+        self._has_done = asyncio.Event()
 
     def start(self) -> None:
         """Start taking messages and running crons."""
@@ -92,6 +96,7 @@ class Workers:
         self._tasks = [
             loop.create_task(self._take_forever(), name="workers"),
             loop.create_task(self._renew_forever(), name="worker-leases"),
+            loop.create_task(self._finish_forever(), name="worker-acks"),
         ]
         self._listening = False
 
@@ -124,6 +129,10 @@ class Workers:
                 with contextlib.suppress(Exception):
                     await queue.release(self.services.pool, unfinished, self.taker)
                 log.info("stopped with %d messages given back", len(unfinished))
+        if self._done:  # finished during the grace period, or left by the cancelled loop
+            with contextlib.suppress(Exception):  # else their leases lapse: delivered again
+                await queue.finish(self.services.pool, self._done, self.taker)
+            self._done = []
 
     # -- workers ----------------------------------------------------------------------
 
@@ -152,28 +161,33 @@ class Workers:
         attempts = {(c.name, q): h.max_attempts for c in canvases for q, h in c.workers.items()}
         if not attempts:
             return 0
+        loop = asyncio.get_running_loop()
         if not self._listening:  # a connection held for wake-ups only once there are workers
             self._listening = True
-            self._tasks.append(
-                asyncio.get_running_loop().create_task(
-                    self._listen_forever(), name="worker-wakeups"
-                )
-            )
-        await queue.expire_dead(pool, attempts)
+            self._tasks.append(loop.create_task(self._listen_forever(), name="worker-wakeups"))
+        if loop.time() >= self._expire_due:  # leases lapse on a scale of seconds
+            await queue.expire_dead(pool, attempts)
+            self._expire_due = loop.time() + self.settings.lease.total_seconds() / 3
         took = 0
         for canvas in canvases:
             if free <= 0 or not canvas.workers:
                 continue
+            wanted = {name: worker.max_attempts for name, worker in canvas.workers.items()}
             messages = await queue.take(
-                pool, canvas.name, list(canvas.workers), free, self.settings.lease, self.taker
+                pool, canvas.name, wanted, free, self.settings.lease, self.taker
             )
             for message in messages:
                 task = asyncio.get_running_loop().create_task(self._run(message))
                 self._running[task] = message
-                task.add_done_callback(self._running.pop)
+                task.add_done_callback(self._finished)
             took += len(messages)
             free -= len(messages)
         return took
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        # A free slot: look again at once (a backlog must not wait for the poll).
+        self._running.pop(task, None)
+        self._wake.set()
 
     async def _run(self, message: queue.Message) -> None:
         services = self.services
@@ -204,32 +218,51 @@ class Workers:
         await self._settle(handler, message, run)
 
     async def _settle(self, handler: Handler, message: queue.Message, run: Execution) -> None:
-        """Finish or retry the message; a database that does not answer is retried
-        until the lease runs out (then the message comes back anyway)."""
+        """Finish the message (in the next batch of :meth:`_finish_forever`) or retry
+        it; a database that does not answer is retried until the lease runs out (then
+        the message comes back anyway: at least once)."""
+        if run.error is None:
+            self._done.append(message)
+            self._has_done.set()
+            self.services.metrics.worker_attempts.labels(message.queue, "ok").inc()
+            return
         retries = Retries(f"worker {message.queue}", log, base=0.2, cap=5.0)
         deadline = asyncio.get_running_loop().time() + self.settings.lease.total_seconds()
         while True:
             try:
-                if run.error is None:
-                    await queue.finish(self.services.pool, message, self.taker)
-                    outcome = "ok"
-                else:
-                    dead = await queue.fail(
-                        self.services.pool,
-                        message,
-                        self.taker,
-                        describe(run.error),
-                        max_attempts=handler.max_attempts,
-                        backoff=backoff(self.settings, message.attempt),
-                    )
-                    outcome = "dead" if dead else "error"
+                dead = await queue.fail(
+                    self.services.pool,
+                    message,
+                    self.taker,
+                    describe(run.error),
+                    max_attempts=handler.max_attempts,
+                    backoff=backoff(self.settings, message.attempt),
+                )
             except Exception as exc:
                 if asyncio.get_running_loop().time() > deadline:
                     return
                 await asyncio.sleep(retries.failed(exc))
                 continue
+            outcome = "dead" if dead else "error"
             self.services.metrics.worker_attempts.labels(message.queue, outcome).inc()
             return
+
+    async def _finish_forever(self) -> None:
+        """Delete finished messages a batch at a time: one statement for all that
+        finished while the previous one ran."""
+        retries = Retries("worker acknowledgements", log, base=0.2, cap=5.0)
+        while True:
+            await self._has_done.wait()
+            batch, self._done = self._done, []
+            self._has_done.clear()
+            try:
+                await queue.finish(self.services.pool, batch, self.taker)
+            except Exception as exc:
+                self._done[:0] = batch  # again with the next batch
+                self._has_done.set()
+                await asyncio.sleep(retries.failed(exc))
+                continue
+            retries.succeeded()
 
     async def _renew_forever(self) -> None:
         every = self.settings.lease.total_seconds() / 3

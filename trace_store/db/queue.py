@@ -69,15 +69,18 @@ async def enqueue(pool: Pool | Connection, canvas: str, queue: str, event: Any) 
 
 
 #: Take due messages: ready ones whose time has come, and running ones whose lease ran
-#: out (their process died). Oldest first, skipping rows other takers hold.
+#: out (their process died) with attempts left. Oldest first, skipping rows other
+#: takers hold.
 _TAKE = """
 WITH due AS (
-    SELECT id FROM queue_messages
-    WHERE canvas = $1 AND queue = ANY($2::text[]) AND state <> 'dead'
-      AND ((state = 'ready' AND run_at <= now()) OR (state = 'running' AND locked_until < now()))
-    ORDER BY run_at, id
+    SELECT m.id FROM queue_messages m
+    JOIN unnest($2::text[], $6::int[]) AS w(queue, max_attempts) ON m.queue = w.queue
+    WHERE m.canvas = $1 AND m.state <> 'dead'
+      AND ((m.state = 'ready' AND m.run_at <= now())
+           OR (m.state = 'running' AND m.locked_until < now() AND m.attempts < w.max_attempts))
+    ORDER BY m.run_at, m.id
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF m SKIP LOCKED
 )
 UPDATE queue_messages m
 SET state = 'running', attempts = m.attempts + 1, locked_until = now() + $4::interval,
@@ -88,12 +91,20 @@ RETURNING m.id, m.message_id::text, m.canvas, m.queue, m.event::text, m.enqueued
 
 
 async def take(
-    pool: Pool, canvas: str, queues: Sequence[str], limit: int, lease: timedelta, taker: str
+    pool: Pool,
+    canvas: str,
+    queues: dict[str, int],
+    limit: int,
+    lease: timedelta,
+    taker: str,
 ) -> list[Message]:
-    """Up to ``limit`` due messages of ``canvas``'s ``queues``, leased to ``taker``."""
+    """Up to ``limit`` due messages of ``canvas``'s ``queues`` (name -> the worker's
+    ``max_attempts``), leased to ``taker``."""
     if limit <= 0 or not queues:
         return []
-    records = await pool.fetch(_TAKE, canvas, list(queues), limit, lease, taker)
+    records = await pool.fetch(
+        _TAKE, canvas, list(queues), limit, lease, taker, list(queues.values())
+    )
     return [
         Message(
             r["id"],
@@ -108,11 +119,14 @@ async def take(
     ]
 
 
-async def finish(pool: Pool, message: Message, taker: str) -> None:
-    """The worker succeeded: the message is done (and gone)."""
-    await pool.execute(
-        "DELETE FROM queue_messages WHERE id = $1 AND locked_by = $2", message.id, taker
-    )
+async def finish(pool: Pool, messages: Sequence[Message], taker: str) -> None:
+    """Their workers succeeded: the messages are done (and gone), in one statement."""
+    if messages:
+        await pool.execute(
+            "DELETE FROM queue_messages WHERE id = ANY($1::bigint[]) AND locked_by = $2",
+            [m.id for m in messages],
+            taker,
+        )
 
 
 async def fail(
@@ -159,8 +173,9 @@ async def renew(pool: Pool, messages: Sequence[Message], lease: timedelta, taker
 
 
 async def expire_dead(pool: Pool, attempts_of: dict[tuple[str, str], int]) -> int:
-    """Messages whose lease ran out on their last attempt are dead, not taken again
-    (``attempts_of``: the ``max_attempts`` of each loaded (canvas, queue))."""
+    """Mark dead the messages whose lease ran out on their last attempt (:func:`take`
+    never takes them again; this makes them listed as dead). ``attempts_of``: the
+    ``max_attempts`` of each loaded (canvas, queue)."""
     if not attempts_of:
         return 0
     result = await pool.execute(
