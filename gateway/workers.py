@@ -43,7 +43,7 @@ from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
     from gateway.services import Services
-    from runtime.canvas import Handler
+    from runtime.canvas import Canvas, Handler
     from trace_store.db import Connection
     from trace_store.record import Execution
 
@@ -86,6 +86,7 @@ class Workers:
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = False
         self._expire_due = 0.0
+        self._counted: set[tuple[str, str]] = set()
         #: Finished messages not yet deleted (:meth:`_finish_forever`).
         self._done: list[queue.Message] = []
         self._has_done = asyncio.Event()
@@ -167,6 +168,7 @@ class Workers:
             self._tasks.append(loop.create_task(self._listen_forever(), name="worker-wakeups"))
         if loop.time() >= self._expire_due:  # leases lapse on a scale of seconds
             await queue.expire_dead(pool, attempts)
+            await self._count(canvases)
             self._expire_due = loop.time() + self.settings.lease.total_seconds() / 3
         took = 0
         for canvas in canvases:
@@ -183,6 +185,21 @@ class Workers:
             took += len(messages)
             free -= len(messages)
         return took
+
+    async def _count(self, canvases: list[Canvas]) -> None:
+        """The queue depths for ``/metrics``."""
+        gauge = self.services.metrics.queue_messages
+        counted: dict[tuple[str, str], queue.QueueStats] = {}
+        for canvas in canvases:
+            for stats in await queue.stats(self.services.pool, canvas.name):
+                counted[(canvas.name, stats.name)] = stats
+        for key in self._counted - counted.keys():  # emptied since: zero, not stale
+            for state in ("ready", "running", "dead"):
+                gauge.labels(*key, state).set(0)
+        for (canvas_name, name), stats in counted.items():
+            for state in ("ready", "running", "dead"):
+                gauge.labels(canvas_name, name, state).set(getattr(stats, state))
+        self._counted = set(counted)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         # A free slot: look again at once (a backlog must not wait for the poll).

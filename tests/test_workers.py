@@ -130,6 +130,10 @@ async def test_retries_leave_one_trace_per_attempt_and_dead_messages_are_kept(
 
         queues = await _eventually(dead)
         assert queues["doomed"]["worker"] == "doomed"
+        async with server.http.get(server.editor + "/metrics") as response:
+            metrics = await response.text()
+        assert 'strata_worker_attempts_total{outcome="dead",queue="doomed"} 1.0' in metrics
+        assert 'strata_worker_attempts_total{outcome="error",queue="flaky"} 2.0' in metrics
         assert queues["flaky"]["ready"] == 0
         status, body = await server.api(
             "/api/v1/canvases/jobs/queues/doomed/messages?state=dead", token

@@ -95,6 +95,13 @@ class Metrics:
             ["queue", "outcome"],
             registry=r,
         )
+        self.queue_messages = Gauge(
+            "strata_queue_messages",
+            "Messages held in the queues of the loaded canvases, by state (ready, running,"
+            " dead), as the workers last counted them",
+            ["canvas", "queue", "state"],
+            registry=r,
+        )
         self.worker_lag = Histogram(
             "strata_worker_lag_seconds",
             "Seconds from a message's enqueue (or its retry time) to a worker taking it",
