@@ -42,6 +42,8 @@ from trace_store.record import PendingTrace
 from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from gateway.services import Services
     from runtime.canvas import Canvas, Handler
     from trace_store.db import Connection
@@ -216,13 +218,7 @@ class Workers:
         services.metrics.worker_lag.observe(
             max(0.0, (datetime.now(UTC) - message.enqueued_at).total_seconds())
         )
-        run = await execute(
-            handler,
-            from_json(message.event),
-            record=True,
-            max_calls=services.settings.limits.max_calls,
-            sync_pool=services.sync_pool,
-        )
+        run = await self._execute(handler, from_json(message.event))
         doc_input = {
             "kind": "worker",
             "queue": message.queue,
@@ -400,17 +396,21 @@ class Workers:
 
     async def _run_cron(self, handler: Handler, tick: datetime) -> None:
         assert handler.schedule is not None
-        services = self.services
-        run = await execute(
-            handler,
-            None,
-            record=True,
-            max_calls=services.settings.limits.max_calls,
-            sync_pool=services.sync_pool,
-        )
+        run = await self._execute(handler, None)
         doc_input = {"kind": "cron", "schedule": handler.schedule.text, "tick": rfc3339_of(tick)}
         self._submit(handler, run, doc_input)
-        services.metrics.cron_runs.labels(handler.id).inc()
+        self.services.metrics.cron_runs.labels(handler.id).inc()
+
+    def _execute(self, handler: Handler, argument: Any) -> Awaitable[Execution]:
+        """Run a worker (on a message's value) or a cron (``argument`` ``None``), recorded."""
+        settings = self.services.settings
+        return execute(
+            handler,
+            argument,
+            record=True,
+            max_calls=settings.limits.max_calls,
+            sync_pool=self.services.sync_pool,
+        )
 
     def _submit(self, handler: Handler, run: Execution, doc_input: dict[str, Any]) -> None:
         self.services.writer.submit(

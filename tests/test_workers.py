@@ -17,10 +17,12 @@ import asyncpg
 import orjson
 import pytest
 
+from gateway.workers import Workers, WorkSettings
 from runtime import stdlib
 from runtime.replay import UnrecordedBuiltin, replay
 from runtime.schedule import Schedule
 from tests import canvases_work
+from tests.canvases_slow import slow
 from tests.canvases_work import jobs, jobs_v2
 from tests.harness import Server, serve
 from tests.test_serve_process import strata_serve
@@ -97,6 +99,16 @@ async def test_an_http_handler_enqueues_and_the_worker_trace_has_the_event(
         assert other.error["type"] == UnrecordedBuiltin.__qualname__
     finally:
         stdlib.queue.install(None)
+
+
+async def _signed_in(browser: Any, server: Server, token: str) -> tuple[Any, Any]:
+    """A new browser context and its page, signed in to the editor with ``token``."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(server.editor + "/")
+    await page.fill("#token-input", token)
+    await page.click("#token-form button[type=submit]")
+    return context, page
 
 
 async def _refuse(canvas: str, name: str, value: Any) -> str:
@@ -356,12 +368,8 @@ async def test_worker_traces_rerun_explain_and_open_in_the_page(
         assert kinds["send_welcome"] == "worker"
         assert kinds["signup"] == "http"
 
-        context = await browser.new_context()
-        page = await context.new_page()
+        context, page = await _signed_in(browser, server, token)
         try:
-            await page.goto(server.editor + "/")
-            await page.fill("#token-input", token)
-            await page.click("#token-form button[type=submit]")
             row = page.locator(".handler-row[data-handler-id='send_welcome']")
             await expect(row.locator(".route")).to_have_text("worker of emails")
             await row.locator(".dot").first.click()
@@ -375,9 +383,6 @@ async def test_worker_traces_rerun_explain_and_open_in_the_page(
 async def test_stopping_finishes_what_fits_the_grace_and_gives_back_the_rest(
     database_url: str, tmp_path: Path
 ) -> None:
-    from gateway.workers import Workers, WorkSettings
-    from tests.canvases_slow import slow
-
     async with serve(database_url, tmp_path, {"slow": slow}, role="editor") as server:
         services = server.running.services
         assert server.running.workers is None  # the editor role runs no workers
@@ -434,12 +439,8 @@ async def test_waiting_work_shows_in_the_page_and_a_reloaded_worker_drains_it(
 
     async with serve_module(database_url, tmp_path, WAITING) as (server, module):
         token = await server.token("live")
-        context = await browser.new_context()
-        page = await context.new_page()
+        context, page = await _signed_in(browser, server, token)
         try:
-            await page.goto(server.editor + "/")
-            await page.fill("#token-input", token)
-            await page.click("#token-form button[type=submit]")
             await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
             async with server.http.post(server.gateway + "/report", json={"customer": "acme"}):
                 pass
@@ -457,9 +458,6 @@ async def test_waiting_work_shows_in_the_page_and_a_reloaded_worker_drains_it(
 async def test_a_backlog_is_taken_as_slots_free_not_at_each_poll(
     database_url: str, tmp_path: Path
 ) -> None:
-    from gateway.workers import Workers, WorkSettings
-    from tests.canvases_slow import slow
-
     async with serve(database_url, tmp_path, {"slow": slow}, role="editor") as server:
         services = server.running.services
         for _ in range(10):
