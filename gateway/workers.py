@@ -101,7 +101,6 @@ class Workers:
             loop.create_task(self._renew_forever(), name="worker-leases"),
             loop.create_task(self._finish_forever(), name="worker-acks"),
         ]
-        self._listening = False
 
     def wake(self) -> None:
         """A message was enqueued: look now."""
