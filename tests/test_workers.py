@@ -472,3 +472,30 @@ async def test_a_backlog_is_taken_as_slots_free_not_at_each_poll(
             )
         finally:
             await workers.stop()
+
+
+async def test_cron_traces_rerun_and_replay(database_url: str, tmp_path: Path) -> None:
+    from tests.canvases_work import ticks
+
+    async with serve(database_url, tmp_path, {"ticks": ticks}) as server:
+        pool = server.running.services.pool
+
+        async def traced() -> Any:
+            await server.flush()
+            return await index.list_traces(pool, "ticks", "heartbeat", limit=5)
+
+        row = (await _eventually(traced, seconds=10))[0]
+        doc = await stored_trace.load(server.running.services.store, row)
+        schema.validate("trace", doc)
+        assert doc["handler"] == {"id": "heartbeat", "kind": "cron", "schedule": "every 2s"}
+        assert doc["input"]["kind"] == "cron"
+        assert doc["input"]["tick"].endswith("Z")
+        assert doc["result"] == {"value": "tock"}
+        token = await server.token("ticks")
+        status, patch = await server.api(
+            f"/api/v1/canvases/ticks/traces/{row.trace_id}/rerun", token, method="POST"
+        )
+        assert status == 201, patch
+        assert patch["result"] == {"value": "tock"}
+        report = await replay(ticks, doc)
+        assert report.same, report.as_json()
