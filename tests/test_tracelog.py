@@ -213,3 +213,25 @@ async def test_caught_up_waits_for_frames_still_being_decoded(tmp_path: Path) ->
     await reading
     await writer.stop()
     assert stored == traces
+
+
+def test_a_restart_after_a_run_that_logged_nothing_still_reads_what_comes_next(
+    tmp_path: Path,
+) -> None:
+    # Run 1 logs a frame and commits past it to the start of the next segment (where the
+    # reader stood); run 2 logs nothing, and its empty segment is deleted by that commit.
+    first = _opened(tmp_path)
+    end = first.append(b"run 1", 1)
+    reader = LogReader(tmp_path)
+    assert _read_all(reader, end) == [b"run 1"]
+    first.close()
+    second = _opened(tmp_path)
+    reader = LogReader(tmp_path)
+    reader.commit(Position(second.end.segment, 0))  # all read: the reader's position
+    second.close()
+    assert segments(tmp_path) == []
+    # Run 3 must append after the committed position, or its frames are never read.
+    third = _opened(tmp_path)
+    end = third.append(b"run 3", 1)
+    assert _read_all(LogReader(tmp_path), end) == [b"run 3"]
+    third.close()

@@ -199,7 +199,11 @@ class TraceLog:
         for number in present:
             if number >= self.committed.segment:
                 self._account_existing(number)
-        self._active = Position((present[-1] if present else 0) + 1, 0)
+        # After the last present segment, and after the committed position: a run that
+        # logged nothing may have committed to the start of a segment it then deleted,
+        # and a segment numbered before the committed position would never be read.
+        last = max(present[-1] if present else 0, self.committed.segment)
+        self._active = Position(last + 1, 0)
 
     def _account_existing(self, number: int) -> None:
         start = self.committed.offset if number == self.committed.segment else 0
