@@ -187,3 +187,14 @@ async def test_rebuild_indexes_every_trace_of_every_segment(pool: Pool) -> None:
             before[trace_id].sha256,
         )
     assert (await rebuild(store, pool)).indexed == 0  # idempotent
+
+
+def test_a_string_that_is_not_utf8_does_not_cost_its_trace() -> None:
+    # A lone surrogate ("\ud800", made by the handler's own code) cannot be JSON: the
+    # trace is kept with U+FFFD in its place, not dropped.
+    trace = pending(CANVAS, "h", datetime.now(UTC))
+    trace.calls = [[1, None, "f", "user", ("\ud800",), {}, {"k": "x\udfff"}, None, 1, 2]]
+    (obj,) = _encoded([trace])
+    doc = codec.decode(obj.data)  # type: ignore[attr-defined]
+    assert doc["calls"][0]["args"] == ["\ufffd"]
+    assert doc["calls"][0]["result"] == {"k": "x\ufffd"}

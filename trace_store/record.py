@@ -12,6 +12,7 @@ request's path); its slots are named here, and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import operator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final
@@ -184,3 +185,33 @@ class PendingTrace:
 
 
 _pending_fields: Final = operator.attrgetter(*(f.name for f in fields(PendingTrace)))
+
+
+def _scrub(value: Any) -> Any:
+    if type(value) is str:
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if type(value) is list:
+        return [_scrub(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_scrub(item) for item in value)
+    if type(value) is dict:
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, (BaseException, ErrorInfo)):
+        info = value if isinstance(value, ErrorInfo) else ErrorInfo.of(value)
+        return ErrorInfo(info.type, _scrub(info.message), _scrub(info.traceback))
+    return value
+
+
+def without_surrogates(p: PendingTrace) -> PendingTrace:
+    """A copy of ``p`` whose strings (call values, params, input, value) have every lone
+    surrogate replaced by U+FFFD, which JSON can carry. Only for the rare trace that
+    failed to encode: the request path never pays for the check."""
+    return dataclasses.replace(
+        p,
+        path=_scrub(p.path),
+        params=_scrub(p.params),
+        calls=None if p.calls is None else _scrub(p.calls),
+        input=_scrub(p.input),
+        value=_scrub(p.value),
+        error=_scrub(p.error),
+    )

@@ -37,7 +37,7 @@ from trace_store.db.unmatched import StoredRequest
 from trace_store.document import codec
 from trace_store.document.build import TraceLimits, build_trace
 from trace_store.errors import AlreadyExists
-from trace_store.record import C_FUNCTION, C_KIND, USER, PendingTrace
+from trace_store.record import C_FUNCTION, C_KIND, USER, PendingTrace, without_surrogates
 from trace_store.timestamps import utc_datetime
 from trace_store.writer.commit import Batch, commit_batch
 from trace_store.writer.queue import TraceQueue, WriterConfig
@@ -328,7 +328,14 @@ class TraceWriter:
         traces: list[tuple[bytes, IndexRow]] = []
         for pending in batch:
             try:
-                frame, row = self._encode(pending)
+                try:
+                    frame, row = self._encode(pending)
+                except (TypeError, UnicodeError) as exc:
+                    if "surrogate" not in str(exc):
+                        raise
+                    # A string that is not UTF-8 (a lone surrogate: "\ud800" in a JSON
+                    # body is one): kept with U+FFFD in its place rather than lost.
+                    frame, row = self._encode(without_surrogates(pending))
             except Exception:  # one unencodable trace must not cost the whole batch
                 log.exception("writer could not encode a trace of %s", pending.canvas)
                 self.metrics.traces_dropped.labels("encode_error").inc()
