@@ -122,6 +122,8 @@ class ServeSettings:
     #: How long a taken message stays leased without a renewal: a killed process's
     #: messages are taken again this long after its last renewal.
     worker_lease: float = 30.0
+    #: How long one worker attempt may run before it is abandoned as failed.
+    worker_timeout: float = 300.0
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
@@ -222,6 +224,9 @@ class ServeSettings:
             log_bytes=config.get_int("STRATA_LOG_BYTES", 1 << 30, low=1 << 20, high=2**62),
             worker_concurrency=config.get_int("STRATA_WORKER_CONCURRENCY", 8, low=1, high=1024),
             worker_lease=config.get_float("STRATA_WORKER_LEASE", 30.0, low=1.0, high=3600.0),
+            worker_timeout=config.get_float(
+                "STRATA_WORKER_TIMEOUT", 300.0, low=0.1, high=24 * 3600.0
+            ),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=_http_url(
                 pick("editor_url", "STRATA_EDITOR_URL"),

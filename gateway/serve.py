@@ -212,7 +212,9 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
         running.tasks.append(loop_lag.start(services.metrics))
         if settings.role in ("all", "worker"):
             work = WorkSettings(
-                settings.worker_concurrency, timedelta(seconds=settings.worker_lease)
+                settings.worker_concurrency,
+                timedelta(seconds=settings.worker_lease),
+                timeout=settings.worker_timeout,
             )
             running.workers = Workers(services, work)
             running.workers.start()

@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,8 @@ from trace_store import keys
 from trace_store.background import Retries
 from trace_store.db import queue
 from trace_store.document.values import from_json, to_json
-from trace_store.errors import describe
-from trace_store.record import PendingTrace
+from trace_store.errors import RunTimeout, describe
+from trace_store.record import Execution, PendingTrace
 from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from gateway.services import Services
     from runtime.canvas import Canvas, Handler
     from trace_store.db import Connection
-    from trace_store.record import Execution
 
 log = logging.getLogger("strata.workers")
 
@@ -63,6 +63,8 @@ class WorkSettings:
     poll: float = 0.5
     #: On stop: how long running messages may take to finish.
     grace: float = 10.0
+    #: How long one attempt may run before it is abandoned (and counts as failed).
+    timeout: float = 300.0
     #: Retry delays: ``backoff_base * 2 ** (attempt - 1)`` seconds, at most ``backoff_cap``.
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
@@ -217,7 +219,7 @@ class Workers:
         services.metrics.worker_lag.observe(
             max(0.0, (datetime.now(UTC) - message.enqueued_at).total_seconds())
         )
-        run = await self._execute(handler, from_json(message.event))
+        run = await self._execute_within(handler, from_json(message.event))
         doc_input = {
             "kind": "worker",
             "queue": message.queue,
@@ -352,7 +354,9 @@ class Workers:
             handler = self._cron_handler(canvas_name, handler_id)
             if handler is None or handler.schedule is None:
                 return
-            tick = handler.schedule.after(tick)
+            # The tick after the latest one that has come: the ticks that came while a
+            # run took longer than its interval are skipped, not run late one by one.
+            tick = handler.schedule.after(max(tick, handler.schedule.latest(datetime.now(UTC))))
             await asyncio.sleep(max(0.0, (tick - datetime.now(UTC)).total_seconds()))
             if await self._claim(handler, tick):
                 await self._run_cron(handler, tick)
@@ -399,6 +403,24 @@ class Workers:
         doc_input = {"kind": "cron", "schedule": handler.schedule.text, "tick": rfc3339_of(tick)}
         self._submit(handler, run, doc_input)
         self.services.metrics.cron_runs.labels(handler.id).inc()
+
+    async def _execute_within(self, handler: Handler, argument: Any) -> Execution:
+        """A worker's run, abandoned after ``timeout`` seconds: a worker that hangs must
+        not hold its slot (and its message's lease) for ever. An abandoned run is a
+        failed attempt (retried, then dead); a sync worker's thread runs on by itself."""
+        started_ns, t0 = time.time_ns(), time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                # execute() keeps the worker's own errors: a TimeoutError out of this
+                # block is the deadline's.
+                return await self._execute(handler, argument)
+        except TimeoutError:
+            error = RunTimeout(
+                f"the worker did not finish within {self.settings.timeout:g} s"
+                " (STRATA_WORKER_TIMEOUT)"
+            )
+            duration = time.perf_counter_ns() - t0
+            return Execution(None, [], b"", error, None, False, started_ns, t0, duration)
 
     def _execute(self, handler: Handler, argument: Any) -> Awaitable[Execution]:
         """Run a worker (on a message's value) or a cron (``argument`` ``None``), recorded."""

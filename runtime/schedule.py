@@ -27,7 +27,10 @@ class Schedule:
         """One of a five-field expression or ``every`` seconds; :class:`ValueError`
         naming what is wrong otherwise."""
         if (expression is None) == (every is None):
-            raise ValueError("a cron takes a five-field expression or every=<seconds>, not both")
+            raise ValueError(
+                "a cron takes one of a five-field expression and every=<seconds>"
+                f" ({'neither' if expression is None else 'both'} given)"
+            )
         if every is not None:
             if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= MAX_EVERY:
                 raise ValueError(f"every= must be whole seconds from 1 to {MAX_EVERY}")

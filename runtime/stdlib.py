@@ -17,7 +17,7 @@ import aiohttp
 
 from runtime.canvas import QUEUE_RE
 from runtime.recorder import call_builtin, call_builtin_async, current_canvas
-from trace_store.document.values import to_json
+from trace_store.document.values import MAX_DEPTH, TAG, to_json
 from trace_store.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -151,14 +151,34 @@ class _Queue:
         message id. A builtin: replays and explains answer it from the trace (they never
         run a builtin live), so they never enqueue."""
         if not isinstance(queue, str) or not QUEUE_RE.fullmatch(queue):
-            raise InvalidInput(f"invalid queue name {str(queue)[:80]!r}")
+            raise InvalidInput(
+                f"invalid queue name {str(queue)[:80]!r}: expected [a-z0-9][a-z0-9_.-]{{0,63}}"
+            )
         return await call_builtin_async("queue.enqueue", self._live, queue, value)
 
     async def _live(self, queue: str, value: Any) -> str:
         canvas = current_canvas.get()
         if self._enqueue is None or canvas is None:
             raise InvalidInput("stdlib.queue.enqueue needs strata serve with a database")
-        return await self._enqueue(canvas, queue, to_json(value))
+        tagged = to_json(value)
+        if _has_repr(tagged):  # it would reach the worker as a description, not a value
+            raise InvalidInput(
+                f"the value enqueued on {queue!r} holds an object strata cannot store as a"
+                f" value (nested deeper than {MAX_DEPTH}, or of a type it keeps only as its"
+                " repr): enqueue JSON values, bytes, dates, sets, tuples"
+            )
+        return await self._enqueue(canvas, queue, tagged)
+
+
+def _has_repr(tagged: Any) -> bool:
+    """Whether a tagged value holds a ``repr`` tag anywhere."""
+    if isinstance(tagged, list):
+        return any(_has_repr(item) for item in tagged)
+    if isinstance(tagged, dict):
+        if tagged.get(TAG) == "repr":
+            return True
+        return any(_has_repr(item) for item in tagged.values())
+    return False
 
 
 queue = _Queue()

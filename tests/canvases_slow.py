@@ -23,3 +23,22 @@ fast = Canvas("slow")
 @fast.worker("naps")
 async def nap_quickly(event: dict[str, Any]) -> str:
     return f"skipped a {event['seconds']} s nap"
+
+
+#: A worker that never finishes (abandoned by its timeout).
+stuck = Canvas("slow")
+
+
+@stuck.worker("naps", max_attempts=2)
+async def nap_forever(event: dict[str, Any]) -> None:
+    await asyncio.sleep(1e9)
+
+
+#: A cron slower than its interval.
+ticks_slowly = Canvas("slowticks")
+
+
+@ticks_slowly.cron(every=1)
+async def long_tick() -> str:
+    await asyncio.sleep(2.5)
+    return "done"

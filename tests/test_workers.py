@@ -29,6 +29,7 @@ from tests.test_serve_process import strata_serve
 from trace_store import stored_trace
 from trace_store.db import index, queue
 from trace_store.document import codec, schema
+from trace_store.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -499,3 +500,78 @@ async def test_cron_traces_rerun_and_replay(database_url: str, tmp_path: Path) -
         assert patch["result"] == {"value": "tock"}
         report = await replay(ticks, doc)
         assert report.same, report.as_json()
+
+
+async def test_a_worker_that_hangs_is_abandoned_after_its_timeout(
+    database_url: str, tmp_path: Path
+) -> None:
+    from tests.canvases_slow import stuck
+
+    async with serve(database_url, tmp_path, {"slow": stuck}, role="editor") as server:
+        services = server.running.services
+        await queue.enqueue(services.pool, "slow", "naps", {"seconds": 1e9})
+        workers = Workers(services, WorkSettings(timeout=0.3, poll=0.05, backoff_base=0.1))
+        workers.start()
+        try:
+            await _eventually(
+                lambda: services.pool.fetchval(
+                    "SELECT count(*) = 1 FROM queue_messages WHERE state = 'dead'"
+                )
+            )
+        finally:
+            await workers.stop()
+        await server.flush()
+        rows = await index.list_traces(services.pool, "slow", "nap_forever", limit=5)
+        docs = [await stored_trace.load(services.store, row) for row in rows]
+        assert sorted(d["input"]["attempt"] for d in docs) == [1, 2]
+        assert all(d["error"]["type"] == "RunTimeout" for d in docs)
+
+
+async def test_enqueue_refuses_values_a_worker_could_not_get_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    class Opaque:
+        pass
+
+    deep: Any = []
+    for _ in range(100):
+        deep = [deep]
+    enqueued: list[Any] = []
+
+    async def keep(canvas: str, name: str, value: Any) -> str:
+        enqueued.append(value)
+        return "id"
+
+    from runtime.recorder import current_canvas
+
+    stdlib.queue.install(keep)
+    token = current_canvas.set("jobs")
+    try:
+        for name, bad in (("emails", Opaque()), ("emails", {"x": deep}), ("UPPER", 1)):
+            with pytest.raises(InvalidInput):
+                await stdlib.queue.enqueue(name, bad)
+        assert enqueued == []
+        assert await stdlib.queue.enqueue("emails", {"ok": (1, 2)}) == "id"
+        # Text that is not UTF-8 is refused before any query is sent.
+        with pytest.raises(InvalidInput):
+            await queue.enqueue(None, "jobs", "emails", "\ud800")  # type: ignore[arg-type]
+    finally:
+        current_canvas.reset(token)
+        stdlib.queue.install(None)
+
+
+async def test_a_cron_slower_than_its_interval_skips_the_ticks_it_ran_through(
+    database_url: str, tmp_path: Path
+) -> None:
+    from tests.canvases_slow import ticks_slowly
+
+    async with serve(database_url, tmp_path, {"slowticks": ticks_slowly}):
+        await asyncio.sleep(7.5)
+        conn = await asyncpg.connect(database_url)
+        try:
+            runs = await conn.fetch("SELECT tick, claimed_at FROM cron_runs ORDER BY tick")
+        finally:
+            await conn.close()
+    assert 2 <= len(runs) <= 4, runs  # about one run every 3 s, not one a second
+    # Each run is for a tick that had just come, not for one left behind by the last run.
+    assert all((r["claimed_at"] - r["tick"]).total_seconds() < 1.5 for r in runs), runs

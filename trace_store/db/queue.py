@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from trace_store.document.ids import uuid7
-from trace_store.errors import PayloadTooLarge
+from trace_store.errors import InvalidInput, PayloadTooLarge
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,7 +48,10 @@ class Message:
 
 async def enqueue(pool: Pool | Connection, canvas: str, queue: str, event: Any) -> str:
     """Queue ``event`` (tagged JSON) on ``canvas``'s ``queue``; returns its message id."""
-    text = orjson.dumps(event).decode()
+    try:
+        text = orjson.dumps(event).decode()
+    except TypeError as exc:  # a string that is not UTF-8 (a lone surrogate)
+        raise InvalidInput(f"the value enqueued on {queue!r} cannot be stored: {exc}") from None
     if len(text) > MAX_EVENT_BYTES:
         raise PayloadTooLarge(
             f"the value enqueued on {queue!r} is {len(text):,} bytes as JSON,"
