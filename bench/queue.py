@@ -15,7 +15,7 @@ Method. For each option, one run on a fresh database of one embedded Postgres:
   ``QueueManager`` on the stack's own pool consumes instead (its schema installed on
   the fresh database by ``Queries.install``). Its entrypoint runs what strata's worker
   runs: ``runtime.execute.execute(handler, event, record=True, ...)``, then the trace
-  built by ``Workers._submit`` (reused from an unstarted ``Workers``) goes to the same
+  built by ``gateway.background_run.submit`` (what strata's workers call) goes to the same
   writer. PgQueuer's job id stands in for the message id (as a UUID). Its concurrency is
   a per-process cap as strata's is (``max_concurrent_tasks``; the batch may be at most
   half of it); ``pgqueuer (entrypoint limit)`` is its other way, the limit enforced in
@@ -65,9 +65,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bench.common import MEMORY_DIR, fresh_database, postgres
+from gateway.background_run import submit
 from gateway.config import ServeSettings
 from gateway.serve import Running, start
-from gateway.workers import Workers
 from runtime.canvas import Canvas
 from runtime.execute import execute
 from trace_store.db import queue as own_queue
@@ -236,8 +236,6 @@ class PgQueuer(Consumer):
         self.batch = concurrency if entrypoint_limit else max(1, concurrency // 2)
         self.task: asyncio.Task[None] | None = None
         self.handler: Handler = services.canvases[CANVAS].workers[QUEUE]
-        #: Not started: only its ``_submit``, the trace a strata worker submits.
-        self.traces = Workers(services)
         how = (
             f"concurrency_limit={concurrency}"
             if entrypoint_limit
@@ -275,7 +273,7 @@ class PgQueuer(Consumer):
                 "enqueued_at": rfc3339_of(job.created),
                 "event": event,
             }
-            self.traces._submit(handler, run, doc_input)
+            submit(services, handler, run, doc_input)
             if run.error is not None:  # PgQueuer's retry path: the job fails
                 raise run.error
 

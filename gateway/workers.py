@@ -10,9 +10,8 @@ while it runs, so a killed process's messages come back once it lapses (that att
 counts). New messages wake the loop through ``NOTIFY`` (and directly, in the process
 that enqueued them); it also polls.
 
-Crons: one loop per cron handler sleeps until its next tick and claims it in Postgres
-(:func:`trace_store.db.queue.claim_tick`): of every process on the database exactly one
-runs it. At start-up the latest tick missed while no process ran is run once.
+Crons (:mod:`gateway.crons`) run beside them: this loop starts and stops a cron's loop
+as reloads add and remove cron handlers.
 
 Stopping: no more messages are taken, running ones get ``grace`` seconds to finish, the
 rest are cancelled and given back untried.
@@ -32,19 +31,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from runtime.canvas import CRON
-from runtime.execute import execute
-from trace_store import keys
+from gateway.background_run import run_recorded, submit
+from gateway.crons import Crons
 from trace_store.background import Retries
 from trace_store.db import queue
-from trace_store.document.values import from_json, to_json
+from trace_store.document.values import from_json
 from trace_store.errors import RunTimeout, describe
-from trace_store.record import Execution, PendingTrace
+from trace_store.record import Execution
 from trace_store.timestamps import rfc3339_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-
     from gateway.services import Services
     from runtime.canvas import Canvas, Handler
     from trace_store.db import Connection
@@ -86,7 +82,7 @@ class Workers:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], queue.Message] = {}
-        self._crons: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.crons = Crons(services, self.taker)
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = False
         self._expire_due = 0.0
@@ -119,9 +115,10 @@ class Workers:
         rest back untried."""
         self._stopping.set()
         self._wake.set()
-        for task in [*self._tasks, *self._crons.values()]:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._crons.values(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.crons.stop()
         running = dict(self._running)
         if running:
             _, late = await asyncio.wait(running, timeout=self.settings.grace)
@@ -143,7 +140,7 @@ class Workers:
     async def _take_forever(self) -> None:
         retries = Retries("workers", log, base=self.settings.poll, cap=10.0)
         while not self._stopping.is_set():
-            self._sync_crons()
+            self.crons.sync()
             try:
                 took = await self._take()
             except Exception as exc:
@@ -228,7 +225,7 @@ class Workers:
             "enqueued_at": rfc3339_of(message.enqueued_at),
             "event": message.event,
         }
-        self._submit(handler, run, doc_input)
+        submit(self.services, handler, run, doc_input)
         await self._settle(handler, message, run)
 
     async def _settle(self, handler: Handler, message: queue.Message, run: Execution) -> None:
@@ -318,92 +315,6 @@ class Workers:
             with contextlib.suppress(Exception):
                 await conn.remove_listener(queue.CHANNEL, notified)
 
-    # -- crons --------------------------------------------------------------------------
-
-    def _sync_crons(self) -> None:
-        """One loop per loaded cron handler (a reload adds and removes them)."""
-        wanted = {
-            (canvas.name, handler.id)
-            for canvas in self.services.canvases.values()
-            for handler in canvas.handlers.values()
-            if handler.kind == CRON
-        }
-        for key in list(self._crons):
-            if key not in wanted:
-                self._crons.pop(key).cancel()
-        for key in wanted - self._crons.keys():
-            self._crons[key] = asyncio.get_running_loop().create_task(
-                self._cron_forever(*key), name=f"cron-{key[0]}-{key[1]}"
-            )
-
-    def _cron_handler(self, canvas_name: str, handler_id: str) -> Handler | None:
-        canvas = self.services.canvases.get(canvas_name)
-        handler = None if canvas is None else canvas.handlers.get(handler_id)
-        return handler if handler is not None and handler.kind == CRON else None
-
-    async def _cron_forever(self, canvas_name: str, handler_id: str) -> None:
-        handler = self._cron_handler(canvas_name, handler_id)
-        assert handler is not None
-        assert handler.schedule is not None
-        tick = await self._missed_tick(handler)
-        if tick is not None and await self._claim(handler, tick):
-            self.services.metrics.cron_missed.labels(handler.id).inc()
-            await self._run_cron(handler, tick)
-        tick = handler.schedule.latest(datetime.now(UTC))
-        while True:
-            handler = self._cron_handler(canvas_name, handler_id)
-            if handler is None or handler.schedule is None:
-                return
-            # The tick after the latest one that has come: the ticks that came while a
-            # run took longer than its interval are skipped, not run late one by one.
-            tick = handler.schedule.after(max(tick, handler.schedule.latest(datetime.now(UTC))))
-            await asyncio.sleep(max(0.0, (tick - datetime.now(UTC)).total_seconds()))
-            if await self._claim(handler, tick):
-                await self._run_cron(handler, tick)
-
-    async def _missed_tick(self, handler: Handler) -> datetime | None:
-        """The latest tick before now, if this cron ran before and not at that tick."""
-        assert handler.schedule is not None
-        latest = handler.schedule.latest(datetime.now(UTC))
-        last = await self._retrying(
-            lambda: self.services.pool.fetchval(
-                "SELECT max(tick) FROM cron_runs WHERE canvas = $1 AND handler_id = $2",
-                handler.canvas,
-                handler.id,
-            )
-        )
-        return latest if last is not None and last < latest else None
-
-    async def _claim(self, handler: Handler, tick: datetime) -> bool:
-        return bool(
-            await self._retrying(
-                lambda: queue.claim_tick(
-                    self.services.pool, handler.canvas, handler.id, tick, self.taker
-                ),
-                give_up=30.0,
-            )
-        )
-
-    async def _retrying(self, call: Any, give_up: float | None = None) -> Any:
-        """``call()`` until it answers; ``None`` after ``give_up`` seconds of failures
-        (a tick that could not be claimed in time is left to another process)."""
-        retries = Retries("cron", log, base=0.5, cap=10.0)
-        deadline = None if give_up is None else asyncio.get_running_loop().time() + give_up
-        while True:
-            try:
-                return await call()
-            except Exception as exc:
-                if deadline is not None and asyncio.get_running_loop().time() > deadline:
-                    return None
-                await asyncio.sleep(retries.failed(exc))
-
-    async def _run_cron(self, handler: Handler, tick: datetime) -> None:
-        assert handler.schedule is not None
-        run = await self._execute(handler, None)
-        doc_input = {"kind": "cron", "schedule": handler.schedule.text, "tick": rfc3339_of(tick)}
-        self._submit(handler, run, doc_input)
-        self.services.metrics.cron_runs.labels(handler.id).inc()
-
     async def _execute_within(self, handler: Handler, argument: Any) -> Execution:
         """A worker's run, abandoned after ``timeout`` seconds: a worker that hangs must
         not hold its slot (and its message's lease) for ever. An abandoned run is a
@@ -413,7 +324,7 @@ class Workers:
             async with asyncio.timeout(self.settings.timeout):
                 # execute() keeps the worker's own errors: a TimeoutError out of this
                 # block is the deadline's.
-                return await self._execute(handler, argument)
+                return await run_recorded(self.services, handler, argument)
         except TimeoutError:
             error = RunTimeout(
                 f"the worker did not finish within {self.settings.timeout:g} s"
@@ -421,37 +332,3 @@ class Workers:
             )
             duration = time.perf_counter_ns() - t0
             return Execution(None, [], b"", error, None, False, started_ns, t0, duration)
-
-    def _execute(self, handler: Handler, argument: Any) -> Awaitable[Execution]:
-        """Run a worker (on a message's value) or a cron (``argument`` ``None``), recorded."""
-        settings = self.services.settings
-        return execute(
-            handler,
-            argument,
-            record=True,
-            max_calls=settings.limits.max_calls,
-            sync_pool=self.services.sync_pool,
-        )
-
-    def _submit(self, handler: Handler, run: Execution, doc_input: dict[str, Any]) -> None:
-        self.services.writer.submit(
-            PendingTrace(
-                canvas=handler.canvas,
-                kind=keys.TRACES,
-                handler=handler.description,
-                started_ns=run.started_ns,
-                duration_ns=run.duration_ns,
-                method="",
-                path="",
-                query_string="",
-                params={},
-                raw_headers=(),
-                body=b"",
-                error=run.error,
-                calls=run.calls,
-                calls_truncated=run.truncated_calls,
-                origin_ns=run.origin_ns,
-                input=doc_input,
-                value=None if run.error is not None else to_json(run.value),
-            )
-        )
