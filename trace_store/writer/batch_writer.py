@@ -28,6 +28,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from trace_store import keys
@@ -87,6 +88,7 @@ class TraceWriter:
         self.limits = limits or TraceLimits()
         self.config = config or WriterConfig()
         self._queue = TraceQueue(self.config)
+        self._arrived: deque[float] = deque()  # time.monotonic() of each queued trace
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -112,6 +114,9 @@ class TraceWriter:
         if not self._queue.push(pending):
             self.metrics.traces_dropped.labels("queue_full").inc()
             return False
+        # When each trace arrived, for the batch wait: the writer's own, not the
+        # gateway's side of the writer process, whose queue is on the request path.
+        self._arrived.append(time.monotonic())
         self.metrics.traces_enqueued.inc()
         self._idle.clear()
         # Wake the batcher only to start its wait (the first trace) or to end it early.
@@ -186,13 +191,15 @@ class TraceWriter:
             elif len(queue) >= cfg.batch_size or self._stopping:
                 break
             else:
-                timeout = cfg.batch_wait - (time.monotonic() - queue.oldest_at)
+                timeout = cfg.batch_wait - (time.monotonic() - self._arrived[0])
                 if timeout <= 0:
                     break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
         batch = [queue.pop() for _ in range(min(cfg.batch_size, len(queue)))]
+        for _ in batch:
+            self._arrived.popleft()
         self._in_flight += len(batch)
         self.metrics.queue_depth.set(len(queue))
         self.metrics.queue_bytes.set(queue.bytes)

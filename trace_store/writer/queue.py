@@ -4,7 +4,6 @@ gateway's side of the writer process."""
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -58,17 +57,11 @@ class TraceQueue:
     def __init__(self, config: WriterConfig) -> None:
         self.config = config
         self._items: deque[PendingTrace] = deque()
-        self._arrived: deque[float] = deque()  # time.monotonic() of each push
         self.calls = 0
         self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
-
-    @property
-    def oldest_at(self) -> float:
-        """When the oldest queued trace arrived (``time.monotonic()``; queue not empty)."""
-        return self._arrived[0]
 
     def fits(self, traces: int, calls: int, size: int) -> bool:
         """Whether that much more fits (an empty queue takes anything: one trace over a
@@ -86,7 +79,6 @@ class TraceQueue:
         if not self.fits(1, calls, size):
             return False
         self._items.append(p)
-        self._arrived.append(time.monotonic())
         self.calls += calls
         self.bytes += size
         return True
@@ -94,7 +86,6 @@ class TraceQueue:
     def pop(self) -> PendingTrace:
         """Take the oldest trace."""
         p = self._items.popleft()
-        self._arrived.popleft()
         calls, size = weight(p)
         self.calls -= calls
         self.bytes -= size
