@@ -48,13 +48,7 @@ class GCSSettings:
     def from_query(
         cls, bucket: str, prefix: str, query: Mapping[str, str], config: Config
     ) -> GCSSettings:
-        """Parse ``?credentials=`` strictly; take the emulator from ``config``."""
-        unknown = sorted(set(query) - {"credentials"})
-        if unknown:
-            raise ConfigError(
-                f"{SETTING}: unknown gs:// query parameter(s) {', '.join(unknown)};"
-                " expected credentials=/path/to/service-account.json"
-            )
+        """``?credentials=`` (a service-account key file); the emulator from ``config``."""
         emulator = config.get("STORAGE_EMULATOR_HOST")
         if emulator is not None and "://" not in emulator:
             emulator = f"http://{emulator}"  # the variable is often given as host:port

@@ -31,13 +31,8 @@ class S3Settings:
 
     @classmethod
     def from_query(cls, bucket: str, prefix: str, query: dict[str, str]) -> S3Settings:
-        """Parse the ``?endpoint=&region=`` part of an ``s3://`` URL strictly."""
-        unknown = sorted(set(query) - {"endpoint", "region"})
-        if unknown:
-            raise ConfigError(
-                f"{SETTING}: unknown s3:// query parameter(s) {', '.join(unknown)};"
-                " expected endpoint= and region="
-            )
+        """Check the ``?endpoint=&region=`` values of an ``s3://`` URL (which parameters
+        it may have, :func:`trace_store.backends.url.parse_store_url` checks)."""
         endpoint = query.get("endpoint") or None
         if endpoint is not None:
             parts = urlsplit(endpoint)

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from trace_store.backends.signing import UrlSigner
 
 SETTING = "STRATA_STORE (--store)"
+#: The query parameters each cloud store URL takes; any other is a start-up error.
+QUERY_PARAMETERS = {"s3": ("endpoint", "region"), "gs": ("credentials",)}
 
 
 def parse_store_url(
@@ -44,6 +46,13 @@ def parse_store_url(
         if not parts.netloc:
             raise ConfigError(f"{SETTING}: {url!r} names no bucket")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = sorted(set(query) - set(QUERY_PARAMETERS[parts.scheme]))
+        if unknown:
+            expected = " and ".join(f"{name}=" for name in QUERY_PARAMETERS[parts.scheme])
+            raise ConfigError(
+                f"{SETTING}: unknown {parts.scheme}:// query parameter(s)"
+                f" {', '.join(unknown)}; expected {expected}"
+            )
         prefix = parts.path.strip("/")
         if parts.scheme == "s3":
             from trace_store.backends.s3 import S3Store
