@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.background_run import run_recorded, submit
 from runtime.canvas import CRON
-from trace_store.background import Retries
+from trace_store.background import GaveUp, Retries, until_done
 from trace_store.db import queue
 from trace_store.timestamps import rfc3339_of
 
@@ -31,6 +31,7 @@ class Crons:
         self.services = services
         self.taker = taker
         self._loops: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._retries = Retries("cron", log, base=0.5, cap=10.0)
 
     async def stop(self) -> None:
         """Stop every loop (a run in progress is cancelled; its tick stays claimed)."""
@@ -85,37 +86,29 @@ class Crons:
         """The latest tick before now, if this cron ran before and not at that tick."""
         assert handler.schedule is not None
         latest = handler.schedule.latest(datetime.now(UTC))
-        last = await self._retrying(
+        last = await until_done(
             lambda: self.services.pool.fetchval(
                 "SELECT max(tick) FROM cron_runs WHERE canvas = $1 AND handler_id = $2",
                 handler.canvas,
                 handler.id,
-            )
+            ),
+            self._retries,
         )
         return latest if last is not None and last < latest else None
 
     async def _claim(self, handler: Handler, tick: datetime) -> bool:
-        return bool(
-            await self._retrying(
+        """Whether this process runs ``tick``; a tick that cannot be claimed within 30 s
+        (Postgres down) is left to whichever process can."""
+        try:
+            return await until_done(
                 lambda: queue.claim_tick(
                     self.services.pool, handler.canvas, handler.id, tick, self.taker
                 ),
+                self._retries,
                 give_up=30.0,
             )
-        )
-
-    async def _retrying(self, call: Any, give_up: float | None = None) -> Any:
-        """``call()`` until it answers; ``None`` after ``give_up`` seconds of failures
-        (a tick that could not be claimed in time is left to another process)."""
-        retries = Retries("cron", log, base=0.5, cap=10.0)
-        deadline = None if give_up is None else asyncio.get_running_loop().time() + give_up
-        while True:
-            try:
-                return await call()
-            except Exception as exc:
-                if deadline is not None and asyncio.get_running_loop().time() > deadline:
-                    return None
-                await asyncio.sleep(retries.failed(exc))
+        except GaveUp:
+            return False
 
     async def _run_cron(self, handler: Handler, tick: datetime) -> None:
         assert handler.schedule is not None

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.background_run import run_recorded, submit
 from gateway.crons import Crons
-from trace_store.background import Retries
+from trace_store.background import GaveUp, Retries, until_done
 from trace_store.db import queue
 from trace_store.document.values import from_json
 from trace_store.errors import RunTimeout, describe
@@ -237,26 +237,24 @@ class Workers:
             self._has_done.set()
             self.services.metrics.worker_attempts.labels(message.queue, "ok").inc()
             return
-        retries = Retries(f"worker {message.queue}", log, base=0.2, cap=5.0)
-        deadline = asyncio.get_running_loop().time() + self.settings.lease.total_seconds()
-        while True:
-            try:
-                dead = await queue.fail(
+        error = describe(run.error)
+        try:
+            dead = await until_done(
+                lambda: queue.fail(
                     self.services.pool,
                     message,
                     self.taker,
-                    describe(run.error),
+                    error,
                     max_attempts=handler.max_attempts,
                     backoff=backoff(self.settings, message.attempt),
-                )
-            except Exception as exc:
-                if asyncio.get_running_loop().time() > deadline:
-                    return
-                await asyncio.sleep(retries.failed(exc))
-                continue
-            outcome = "dead" if dead else "error"
-            self.services.metrics.worker_attempts.labels(message.queue, outcome).inc()
+                ),
+                Retries(f"worker {message.queue}", log, base=0.2, cap=5.0),
+                give_up=self.settings.lease.total_seconds(),
+            )
+        except GaveUp:
             return
+        outcome = "dead" if dead else "error"
+        self.services.metrics.worker_attempts.labels(message.queue, outcome).inc()
 
     async def _finish_forever(self) -> None:
         """Delete finished messages a batch at a time: one statement for all that

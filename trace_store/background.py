@@ -10,14 +10,18 @@ logged with its traceback (at most once per backoff step).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from trace_store.db import OUTAGE_ERRORS
 from trace_store.errors import StoreUnavailable, describe
 
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Awaitable, Callable
+
+T = TypeVar("T")
 
 _OUTAGES: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, StoreUnavailable)
 
@@ -67,3 +71,26 @@ class Retries:
             )
         self._failures = 0
         self._outage_since = None
+
+
+class GaveUp(Exception):
+    """:func:`until_done` ran out of time before the call succeeded."""
+
+
+async def until_done(
+    call: Callable[[], Awaitable[T]], retries: Retries, *, give_up: float | None = None
+) -> T:
+    """``await call()`` until it succeeds, backing off with ``retries`` between failed
+    attempts; :class:`GaveUp` once ``give_up`` seconds have passed (``None``: never)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if give_up is None else loop.time() + give_up
+    while True:
+        try:
+            result = await call()
+        except Exception as exc:
+            if deadline is not None and loop.time() > deadline:
+                raise GaveUp(f"{retries.name}: gave up after {give_up:g} s") from exc
+            await asyncio.sleep(retries.failed(exc))
+            continue
+        retries.succeeded()
+        return result

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trace_store import keys
-from trace_store.db.index import trace_time_window
+from trace_store.db.index import indexed_keys, trace_time_window
 from trace_store.db.unmatched import MAX_METHOD_BYTES, MAX_PATH_BYTES, StoredRequest, safe_text
 from trace_store.document import codec
 from trace_store.errors import InvalidInput
@@ -85,14 +85,6 @@ def unmatched_from_object(key: str, data: bytes) -> StoredRequest:
     )
 
 
-async def _missing(pool: Pool, candidates: list[str]) -> list[str]:
-    found = await pool.fetch(
-        "SELECT object_key FROM traces WHERE object_key = ANY($1::text[])", candidates
-    )
-    have = {r["object_key"] for r in found}
-    return [k for k in candidates if k not in have]
-
-
 async def rebuild(
     store: ObjectStore,
     pool: Pool,
@@ -120,7 +112,8 @@ async def rebuild(
     missing: list[str] = []
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        found = await _missing(pool, chunk)
+        have = await indexed_keys(pool, chunk)
+        found = [key for key in chunk if key not in have]
         progress.present += len(chunk) - len(found)
         missing += found
     progress.total = len(missing) + len(unmatched_keys)

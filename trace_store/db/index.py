@@ -123,6 +123,14 @@ async def insert_rows(pool: Pool | Connection, rows: Sequence[IndexRow]) -> int:
     return int(result.rsplit(" ", 1)[-1])
 
 
+async def indexed_keys(pool: Pool | Connection, keys: Sequence[str]) -> set[str]:
+    """Which of the object keys ``keys`` have at least one index row."""
+    records = await pool.fetch(
+        "SELECT DISTINCT object_key FROM traces WHERE object_key = ANY($1::text[])", list(keys)
+    )
+    return {r["object_key"] for r in records}
+
+
 def rows_json(rows: Sequence[IndexRow]) -> str:
     """``rows`` as the JSON array ``ROWS_RECORDSET`` reads (field names are its columns)."""
     return orjson.dumps(rows, default=_hex).decode()

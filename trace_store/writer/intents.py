@@ -14,7 +14,6 @@ rebuild`` would), and its traces are skipped when the log is read again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -23,7 +22,8 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from trace_store import keys
-from trace_store.background import Retries
+from trace_store.background import Retries, until_done
+from trace_store.db.index import indexed_keys
 from trace_store.errors import InvalidInput, ObjectNotFound, describe
 from trace_store.writer.commit import Batch, commit_batch
 from trace_store.writer.log import Position
@@ -111,24 +111,16 @@ async def recover(
     intents.release(committed)
     if not left or pool is None:
         return set()
-    retries = Retries("writer recovery", log, base=0.2, cap=5.0)
-    while True:
-        try:
-            return await _recover(store, pool, [item for objects in left for item in objects])
-        except Exception as exc:
-            await asyncio.sleep(retries.failed(exc))
+    objects = [item for entries in left for item in entries]
+    return await until_done(
+        lambda: _recover(store, pool, objects), Retries("writer recovery", log, base=0.2, cap=5.0)
+    )
 
 
 async def _recover(
     store: ObjectStore, pool: Pool, objects: list[tuple[str, list[str]]]
 ) -> set[str]:
-    indexed = {
-        r["object_key"]
-        for r in await pool.fetch(
-            "SELECT DISTINCT object_key FROM traces WHERE object_key = ANY($1::text[])",
-            [key for key, _ in objects],
-        )
-    }
+    indexed = await indexed_keys(pool, [key for key, _ in objects])
     done: set[str] = set()
     batch = Batch()
     for key, trace_ids in objects:
