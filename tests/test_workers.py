@@ -5,12 +5,13 @@ that bring a killed process's messages back, and cron ticks run once across proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
@@ -30,6 +31,10 @@ from trace_store import stored_trace
 from trace_store.db import index, queue
 from trace_store.document import codec, schema
 from trace_store.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+    from runtime.canvas import Canvas
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +61,31 @@ async def _docs(server: Server, handler: str, count: int) -> list[dict[str, Any]
     found = await _eventually(rows)
     store = server.running.services.store
     return [await stored_trace.load(store, row) for row in reversed(found)]
+
+
+@contextlib.asynccontextmanager
+async def _naps(
+    database_url: str,
+    tmp_path: Path,
+    canvas: Canvas,
+    events: list[dict[str, float]],
+    settings: WorkSettings,
+) -> AsyncIterator[tuple[Services, Workers]]:
+    """``canvas`` (one worker of "naps") served with no workers of serve's own (role
+    editor), ``events`` queued, and workers with ``settings`` started (stopped on exit;
+    stopping twice is harmless). Check traces inside the block: the server closes at
+    its end."""
+    async with serve(database_url, tmp_path, {"slow": canvas}, role="editor") as server:
+        services = server.running.services
+        assert server.running.workers is None  # the editor role runs no workers
+        for event in events:
+            await queue.enqueue(services.pool, "slow", "naps", event)
+        workers = Workers(services, settings)
+        workers.start()
+        try:
+            yield services, workers
+        finally:
+            await workers.stop()
 
 
 async def test_an_http_handler_enqueues_and_the_worker_trace_has_the_event(
@@ -384,14 +414,9 @@ async def test_worker_traces_rerun_explain_and_open_in_the_page(
 async def test_stopping_finishes_what_fits_the_grace_and_gives_back_the_rest(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with serve(database_url, tmp_path, {"slow": slow}, role="editor") as server:
-        services = server.running.services
-        assert server.running.workers is None  # the editor role runs no workers
-        workers = Workers(services, WorkSettings(grace=1.0, poll=0.05))
-        workers.start()
-        await queue.enqueue(services.pool, "slow", "naps", {"seconds": 0.3})
-        await queue.enqueue(services.pool, "slow", "naps", {"seconds": 30})
-        workers.wake()
+    events = [{"seconds": 0.3}, {"seconds": 30}]
+    settings = WorkSettings(grace=1.0, poll=0.05)
+    async with _naps(database_url, tmp_path, slow, events, settings) as (services, workers):
         await _eventually(
             lambda: services.pool.fetchval(
                 "SELECT count(*) = 2 FROM queue_messages WHERE state = 'running'"
@@ -403,7 +428,7 @@ async def test_stopping_finishes_what_fits_the_grace_and_gives_back_the_rest(
         left = await services.pool.fetch("SELECT state, attempts, event::text FROM queue_messages")
         assert [(r["state"], r["attempts"]) for r in left] == [("ready", 0)]  # untried
         assert orjson.loads(left[0]["event"]) == {"seconds": 30}
-        await server.flush()
+        await services.writer.flush()
         (row,) = await index.list_traces(services.pool, "slow", "nap", limit=5)
         doc = await stored_trace.load(services.store, row)
         assert doc["result"] == {"value": "rested"}
@@ -459,20 +484,14 @@ async def test_waiting_work_shows_in_the_page_and_a_reloaded_worker_drains_it(
 async def test_a_backlog_is_taken_as_slots_free_not_at_each_poll(
     database_url: str, tmp_path: Path
 ) -> None:
-    async with serve(database_url, tmp_path, {"slow": slow}, role="editor") as server:
-        services = server.running.services
-        for _ in range(10):
-            await queue.enqueue(services.pool, "slow", "naps", {"seconds": 0.05})
-        # Two slots and a poll of a minute: only finished messages can start the next.
-        workers = Workers(services, WorkSettings(concurrency=2, poll=60.0))
-        workers.start()
-        try:
-            await _eventually(
-                lambda: services.pool.fetchval("SELECT count(*) = 0 FROM queue_messages"),
-                seconds=20,
-            )
-        finally:
-            await workers.stop()
+    # Two slots and a poll of a minute: only finished messages can start the next.
+    settings = WorkSettings(concurrency=2, poll=60.0)
+    events = [{"seconds": 0.05}] * 10
+    async with _naps(database_url, tmp_path, slow, events, settings) as (services, _):
+        await _eventually(
+            lambda: services.pool.fetchval("SELECT count(*) = 0 FROM queue_messages"),
+            seconds=20,
+        )
 
 
 async def test_cron_traces_rerun_and_replay(database_url: str, tmp_path: Path) -> None:
@@ -507,20 +526,17 @@ async def test_a_worker_that_hangs_is_abandoned_after_its_timeout(
 ) -> None:
     from tests.canvases_slow import stuck
 
-    async with serve(database_url, tmp_path, {"slow": stuck}, role="editor") as server:
-        services = server.running.services
-        await queue.enqueue(services.pool, "slow", "naps", {"seconds": 1e9})
-        workers = Workers(services, WorkSettings(timeout=0.3, poll=0.05, backoff_base=0.1))
-        workers.start()
-        try:
-            await _eventually(
-                lambda: services.pool.fetchval(
-                    "SELECT count(*) = 1 FROM queue_messages WHERE state = 'dead'"
-                )
+    settings = WorkSettings(timeout=0.3, poll=0.05, backoff_base=0.1)
+    async with _naps(database_url, tmp_path, stuck, [{"seconds": 1e9}], settings) as (
+        services,
+        _,
+    ):
+        await _eventually(
+            lambda: services.pool.fetchval(
+                "SELECT count(*) = 1 FROM queue_messages WHERE state = 'dead'"
             )
-        finally:
-            await workers.stop()
-        await server.flush()
+        )
+        await services.writer.flush()
         rows = await index.list_traces(services.pool, "slow", "nap_forever", limit=5)
         docs = [await stored_trace.load(services.store, row) for row in rows]
         assert sorted(d["input"]["attempt"] for d in docs) == [1, 2]
