@@ -66,7 +66,7 @@ import orjson
 
 from bench.common import MEMORY_DIR, fresh_database, postgres
 from gateway.background_run import submit
-from gateway.config import ServeSettings
+from gateway.config import ServeSettings, WorkSettings
 from gateway.serve import Running, start
 from runtime.canvas import Canvas
 from runtime.execute import execute
@@ -326,7 +326,7 @@ async def _run(option: str, database_url: str, args: argparse.Namespace) -> Resu
         secret=b"bench-secret-0123456789abcdef",
         writer_mode="inline",
         role="all" if option == OWN else "editor",
-        worker_concurrency=args.concurrency,
+        work=WorkSettings(concurrency=args.concurrency),
     )
     running: Running = await start(settings, {CANVAS: _canvas(probe)})
     services = running.services

@@ -90,6 +90,28 @@ class EventSettings:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class WorkSettings:
+    """How a process runs queue workers (:mod:`gateway.workers`)."""
+
+    #: Messages run at once (``STRATA_WORKER_CONCURRENCY``).
+    concurrency: int = 8
+    #: A taken message's lease, the visibility timeout (``STRATA_WORKER_LEASE``): a
+    #: killed process's messages are taken again this long after its last renewal,
+    #: which comes every third of it.
+    lease: timedelta = timedelta(seconds=30)
+    #: How often the loop looks for due messages without a wake-up.
+    poll: float = 0.5
+    #: On stop: how long running messages may take to finish.
+    grace: float = 10.0
+    #: How long one attempt may run before it is abandoned as failed
+    #: (``STRATA_WORKER_TIMEOUT``).
+    timeout: float = 300.0
+    #: Retry delays: ``backoff_base * 2 ** (attempt - 1)`` seconds, at most ``backoff_cap``.
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """Everything ``strata serve`` needs to start."""
@@ -117,13 +139,8 @@ class ServeSettings:
     #: Bound of the trace log (``<data-dir>/log/<role>``), where every trace waits until
     #: it is stored and indexed (see trace_store.writer.log).
     log_bytes: int = 1024 * 1024 * 1024
-    #: Messages one process's workers run at once (``--role all`` and ``worker``).
-    worker_concurrency: int = 8
-    #: How long a taken message stays leased without a renewal: a killed process's
-    #: messages are taken again this long after its last renewal.
-    worker_lease: float = 30.0
-    #: How long one worker attempt may run before it is abandoned as failed.
-    worker_timeout: float = 300.0
+    #: How queue workers run (``--role all`` and ``worker``).
+    work: WorkSettings = field(default_factory=WorkSettings)
     signed_url_ttl: timedelta = timedelta(minutes=15)
     editor_url: str | None = None
     max_request_bytes: int = 10 * 1024 * 1024
@@ -222,10 +239,12 @@ class ServeSettings:
             writer_mode=writer_mode,
             gc_tuning=gc_mode == "tuned",
             log_bytes=config.get_int("STRATA_LOG_BYTES", 1 << 30, low=1 << 20, high=2**62),
-            worker_concurrency=config.get_int("STRATA_WORKER_CONCURRENCY", 8, low=1, high=1024),
-            worker_lease=config.get_float("STRATA_WORKER_LEASE", 30.0, low=1.0, high=3600.0),
-            worker_timeout=config.get_float(
-                "STRATA_WORKER_TIMEOUT", 300.0, low=0.1, high=24 * 3600.0
+            work=WorkSettings(
+                concurrency=config.get_int("STRATA_WORKER_CONCURRENCY", 8, low=1, high=1024),
+                lease=timedelta(
+                    seconds=config.get_float("STRATA_WORKER_LEASE", 30.0, low=1.0, high=3600.0)
+                ),
+                timeout=config.get_float("STRATA_WORKER_TIMEOUT", 300.0, low=0.1, high=86400.0),
             ),
             signed_url_ttl=timedelta(seconds=ttl),
             editor_url=_http_url(

@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,7 +38,7 @@ from gateway.reload import Reloader
 from gateway.services import SERVICES, Services
 from gateway.static_routes import add_static_routes
 from gateway.unmatched_api import add_unmatched_routes
-from gateway.workers import Workers, WorkSettings
+from gateway.workers import Workers
 from runtime import stdlib
 from runtime.sync_pool import SyncPool
 from trace_store import db, gc_tuning, retention
@@ -211,12 +210,7 @@ async def start(settings: ServeSettings, canvases: dict[str, Canvas] | None = No
         running.tasks += await retention.start_tasks(services.store, services.pool, settings.policy)
         running.tasks.append(loop_lag.start(services.metrics))
         if settings.role in ("all", "worker"):
-            work = WorkSettings(
-                settings.worker_concurrency,
-                timedelta(seconds=settings.worker_lease),
-                timeout=settings.worker_timeout,
-            )
-            running.workers = Workers(services, work)
+            running.workers = Workers(services, settings.work)
             running.workers.start()
             stdlib.queue.install(running.workers.enqueue)
         else:  # enqueues only: the worker processes hear of them through NOTIFY

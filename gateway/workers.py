@@ -27,11 +27,11 @@ import random
 import socket
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.background_run import run_recorded, submit
+from gateway.config import WorkSettings
 from gateway.crons import Crons
 from trace_store.background import GaveUp, Retries, until_done
 from trace_store.db import queue
@@ -46,24 +46,6 @@ if TYPE_CHECKING:
     from trace_store.db import Connection
 
 log = logging.getLogger("strata.workers")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkSettings:
-    """How a process runs background work."""
-
-    concurrency: int = 8
-    #: A taken message's lease (the visibility timeout); renewed every third of it.
-    lease: timedelta = timedelta(seconds=30)
-    #: How often the loop looks for due messages without a wake-up.
-    poll: float = 0.5
-    #: On stop: how long running messages may take to finish.
-    grace: float = 10.0
-    #: How long one attempt may run before it is abandoned (and counts as failed).
-    timeout: float = 300.0
-    #: Retry delays: ``backoff_base * 2 ** (attempt - 1)`` seconds, at most ``backoff_cap``.
-    backoff_base: float = 1.0
-    backoff_cap: float = 300.0
 
 
 def backoff(settings: WorkSettings, attempt: int) -> float:

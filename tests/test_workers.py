@@ -18,7 +18,8 @@ import asyncpg
 import orjson
 import pytest
 
-from gateway.workers import Workers, WorkSettings
+from gateway.config import WorkSettings
+from gateway.workers import Workers
 from runtime import stdlib
 from runtime.replay import UnrecordedBuiltin, replay
 from runtime.schedule import Schedule
