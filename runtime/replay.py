@@ -17,6 +17,7 @@ from runtime.execute import execute
 from runtime.recorder import Replay
 from runtime.rerun import argument_of
 from trace_store.document.build import body_doc, calls_doc
+from trace_store.document.compact import call_objects
 from trace_store.document.values import args_hash, from_json, to_json
 from trace_store.errors import NotFound, StrataError
 
@@ -47,7 +48,7 @@ class TraceReplay(Replay):
     _queues: dict[tuple[str, str], deque[JSONObject]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for call in self.doc.get("calls") or []:
+        for call in call_objects(self.doc):
             if call.get("kind") == "builtin":
                 key = (call["function"], call["args_hash"])
                 self._queues.setdefault(key, deque()).append(call)
@@ -222,5 +223,5 @@ def report(doc: JSONObject, handler: Handler, run: Execution, answers: TraceRepl
     )
     if old_error_short != error and not answers.unrecorded:
         differences.append(Difference("error", "the error changed", old_error_short, error))
-    differences += _compare_calls(doc.get("calls") or [], calls)
+    differences += _compare_calls(call_objects(doc), calls)
     return ReplayReport(doc["trace_id"], handler.id, differences, result, error)

@@ -18,7 +18,7 @@ from gateway.serve import Running, start
 from runtime.canvas import Canvas
 from trace_store.backends.base import ObjectStore
 from trace_store.db import tokens
-from trace_store.document import codec
+from trace_store.document import codec, compact, schema
 from trace_store.writer.batch_writer import TraceWriter
 
 
@@ -60,13 +60,19 @@ class Server:
         async with aiohttp.ClientSession(auto_decompress=False) as plain, plain.get(url) as r:
             return r.status, dict(r.headers), await r.read()
 
-    async def trace_doc(self, canvas: str, token: str, trace_id: str) -> dict[str, Any]:
+    async def trace_doc(
+        self, canvas: str, token: str, trace_id: str, *, stored: bool = False
+    ) -> dict[str, Any]:
+        """The trace's base as readers see it (``/1`` Call objects, see
+        :func:`compact.expanded`), checked against the schema as stored; ``stored``:
+        the document as stored."""
         status, manifest = await self.api(f"/api/v1/canvases/{canvas}/traces/{trace_id}", token)
         assert status == 200, manifest
         status, _, data = await self.fetch_base(manifest["base"]["url"])
         assert status == 200
         doc: dict[str, Any] = codec.decode(data)
-        return doc
+        schema.validate("trace", doc)
+        return doc if stored else compact.expanded(doc)
 
 
 @contextlib.asynccontextmanager

@@ -15,7 +15,7 @@ import pytest
 from runtime.explain import ExplainLimits, explain
 from tests.canvases_dev import dev
 from tests.harness import Server, serve
-from trace_store.document import codec
+from trace_store.document import codec, compact
 
 API = "/api/v1/canvases/dev"
 SOURCE = Path(__file__).with_name("canvases_dev.py")
@@ -147,7 +147,7 @@ def _body(result: dict[str, Any]) -> dict[str, Any]:
 async def _base(server: Server, trace_id: str, token: str) -> dict[str, Any]:
     _, manifest = await server.api(f"{API}/traces/{trace_id}", token)
     _, _, data = await server.fetch_base(manifest["base"]["url"])
-    doc: dict[str, Any] = codec.decode(data)
+    doc: dict[str, Any] = compact.expanded(codec.decode(data))
     return doc
 
 

@@ -12,7 +12,7 @@ import pytest
 from runtime import Canvas, Request, stdlib
 from runtime.execute import execute
 from runtime.sampling import Sampling
-from trace_store.document import schema
+from trace_store.document import codec, compact, schema
 from trace_store.document.build import TraceLimits, build_trace
 from trace_store.document.ids import uuid7
 from trace_store.errors import ConfigError
@@ -72,9 +72,9 @@ def _doc(handler_id: str, run: Any, request: Request) -> dict[str, Any]:
         "rec", handler.description, run, method=request.method, path=request.path,
         query_string="", params=request.params, raw_headers=[], body=request.body,
     )  # fmt: skip
-    doc = build_trace(pending, TraceLimits(max_calls=10))
+    doc = codec.decode(codec.encode(build_trace(pending, TraceLimits(max_calls=10))))
     schema.validate("trace", doc)
-    return doc
+    return compact.expanded(doc)
 
 
 async def test_call_tree_has_parents_and_builtins() -> None:

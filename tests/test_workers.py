@@ -30,7 +30,7 @@ from tests.harness import Server, serve
 from tests.test_serve_process import strata_serve
 from trace_store import stored_trace
 from trace_store.db import index, queue
-from trace_store.document import codec, schema
+from trace_store.document import codec, compact, schema
 from trace_store.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ async def _docs(server: Server, handler: str, count: int) -> list[dict[str, Any]
 
     found = await _eventually(rows)
     store = server.running.services.store
-    return [await stored_trace.load(store, row) for row in reversed(found)]
+    return [compact.expanded(await stored_trace.load(store, row)) for row in reversed(found)]
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""Build the ``strata.trace/1`` document from what the request path captured.
+"""Build the ``strata.trace/2`` document from what the request path captured.
 
 The request path hands over raw material only (header bytes, the query string, call
 records with live Python values). Everything costly (decoding, tagging, hashing,
@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
 from trace_store.document import redaction
+from trace_store.document.compact import CALL_FIELDS, FORMAT_2
 from trace_store.document.redaction import REDACTED
-from trace_store.document.values import hash_tagged_args, tag_call, to_json
+from trace_store.document.values import SAFE_INT, exact_json, hash_tagged_args, tag_call, to_json
 from trace_store.record import BUILTIN, ErrorInfo
 from trace_store.timestamps import rfc3339
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from trace_store.record import PendingTrace
     from trace_store.types import JSONObject
 
-FORMAT: Final = "strata.trace/1"
+FORMAT: Final = FORMAT_2
+_CALL_FIELDS: Final = list(CALL_FIELDS)
 DEFAULT_REDACT_HEADERS: Final = redaction.DEFAULT_HEADERS
 DEFAULT_REDACT_FIELDS: Final = redaction.DEFAULT_FIELDS
 
@@ -84,10 +86,73 @@ def error_doc(exc: BaseException | ErrorInfo) -> JSONObject:
     return {"type": info.type, "message": info.message, "traceback": info.traceback}
 
 
+def compact_calls(
+    calls: list[list[Any]], origin_ns: int, values_tagged: bool = False
+) -> list[list[Any]]:
+    """The ``/2`` call arrays (fields in :data:`CALL_FIELDS` order) of a recorded call
+    list, times relative to ``origin_ns``: one pass, no per-call object.
+
+    A user call's ``args_hash`` is left for readers to derive; a builtin's is written,
+    because its arguments are not stored. Values JSON already says exactly pass as they
+    are (``args`` may stay a tuple: orjson writes it as the array it stands for); the
+    rest are tagged. With ``values_tagged`` they are tagged JSON already.
+    """
+    out: list[list[Any]] = []
+    append = out.append
+    safe = SAFE_INT
+    for cid, parent, function, kind, args, kwargs, result, error, start, end in calls:
+        args_hash = None
+        if kind == BUILTIN:
+            if values_tagged:
+                args_hash = hash_tagged_args(args, kwargs)
+            else:
+                args_hash = tag_call(args, kwargs)[2]
+            args = kwargs = None
+        elif values_tagged:
+            kwargs = kwargs or None
+        elif kwargs:
+            args, kwargs = exact_json(args), exact_json(kwargs)
+        else:
+            kwargs = None
+            # The common arguments (strings, small ints) checked inline: a call per
+            # value would cost more than the rest of the call's encoding.
+            for arg in args:
+                kind_of = type(arg)
+                if kind_of is str or (kind_of is int and -safe <= arg <= safe):
+                    continue
+                args = exact_json(args)
+                break
+        if error is not None:
+            error = error_doc(error)
+            result = None
+        elif not values_tagged:
+            kind_of = type(result)
+            if not (kind_of is str or (kind_of is int and -safe <= result <= safe)):
+                result = exact_json(result)
+        started = (start - origin_ns) // 1000
+        append(
+            [
+                cid,
+                parent,
+                function,
+                kind,
+                args,
+                kwargs,
+                result,
+                error,
+                started if started > 0 else 0,
+                ((end or start) - start) // 1000,
+                args_hash,
+            ]
+        )
+    return out
+
+
 def calls_doc(
     calls: list[list[Any]], origin_ns: int, values_tagged: bool = False
 ) -> list[JSONObject]:
-    """The Call objects of a recorded call list, times relative to ``origin_ns``.
+    """The ``/1`` Call objects of a recorded call list, times relative to ``origin_ns``:
+    what patches carry and what a replay compares with a trace's calls.
 
     With ``values_tagged`` the args, kwargs and results are already tagged JSON.
     """
@@ -131,11 +196,12 @@ def build_trace(p: PendingTrace, limits: TraceLimits) -> JSONObject:
         result = None if p.error is not None else {"value": p.value}
     else:
         doc_input, result = _http_parts(p, limits, hit)
-    calls = calls_doc(p.calls, p.origin_ns, p.values_tagged) if p.calls else []
+    calls = compact_calls(p.calls, p.origin_ns, p.values_tagged) if p.calls else []
     if p.calls_truncated:
         hit.append("calls")
     doc: JSONObject = {
         "format": FORMAT,
+        "call_fields": _CALL_FIELDS,
         "trace_id": p.ensure_id(),
         "canvas": p.canvas,
         "handler": p.handler,

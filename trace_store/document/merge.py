@@ -30,7 +30,10 @@ fields of the base are not carried over::
              calls?, duration_ms?}               # only for function_run entries
 
 A missing base field reads as ``null`` (``calls`` as ``[]``, ``truncated`` as ``false``,
-``sampled`` as ``true``).
+``sampled`` as ``true``). A ``strata.trace/2`` base's calls are read as Call objects,
+each user call's ``args_hash`` derived from its arguments (:mod:`.compact`); the
+browser's fold takes the base as ``loadBase`` returns it, its calls already expanded
+(``argshash.js``: the hash is asynchronous there).
 
 Rules where SPEC §9 is silent (both implementations follow them):
 
@@ -69,6 +72,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from trace_store.document.compact import call_objects
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -92,11 +97,10 @@ def merge(base: JSONObject, patches: list[JSONObject]) -> JSONObject:
     mutable object with them.
     """
     trace_id = base.get("trace_id")
-    calls = base.get("calls")
     base_execution: JSONObject = {
         "result": _clone(base.get("result")),
         "error": _clone(base.get("error")),
-        "calls": _clone(calls) if isinstance(calls, list) else [],
+        "calls": _clone(call_objects(base)),
         "duration_ms": _clone(base.get("duration_ms")),
         "started_at": _clone(base.get("started_at")),
     }

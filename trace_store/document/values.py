@@ -31,7 +31,7 @@ ARGS_HASH_VERSION: Final = "1"
 MAX_DEPTH: Final = 64
 _CONTAINERS: Final = frozenset({list, tuple, dict, set, frozenset})
 # Beyond 2**53 a browser's JSON.parse loses precision, so larger ints are tagged.
-_SAFE_INT: Final = 2**53 - 1
+SAFE_INT: Final = 2**53 - 1
 _SCALARS: Final = (str, bool, type(None))
 
 
@@ -49,7 +49,7 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     if kind in _SCALARS:
         return value
     if kind is int:
-        return value if -_SAFE_INT <= value <= _SAFE_INT else {TAG: "int", "v": str(value)}
+        return value if -SAFE_INT <= value <= SAFE_INT else {TAG: "int", "v": str(value)}
     if kind is float:
         if math.isfinite(value):
             return value
@@ -98,12 +98,47 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     return _repr(value)
 
 
+def _exact(value: Any, depth: int) -> bool:
+    """Whether orjson writes ``value`` as it is and reading it back gives it again."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -SAFE_INT <= value <= SAFE_INT
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is list:
+        return all(_exact(item, depth + 1) for item in value)
+    if kind is dict:
+        return TAG not in value and all(
+            type(k) is str and _exact(v, depth + 1) for k, v in value.items()
+        )
+    return False
+
+
+def exact_json(value: Any) -> Any:
+    """``value`` itself when JSON says it exactly, else :func:`to_json` of it; a tuple
+    of arguments is a list of values (the tuple itself when each is exact).
+
+    Checking costs less than copying: most recorded values are strings, small ints
+    and plain containers of them, and pass to orjson untouched.
+    """
+    if type(value) is tuple:
+        for item in value:
+            if not _exact(item, 0):
+                return to_json_list(value)
+        return value
+    return value if _exact(value, 0) else to_json(value)
+
+
 def to_json_list(values: tuple[Any, ...] | list[Any]) -> list[Any]:
     """:func:`to_json` of each item; plain strings and safe ints pass through untouched."""
     out = []
     for value in values:
         kind = type(value)
-        if kind is str or (kind is int and -_SAFE_INT <= value <= _SAFE_INT):
+        if kind is str or (kind is int and -SAFE_INT <= value <= SAFE_INT):
             out.append(value)
         else:
             out.append(to_json(value))
@@ -216,7 +251,7 @@ def args_hash(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None =
 def _integral_floats_as_ints(value: Any) -> Any:
     kind = type(value)
     if kind is float:
-        return int(value) if value.is_integer() and -_SAFE_INT <= value <= _SAFE_INT else value
+        return int(value) if value.is_integer() and -SAFE_INT <= value <= SAFE_INT else value
     if kind is list:
         return [_integral_floats_as_ints(v) for v in value]
     if kind is dict:
@@ -256,7 +291,7 @@ def _all_plain(values: tuple[Any, ...] | list[Any]) -> bool:
     for value in values:
         kind = type(value)
         if kind is int:
-            if not -_SAFE_INT <= value <= _SAFE_INT:
+            if not -SAFE_INT <= value <= SAFE_INT:
                 return False
         elif kind is not str and kind is not bool and value is not None:
             return False

@@ -22,6 +22,7 @@ import orjson
 from trace_store import keys
 from trace_store.db.index import IndexRow
 from trace_store.document import codec
+from trace_store.document.compact import call_objects
 from trace_store.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def _row(parsed: keys.ParsedKey, key: str, frame: bytes, doc: Any, offset: int |
         raise InvalidInput(f"{key}: the document does not match its key")
     assert parsed.handler_id is not None
     result = doc.get("result")
-    calls = doc.get("calls") or []
+    calls = call_objects(doc, hashes=False)
     return IndexRow(
         canvas=parsed.canvas,
         handler_id=parsed.handler_id,
