@@ -22,6 +22,7 @@ from trace_store.document.merge import merge
 ROOT = Path(__file__).resolve().parent.parent
 VECTOR_DIR = ROOT / "tests" / "vectors" / "merge"
 MERGE_JS = ROOT / "gateway" / "static" / "merge.js"
+COMPACT_JS = ROOT / "gateway" / "static" / "compact.js"
 VECTOR_FILES = sorted(VECTOR_DIR.glob("*.json"))
 
 TRACE_ID = "0190a1b2-c3d4-7e5f-8a6b-1c2d3e4f5a6b"
@@ -407,13 +408,17 @@ def test_fold_follows_seq_order_and_the_last_rerun(
 
 # --- the browser twin ------------------------------------------------------------------
 
+# As the page does: a base is expanded (compact.js) when it loads, then folded.
 NODE_FOLD = """
 import { merge } from %s;
+import { expanded } from %s;
 let input = "";
 process.stdin.setEncoding("utf8");
 for await (const chunk of process.stdin) input += chunk;
 const cases = JSON.parse(input);
-process.stdout.write(JSON.stringify(cases.map(([base, patches]) => merge(base, patches))));
+const views = [];
+for (const [base, patches] of cases) views.push(merge(await expanded(base), patches));
+process.stdout.write(JSON.stringify(views));
 """
 
 
@@ -427,7 +432,7 @@ def _node() -> str:
 
 
 def _js_merge(node: str, cases: list[tuple[Any, Any]]) -> list[Any]:
-    script = NODE_FOLD % json.dumps(MERGE_JS.as_uri())
+    script = NODE_FOLD % (json.dumps(MERGE_JS.as_uri()), json.dumps(COMPACT_JS.as_uri()))
     completed = subprocess.run(
         [node, "--input-type=module", "--eval", script],
         input=json.dumps(cases).encode(),

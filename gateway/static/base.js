@@ -13,6 +13,7 @@
 // no zstd DecompressionStream).
 
 import { parseExact } from "./exact.js";
+import { expanded } from "./compact.js";
 
 export const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 /** The largest base (compressed bytes, from the manifest) the viewer downloads. */
@@ -144,7 +145,7 @@ export async function decodeBytes(bytes) {
 
 /**
  * Fetch and parse the base document named by `manifest`.
- * Returns `{doc, decoder, bytes, verified}` (`verified`: the frame's sha256 was checked);
+ * Returns `{doc, decoder, bytes, verified}` (`doc` as /1, see compact.js; `verified`: the frame's sha256 was checked);
  * throws BaseError with a readable message.
  */
 export async function loadBase(manifest, { fetchImpl, maxBytes = MAX_BASE_BYTES, now } = {}) {
@@ -189,6 +190,12 @@ export async function loadBase(manifest, { fetchImpl, maxBytes = MAX_BASE_BYTES,
     doc = parseExact(new TextDecoder().decode(bytes));
   } catch (err) {
     throw new BaseError("corrupt", `The trace is not valid JSON after decoding: ${err.message || err}`);
+  }
+  try {
+    // A strata.trace/2 base is read as /1 Call objects: what merge.js and the views take.
+    doc = await expanded(doc);
+  } catch (err) {
+    throw new BaseError("corrupt", `The trace's calls cannot be read: ${err.message || err}`);
   }
   return { doc, decoder, bytes: bytes.length, verified };
 }

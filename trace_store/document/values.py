@@ -104,7 +104,7 @@ def _exact(value: Any, depth: int) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -SAFE_INT <= value <= SAFE_INT
+        return bool(-SAFE_INT <= value <= SAFE_INT)
     if kind is float:
         return math.isfinite(value)
     if depth >= MAX_DEPTH:
