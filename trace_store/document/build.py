@@ -15,7 +15,14 @@ from urllib.parse import parse_qsl
 from trace_store.document import redaction
 from trace_store.document.compact import CALL_FIELDS, FORMAT_2
 from trace_store.document.redaction import REDACTED
-from trace_store.document.values import SAFE_INT, exact_json, hash_tagged_args, tag_call, to_json
+from trace_store.document.values import (
+    SAFE_INT,
+    exact_args,
+    exact_json,
+    hash_tagged_args,
+    tag_call,
+    to_json,
+)
 from trace_store.record import BUILTIN, ErrorInfo
 from trace_store.timestamps import rfc3339
 
@@ -80,6 +87,18 @@ def redacted_body(data: bytes, headers: Iterable[tuple[str, str]], limits: Trace
     return redaction.redact_body(data, kind, limits.redact_fields)
 
 
+def query_doc(query_string: str) -> dict[str, list[str]]:
+    """``{name: [value, ...]}`` of a query string, as ``parse_qsl`` reads it."""
+    query: dict[str, list[str]] = {}
+    if "%" in query_string or "+" in query_string:
+        pairs = parse_qsl(query_string, keep_blank_values=True)
+    else:  # nothing to unquote: the split parse_qsl would do, at a third of its cost
+        pairs = [part.partition("=")[::2] for part in query_string.split("&") if part]
+    for key, value in pairs:
+        query.setdefault(key, []).append(value)
+    return query
+
+
 def error_doc(exc: BaseException | ErrorInfo) -> JSONObject:
     """``{type, message, traceback}`` of an exception (or of its :class:`ErrorInfo`)."""
     info = exc if isinstance(exc, ErrorInfo) else ErrorInfo.of(exc)
@@ -111,7 +130,7 @@ def compact_calls(
         elif values_tagged:
             kwargs = kwargs or None
         elif kwargs:
-            args, kwargs = exact_json(args), exact_json(kwargs)
+            args, kwargs = exact_args(args), exact_json(kwargs)
         else:
             kwargs = None
             # The common arguments (strings, small ints) checked inline: a call per
@@ -120,7 +139,7 @@ def compact_calls(
                 kind_of = type(arg)
                 if kind_of is str or (kind_of is int and -safe <= arg <= safe):
                     continue
-                args = exact_json(args)
+                args = exact_args(args)
                 break
         if error is not None:
             error = error_doc(error)
@@ -234,9 +253,7 @@ def _http_parts(
     req_body, cut = body_doc(body, limits.max_body_bytes, p.body_truncated)
     if cut or p.body_truncated:
         hit.append("request_body")
-    query: dict[str, list[str]] = {}
-    for key, value in parse_qsl(p.query_string, keep_blank_values=True):
-        query.setdefault(key, []).append(value)
+    query = query_doc(p.query_string)
     if query and limits.redact_fields:
         redaction.redact_query(query, limits.redact_fields)
     result: JSONObject | None = None

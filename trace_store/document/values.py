@@ -119,18 +119,21 @@ def _exact(value: Any, depth: int) -> bool:
 
 
 def exact_json(value: Any) -> Any:
-    """``value`` itself when JSON says it exactly, else :func:`to_json` of it; a tuple
-    of arguments is a list of values (the tuple itself when each is exact).
+    """``value`` itself when JSON says it exactly, else :func:`to_json` of it.
 
     Checking costs less than copying: most recorded values are strings, small ints
     and plain containers of them, and pass to orjson untouched.
     """
-    if type(value) is tuple:
-        for item in value:
-            if not _exact(item, 0):
-                return to_json_list(value)
-        return value
     return value if _exact(value, 0) else to_json(value)
+
+
+def exact_args(args: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
+    """A call's positional arguments as :func:`to_json_list` tags them; the tuple
+    itself when every one is exact (orjson writes it as the list it stands for)."""
+    for item in args:
+        if not _exact(item, 0):
+            return to_json_list(args)
+    return args
 
 
 def to_json_list(values: tuple[Any, ...] | list[Any]) -> list[Any]:
