@@ -8,6 +8,7 @@ from bench import (
     explain,
     faults,
     gateway,
+    index_commit,
     manifest,
     overload,
     rebuild,
@@ -26,6 +27,7 @@ def main() -> None:
     gateway.main()
     overload.main()
     writer.main()
+    index_commit.main()
     manifest.main()
     store_upload.main()
     cost.main()

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from trace_store.db import notify, pins, unmatched
-from trace_store.db.index import insert_rows
+from trace_store.db.index import AlreadyIndexed, copy_rows, insert_rows
 
 if TYPE_CHECKING:
-    from trace_store.db import Pool
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from trace_store.db import Connection, Pool
     from trace_store.db.index import IndexRow
     from trace_store.db.unmatched import StoredRequest
 
@@ -31,9 +33,32 @@ class Batch:
 
 
 async def commit_batch(pool: Pool, batch: Batch) -> None:
-    """Commit everything ``batch`` changes in Postgres in one transaction."""
-    async with pool.acquire() as conn, conn.transaction():
-        await insert_rows(conn, batch.rows)
-        await pins.update_pins(conn, batch.rows)
-        await unmatched.record(conn, batch.unmatched)
-        await notify.publish_many(conn, [(r.canvas, "trace", r.summary()) for r in batch.rows])
+    """Commit everything ``batch`` changes in Postgres in one transaction.
+
+    The index rows go in by ``COPY`` (:func:`~trace_store.db.index.copy_rows`), which
+    fails on a row already present. That happens only when some of the batch is
+    indexed already (above all the writer's retry of a batch whose commit succeeded
+    but whose acknowledgement was lost), so then the whole transaction is rolled back
+    and run again with the statement that skips present rows: a second transaction on
+    the rare retry instead of extra work in every batch.
+    """
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await _commit(conn, batch, copy_rows)
+        except AlreadyIndexed:
+            async with conn.transaction():
+                await _commit(conn, batch, insert_rows)
+
+
+async def _commit(
+    conn: Connection,
+    batch: Batch,
+    insert: Callable[[Connection, Sequence[IndexRow]], Awaitable[int]],
+) -> None:
+    # The rows first: everything after derives from them, and a conflict aborts the
+    # transaction before anything else was done in it.
+    await insert(conn, batch.rows)
+    await pins.update_pins(conn, batch.rows)
+    await unmatched.record(conn, batch.unmatched)
+    await notify.publish_many(conn, [(r.canvas, "trace", r.summary()) for r in batch.rows])
