@@ -1,5 +1,7 @@
-"""Capture, encode and compress one 20-call trace: µs per stage and bytes per trace,
-next to an OpenTelemetry SDK baseline recording the same 21 spans, in one run."""
+"""Capture, encode and compress one trace: µs per stage and bytes per trace, for
+``bench.canvas``'s 20-call ``/chain`` next to an OpenTelemetry SDK baseline recording
+the same 21 spans, then for its 200-call ``/wide`` and its tagged ``/tagged`` (bytes,
+datetimes and big ints as arguments and results), in one run."""
 
 from __future__ import annotations
 
@@ -7,40 +9,32 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import zstandard
 
-from runtime import Canvas, Request
+from bench.canvas import CHAIN_CALLS, TAGGED_CALLS, WIDE_CALLS, canvas
+from runtime import Request
 from runtime.execute import execute
 from trace_store.document import codec
 from trace_store.document.build import TraceLimits, build_trace
-from trace_store.record import PendingTrace
+from trace_store.record import Execution, PendingTrace
 
-canvas = Canvas("bench")
-
-
-@canvas.function()
-def step(value: int) -> int:
-    return value * 31 % 1_000_003
-
-
-@canvas.http("GET", "/chain")
-def chain(request: Request) -> dict[str, int]:
-    value = int(request.query.get("seed", "1"))
-    for _ in range(20):
-        value = step(value)
-    return {"value": value}
-
-
-HANDLER = canvas.handlers["chain"]
 HEADERS = [(b"Host", b"127.0.0.1:8000"), (b"User-Agent", b"wrk"), (b"Accept", b"*/*")]
+#: Handler id -> (path, user calls).
+TRACES = {
+    "chain": ("/chain", CHAIN_CALLS),
+    "wide": ("/wide", WIDE_CALLS),
+    "tagged": ("/tagged", TAGGED_CALLS),
+}
 
 
-def _pending(run: Any, seed: int = 1) -> PendingTrace:
+def _pending(handler_id: str, run: Execution, seed: int = 1) -> PendingTrace:
+    handler = canvas.handlers[handler_id]
     return PendingTrace.of_run(
-        "bench", HANDLER.description, run, method="GET", path="/chain",
+        canvas.name, handler.description, run, method="GET", path=TRACES[handler_id][0],
         query_string=f"seed={seed}", params={}, raw_headers=HEADERS, body=b"",
     )  # fmt: skip
 
@@ -56,15 +50,49 @@ def per_call_us(fn: Callable[[], Any], n: int, rounds: int = 5) -> float:
     return statistics.median(samples)
 
 
-def _run_sync(record: bool, seed: int = 1) -> Any:
-    # The handler is sync, so execute() finishes without suspending: drive it by hand.
-    request = Request("GET", "/chain", query=[("seed", str(seed))])
-    coro = execute(HANDLER, request, record=record)
+def _run_sync(handler_id: str, record: bool, seed: int = 1) -> Execution:
+    # The handlers never await, so execute() finishes without suspending: drive it by
+    # hand, without an event loop's cost in the figures.
+    request = Request("GET", TRACES[handler_id][0], query=[("seed", str(seed))])
+    coro = execute(canvas.handlers[handler_id], request, record=record)
     try:
         coro.send(None)
     except StopIteration as done:
-        return done.value
+        run: Execution = done.value
+        return run
     raise RuntimeError("execute suspended")
+
+
+@dataclass
+class Stages:
+    """µs per stage of one trace, and its size."""
+
+    untraced: float
+    record: float
+    build: float
+    encode: float
+    compress: float
+    raw: bytes
+    compressed: bytes
+
+    @property
+    def total(self) -> float:
+        """Everything tracing adds: recording, building, encoding, compressing."""
+        return self.record + self.build + self.encode + self.compress
+
+
+def stages(handler_id: str, n: int) -> Stages:
+    """Time each stage of ``handler_id``'s trace, ``n`` calls a round."""
+    limits = TraceLimits()
+    untraced = per_call_us(lambda: _run_sync(handler_id, False), n)
+    traced = per_call_us(lambda: _run_sync(handler_id, True), n)
+    pending = _pending(handler_id, _run_sync(handler_id, True))
+    build = per_call_us(lambda: build_trace(pending, limits), n)
+    doc = build_trace(pending, limits)
+    raw = codec.encode_json(doc)
+    encode = per_call_us(lambda: codec.encode_json(doc), n)
+    compress = per_call_us(lambda: codec.compress(raw), n)
+    return Stages(untraced, traced - untraced, build, encode, compress, raw, codec.compress(raw))
 
 
 def otel_baseline(n: int) -> float:
@@ -82,7 +110,7 @@ def otel_baseline(n: int) -> float:
         with tracer.start_as_current_span("GET /chain") as root:
             root.set_attribute("http.method", "GET")
             value = 1
-            for _ in range(20):
+            for _ in range(CHAIN_CALLS):
                 with tracer.start_as_current_span("step") as span:
                     span.set_attribute("args", orjson.dumps([value]).decode())
                     value = value * 31 % 1_000_003
@@ -93,50 +121,62 @@ def otel_baseline(n: int) -> float:
 
 
 def main(n: int = 2000) -> None:
+    """Print the stage table for ``/chain`` (with OpenTelemetry and a trained dictionary
+    beside it), then the same stages for every route of ``bench.canvas``."""
     limits = TraceLimits()
-    untraced = per_call_us(lambda: _run_sync(False), n)
-    traced = per_call_us(lambda: _run_sync(True), n)
-    run = _run_sync(True)
-    pending = _pending(run)
-    build = per_call_us(lambda: build_trace(pending, limits), n)
-    doc = build_trace(pending, limits)
-    raw = orjson.dumps(doc)
-    dumps = per_call_us(lambda: orjson.dumps(doc), n)
-    compress = per_call_us(lambda: codec.compress(raw), n)
-    compressed = codec.compress(raw)
+    # /wide is ten times the work of a call: a tenth of the calls keeps the run short.
+    found = {h: stages(h, n // 10 if h == "wide" else n) for h in TRACES}
+    chain = found["chain"]
 
     # The dictionary learns from other requests than the one it compresses (other
     # seeds, so other arguments and results), as it would in production.
     samples = [
-        orjson.dumps(build_trace(_pending(_run_sync(True, seed), seed), limits))
-        for seed in range(1000, 1500)
+        codec.encode_json(build_trace(_pending("chain", _run_sync("chain", True, s), s), limits))
+        for s in range(1000, 1500)
     ]
     dictionary = zstandard.train_dictionary(16 * 1024, samples)
     dictionary.precompute_compress(level=codec.LEVEL)
     dict_compressor = zstandard.ZstdCompressor(
         level=codec.LEVEL, dict_data=dictionary, write_content_size=True
     )
-    with_dict = dict_compressor.compress(raw)
-    compress_dict = per_call_us(lambda: dict_compressor.compress(raw), n)
+    with_dict = dict_compressor.compress(chain.raw)
+    compress_dict = per_call_us(lambda: dict_compressor.compress(chain.raw), n)
     otel = otel_baseline(n // 4)
 
-    record = traced - untraced
-    total = record + build + dumps + compress
-    print("\n## Capture and encode, one 20-call trace (µs per trace, median of rounds)\n")
+    calls = CHAIN_CALLS + 1
+    title = f"Capture and encode, one {CHAIN_CALLS}-call trace (µs per trace, median of rounds)"
+    print(f"\n## {title}\n")
     print("| stage | µs |")
     print("|---|---|")
-    print(f"| handler untraced | {untraced:.1f} |")
-    print(f"| recording 21 calls (traced − untraced) | {record:.1f} |")
-    print(f"| build document (tag, hash, redact) | {build:.1f} |")
-    print(f"| orjson | {dumps:.1f} |")
-    print(f"| zstd level {codec.LEVEL} | {compress:.1f} |")
+    print(f"| handler untraced | {chain.untraced:.1f} |")
+    print(f"| recording {calls} calls (traced − untraced) | {chain.record:.1f} |")
+    print(f"| build document (tag, hash, redact) | {chain.build:.1f} |")
+    print(f"| encode JSON (orjson) | {chain.encode:.1f} |")
+    print(f"| zstd level {codec.LEVEL} | {chain.compress:.1f} |")
     print(f"| (zstd {codec.LEVEL}, trained 16 KiB dictionary: not used) | {compress_dict:.1f} |")
-    print(f"| **capture + encode + compress** | **{total:.1f}** |")
-    print(f"| OpenTelemetry SDK, same 21 spans | {otel:.1f} |")
-    print(f"| ratio strata / OpenTelemetry | {total / otel:.2f} |")
+    print(f"| **capture + encode + compress** | **{chain.total:.1f}** |")
+    print(f"| OpenTelemetry SDK, same {calls} spans | {otel:.1f} |")
+    print(f"| ratio strata / OpenTelemetry | {chain.total / otel:.2f} |")
     print("\n| bytes per trace | raw JSON | zstd | zstd + 16 KiB trained dictionary |")
     print("|---|---|---|---|")
-    print(f"| 20-call trace | {len(raw)} | {len(compressed)} | {len(with_dict)} |")
+    print(
+        f"| {CHAIN_CALLS}-call trace | {len(chain.raw)} | {len(chain.compressed)} "
+        f"| {len(with_dict)} |"
+    )
+
+    print("\n## Capture and encode by shape of trace (µs per trace, bytes)\n")
+    print(
+        "| route | user calls | handler untraced | recording | build | encode JSON "
+        f"| zstd {codec.LEVEL} | **total** | bytes raw | bytes zstd |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for handler_id, (path, user_calls) in TRACES.items():
+        s = found[handler_id]
+        print(
+            f"| {path} | {user_calls} | {s.untraced:.1f} | {s.record:.1f} | {s.build:.1f} "
+            f"| {s.encode:.1f} | {s.compress:.1f} | **{s.total:.1f}** | {len(s.raw):,} "
+            f"| {len(s.compressed):,} |"
+        )
 
 
 if __name__ == "__main__":

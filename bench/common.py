@@ -28,6 +28,30 @@ def postgres() -> contextlib.AbstractContextManager[str]:
     return admin_dsn("strata-bench-pg-")
 
 
+def postgres_pid(admin_dsn: str) -> int | None:
+    """The postmaster's PID of the server :func:`postgres` started, or ``None`` for an
+    external one (``STRATA_TEST_DATABASE_URL``): it may serve other people's work, or
+    run where this machine's ``/proc`` cannot see it, so its CPU is not strata's to
+    count."""
+    if os.environ.get("STRATA_TEST_DATABASE_URL"):
+        return None
+    import asyncio
+
+    import asyncpg
+
+    async def parent_of_backend() -> int:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+            # Every backend is forked by the postmaster. Read while the backend lives.
+            stat = Path(f"/proc/{backend}/stat").read_text()
+            return int(stat.rsplit(")", 1)[1].split()[1])
+        finally:
+            await conn.close()
+
+    return asyncio.run(parent_of_backend())
+
+
 def fresh_database(admin_dsn: str) -> str:
     """Create an empty database and return its DSN."""
     import asyncio

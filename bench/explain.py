@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from bench import capture
+from bench.canvas import canvas as bench_canvas
 from runtime import Canvas, Request
 from runtime.execute import execute
 from runtime.explain import ExplainLimits, explain
@@ -22,7 +23,7 @@ from runtime.replay import replay
 from trace_store.document.build import TraceLimits, build_trace
 from trace_store.record import PendingTrace
 
-# The 20-call trace is bench.capture's; a tight loop shows the cost per line at volume.
+# The 20-call trace is bench.canvas's /chain; a tight loop shows the cost per line at volume.
 loops = Canvas("bench-explain")
 
 
@@ -53,7 +54,7 @@ async def _doc(canvas: Canvas, handler_id: str, path: str, key: str, value: str)
 
 
 def _canvas_of(doc: dict[str, Any]) -> Canvas:
-    return capture.canvas if doc["canvas"] == capture.canvas.name else loops
+    return bench_canvas if doc["canvas"] == bench_canvas.name else loops
 
 
 async def per_call_ms(call: Callable[[], Awaitable[Any]], n: int, rounds: int = 7) -> float:
@@ -84,7 +85,7 @@ async def _fixed() -> None:
 
 
 async def _measure() -> None:
-    chain_doc = await _doc(capture.canvas, "chain", "/chain", "seed", "1")
+    chain_doc = await _doc(bench_canvas, "chain", "/chain", "seed", "1")
     tally_doc = await _doc(loops, "tally", "/tally", "n", "10000")
     full = ExplainLimits()
     capped = ExplainLimits(max_events=CAP)

@@ -1,13 +1,20 @@
 """Gateway throughput untraced, traced with the inline writer, and traced with the
-writer process, side by side in one run.
+writer process, side by side in one run, on ``bench.canvas``.
 
 Three ``strata serve`` processes: ``none`` (``STRATA_TRACE_SAMPLE=none``), ``inline``
 and ``process`` (``STRATA_TRACE_SAMPLE=all`` with ``STRATA_WRITER=inline|process``).
 
-**Saturation:** for each route the configurations alternate over several rounds (so
+**Saturation:** for each route (``/hello``, the 20-call ``/chain``, the 200-call
+``/wide``, the tagged ``/tagged``) the configurations alternate over several rounds (so
 drift on a shared machine hits all alike) and the median round is reported. Overhead
 per request is ``1/traced - 1/untraced`` in µs; "stored" is index rows divided by the
-requests the traced server answered.
+requests the traced server answered. After each traced run the bench waits for
+strata's CPU to go quiet, so the writer's backlog and Postgres's work for it count in
+that run. The CPU tables count strata's own processes only: each gateway, its writer
+process, and the bench's embedded Postgres (its postmaster and every backend and
+auxiliary process under it; not measured for an external ``STRATA_TEST_DATABASE_URL``
+server). The last table is the CPU per stored trace of all of it, traced minus
+untraced, against the issue's target.
 
 **Fixed rate** (the 20-call ``/chain``): wrk paced by a Lua ``delay()`` (each connection
 waits 10 ms after each response), at rising rates. At a rate all three configurations
@@ -27,37 +34,75 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import Served, WrkResult, count_rows, fresh_database, postgres, serve, wrk
+from bench.common import (
+    Served,
+    WrkResult,
+    count_rows,
+    fresh_database,
+    postgres,
+    postgres_pid,
+    serve,
+    wrk,
+)
 
-ROUTES = {"/hello": "hello", "/chain": "chain"}
+APP = "bench.canvas:canvas"
+#: Route -> handler id, and what the route's trace holds.
+ROUTES = {"/hello": "hello", "/chain": "chain", "/wide": "wide", "/tagged": "tagged"}
+SHAPES = {
+    "/hello": "no user call",
+    "/chain": "20 user calls",
+    "/wide": "200 user calls",
+    "/tagged": "20 user calls on bytes, datetimes and ints > 2**60",
+}
 MODES = {
     "none": {"STRATA_TRACE_SAMPLE": "none", "STRATA_WRITER": "inline"},
     "inline": {"STRATA_TRACE_SAMPLE": "all", "STRATA_WRITER": "inline"},
     "process": {"STRATA_TRACE_SAMPLE": "all", "STRATA_WRITER": "process"},
 }
 TRACED = ("inline", "process")
+#: The issue's budget: CPU per stored trace of everything strata runs for it.
+TARGET_US = 100.0
 PACE_MS = 10
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    # Split after the command name, which may hold spaces: index 0 is field 3 (state).
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU time of one process (all its threads) so far."""
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def postgres_cpu_seconds() -> float:
-    """User + system CPU time of every Postgres process on the machine so far."""
-    total = 0.0
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time so far of ``root`` and every live descendant, plus the
+    children each of them has waited for (``cutime``/``cstime``, fields 16 and 17).
+
+    The postmaster reaps its backends as they exit, so a backend that ends between two
+    marks still counts, in the postmaster's ``cutime``: the sum is exact up to a backend
+    that exits between this scan reading its parent and reading it."""
+    stats: dict[int, list[str]] = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                if (proc / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(proc.name))
-    return total
+            with contextlib.suppress(OSError, IndexError):
+                stats[int(proc.name)] = _stat(int(proc.name))
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += sum(int(field) for field in stats[pid][11:15])
+            todo.extend(children.get(pid, ()))
+    return total / TICK
 
 
 def children_cpu_seconds() -> float:
@@ -68,13 +113,15 @@ def children_cpu_seconds() -> float:
 
 @dataclass
 class CpuSplit:
-    """CPU seconds one wrk run cost each process, and the requests it made."""
+    """CPU seconds wrk runs cost each process, the requests they made and the traces
+    stored for them."""
 
     gateway: float = 0.0
     writer: float = 0.0
     postgres: float = 0.0
     wrk: float = 0.0
     requests: int = 0
+    stored: int = 0
 
     def add(self, other: CpuSplit) -> None:
         self.gateway += other.gateway
@@ -82,23 +129,71 @@ class CpuSplit:
         self.postgres += other.postgres
         self.wrk += other.wrk
         self.requests += other.requests
+        self.stored += other.stored
+
+    def per_request_us(self, seconds: float) -> float:
+        """``seconds`` of CPU spread over this split's requests, in µs."""
+        return seconds / max(1, self.requests) * 1e6
+
+
+def settle(busy: Callable[[], float], quiet: float = 0.05, limit: float = 15.0) -> None:
+    """Wait until ``busy()`` (CPU seconds so far) grows by less than ``quiet`` of a core
+    over half a second, or ``limit`` seconds. Half a second is longer than the writer's
+    batch wait (0.4 s), so a batch waiting to fill cannot pass for quiet; ``quiet`` is
+    above what idle gateways and an idle Postgres spend, and far below a writer
+    catching up (a core)."""
+    interval = 0.5
+    last, deadline = busy(), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = busy()
+        if now - last < quiet * interval:
+            return
+        last = now
+
+
+def strata_cpu_seconds(servers: dict[str, Served], pg_pid: int | None) -> float:
+    """CPU time so far of every gateway, its writer process and the Postgres tree."""
+    total = tree_cpu_seconds(pg_pid) if pg_pid else 0.0
+    for served in servers.values():
+        child = writer_pid(served.proc.pid)
+        total += cpu_seconds(served.proc.pid) + (tree_cpu_seconds(child) if child else 0.0)
+    return total
 
 
 def measured_wrk(
-    served: Served, url: str, seconds: float, connections: int
+    served: Served,
+    route: str,
+    seconds: float,
+    connections: int,
+    pg_pid: int | None,
+    traced: bool,
 ) -> tuple[WrkResult, CpuSplit]:
-    """One wrk run, and the CPU the gateway, its writer process, Postgres and wrk spent."""
+    """One wrk run, the CPU the gateway, its writer process, its Postgres and wrk spent
+    on it, and (``traced``) the index rows it stored. A traced run lasts until strata's
+    CPU goes quiet; the rows are counted outside the CPU marks, since a ``count(*)``
+    over a large table is Postgres work of the bench's, not strata's."""
     pid = served.proc.pid
     child = writer_pid(pid)
+    handler = ROUTES[route]
 
     def marks() -> list[float]:
-        writer = cpu_seconds(child) if child else 0.0
-        return [cpu_seconds(pid), writer, postgres_cpu_seconds(), children_cpu_seconds()]
+        # Postgres: the postmaster's whole tree, pooled connections and exited ones.
+        return [
+            cpu_seconds(pid),
+            tree_cpu_seconds(child) if child else 0.0,
+            tree_cpu_seconds(pg_pid) if pg_pid else 0.0,
+            children_cpu_seconds(),
+        ]
 
+    rows = count_rows(served.database_url, handler, 0) if traced else 0
     before = marks()
-    result = wrk(url, seconds, connections)
+    result = wrk(served.gateway + route, seconds, connections)
+    if traced:
+        settle(lambda: sum(marks()[:3]))
     spent = [b - a for a, b in zip(before, marks(), strict=True)]
-    return result, CpuSplit(*spent, requests=result.requests)
+    stored = count_rows(served.database_url, handler, 0) - rows if traced else 0
+    return result, CpuSplit(*spent, requests=result.requests, stored=stored)
 
 
 def writer_pid(gateway_pid: int) -> int | None:
@@ -121,34 +216,31 @@ def paced_wrk(url: str, rate: int, seconds: float) -> WrkResult:
         os.unlink(script.name)
 
 
-def saturation(servers: dict[str, Served], dbs: dict[str, str], args: argparse.Namespace) -> None:
+def saturation(servers: dict[str, Served], pg_pid: int | None, args: argparse.Namespace) -> None:
+    """Every route at saturation, the configurations alternating; three tables."""
     results: dict[tuple[str, str], list[WrkResult]] = {}
-    cpu: dict[str, CpuSplit] = {mode: CpuSplit() for mode in servers}
-    answered = {(route, mode): 0 for route in ROUTES for mode in TRACED}
-    before = {mode: {h: count_rows(dbs[mode], h, 0) for h in ROUTES.values()} for mode in TRACED}
+    cpu = {(route, mode): CpuSplit() for route in ROUTES for mode in servers}
     for route in ROUTES:
-        for mode, served in servers.items():  # warm-up; traced ones count as answered
-            warm = wrk(served.gateway + route, 1.0, args.connections)
-            if mode in TRACED:
-                answered[(route, mode)] += warm.requests
+        for served in servers.values():  # warm-up, left out of every figure
+            wrk(served.gateway + route, 1.0, args.connections)
+        # The warm-up's traces are stored before the first measured run starts.
+        settle(lambda: strata_cpu_seconds(servers, pg_pid))
         for _ in range(args.rounds):
             for mode, served in servers.items():
                 result, spent = measured_wrk(
-                    served, served.gateway + route, args.seconds, args.connections
+                    served, route, args.seconds, args.connections, pg_pid, mode in TRACED
                 )
                 results.setdefault((route, mode), []).append(result)
-                if route == "/chain":
-                    cpu[mode].add(spent)
-                if mode in TRACED:
-                    answered[(route, mode)] += result.requests
+                cpu[(route, mode)].add(spent)
 
     print("\n## Gateway at saturation: untraced vs traced (inline writer, writer process)\n")
+    print(", ".join(f"`{route}`: {shape}" for route, shape in SHAPES.items()) + ".\n")
     print(
         "| route | writer | untraced req/s | traced req/s | ratio | p50 ms off/on "
         "| p99 ms off/on | overhead µs/req | stored |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for route, handler in ROUTES.items():
+    for route in ROUTES:
         off_runs = results[(route, "none")]
         off_rps = statistics.median(r.rps for r in off_runs)
         for mode in TRACED:
@@ -157,8 +249,8 @@ def saturation(servers: dict[str, Served], dbs: dict[str, str], args: argparse.N
             p50 = [statistics.median(r.p50_ms for r in runs) for runs in (off_runs, on_runs)]
             p99 = [statistics.median(r.p99_ms for r in runs) for runs in (off_runs, on_runs)]
             overhead = (1 / on_rps - 1 / off_rps) * 1e6
-            stored = count_rows(dbs[mode], handler) - before[mode][handler]
-            fraction = stored / max(1, answered[(route, mode)])
+            split = cpu[(route, mode)]
+            fraction = split.stored / max(1, split.requests)
             errors = sum(r.errors for r in off_runs + on_runs)
             print(
                 f"| {route} | {mode} | {off_rps:,.0f} | {on_rps:,.0f} | {on_rps / off_rps:.2f} "
@@ -166,22 +258,56 @@ def saturation(servers: dict[str, Served], dbs: dict[str, str], args: argparse.N
                 f"| {overhead:.1f} | {fraction:.3f} |" + (f" errors: {errors}" if errors else "")
             )
 
+    unmeasured = "not measured (external server)"
     print("\n## Where the CPU goes at saturation, /chain: µs per request, 2 cores in all\n")
+    if pg_pid is None:
+        print(f"Postgres: {unmeasured}.\n")
     print(
-        "| writer | gateway | writer process | Postgres | wrk | total | "
+        "| writer | gateway | writer process | Postgres (own) | wrk | total | "
         "ceiling req/s (2 cores / total) | measured req/s |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for mode, split in cpu.items():
-        n = max(1, split.requests) / 1e6
-        parts = [split.gateway / n, split.writer / n, split.postgres / n, split.wrk / n]
-        total = sum(parts)
+    for mode in servers:
+        split = cpu[("/chain", mode)]
+        parts = [split.gateway, split.writer, split.postgres, split.wrk]
+        per = [split.per_request_us(part) for part in parts]
+        total = sum(per)
         rps = statistics.median(r.rps for r in results[("/chain", mode)])
         print(
             f"| {mode} | "
-            + " | ".join(f"{part:.1f}" for part in parts)
+            + " | ".join(f"{part:.1f}" for part in per)
             + f" | {total:.1f} | {2e6 / total:,.0f} | {rps:,.0f} |"
         )
+
+    print(
+        "\n## CPU per stored trace of everything strata runs for it, at saturation: "
+        "µs, traced minus untraced\n"
+    )
+    if pg_pid is None:
+        print(f"Postgres: {unmeasured}; the sum leaves it out.\n")
+    print(
+        "| route | writer | stored | gateway extra | writer process | Postgres extra "
+        f"| **strata per stored trace** | target ≤ {TARGET_US:.0f} |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for route in ROUTES:
+        off = cpu[(route, "none")]
+        for mode in TRACED:
+            on = cpu[(route, mode)]
+            # Per request, traced minus untraced, then per stored trace: a trace the
+            # inline writer dropped still cost its capture, so it counts against the kept.
+            per_stored = on.requests / max(1, on.stored)
+            gateway = (on.per_request_us(on.gateway) - off.per_request_us(off.gateway)) * per_stored
+            writer = on.writer / max(1, on.stored) * 1e6
+            pg = (on.per_request_us(on.postgres) - off.per_request_us(off.postgres)) * per_stored
+            total = gateway + writer + (pg if pg_pid else 0.0)
+            verdict = "met" if total <= TARGET_US else f"over by {total - TARGET_US:.0f}"
+            print(
+                f"| {route} | {mode} | {on.stored / max(1, on.requests):.3f} | {gateway:.1f} "
+                f"| {writer:.1f} | "
+                + (f"{pg:.1f}" if pg_pid else "-")
+                + f" | **{total:.1f}** | {verdict} |"
+            )
 
 
 def dropped(served: Served) -> float:
@@ -254,7 +380,8 @@ def fixed_rates(servers: dict[str, Served], dbs: dict[str, str], args: argparse.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
+    # 4 s runs keep the whole bench (four routes, three configurations) under 6 minutes.
+    parser.add_argument("--seconds", type=float, default=4.0, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument(
@@ -266,14 +393,14 @@ def main() -> None:
     with postgres() as admin:
         dbs = {mode: fresh_database(admin) for mode in MODES}
         with (
-            serve(dbs["none"], MODES["none"]) as off,
-            serve(dbs["inline"], MODES["inline"]) as inline,
-            serve(dbs["process"], MODES["process"]) as process,
+            serve(dbs["none"], MODES["none"], app=APP) as off,
+            serve(dbs["inline"], MODES["inline"], app=APP) as inline,
+            serve(dbs["process"], MODES["process"], app=APP) as process,
         ):
             servers = {"none": off, "inline": inline, "process": process}
             time.sleep(1.0)  # let start-up work (adoption, first pool connections) finish
             if args.only != "rates":
-                saturation(servers, dbs, args)
+                saturation(servers, postgres_pid(admin), args)
             if args.only != "saturation":
                 fixed_rates(servers, {m: dbs[m] for m in TRACED}, args)
 
