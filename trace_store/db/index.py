@@ -26,9 +26,14 @@ if TYPE_CHECKING:
     from trace_store.db import Connection, Pool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IndexRow:
-    """What the index keeps about one stored trace."""
+    """What the index keeps about one stored trace.
+
+    Plain data, not frozen: the writer makes one per trace and fills in where its frame
+    went (:func:`trace_store.writer.segments.pack`), and a frozen dataclass costs
+    eight times as much to build (``object.__setattr__`` per field), once per trace.
+    """
 
     canvas: str
     handler_id: str

@@ -354,8 +354,8 @@ class TraceWriter:
         return [*pack(traces, max_bytes=self.config.segment_bytes), *objects]
 
     def _encode(self, p: PendingTrace) -> tuple[bytes, IndexRow | StoredRequest]:
-        """One trace's frame, and its row under its single-trace key (:func:`pack`
-        moves a handler's rows into a segment)."""
+        """One trace's frame, and its row (:func:`pack` decides its object: ``key``
+        and ``offset`` are set there)."""
         doc = build_trace(p, self.limits)
         data = codec.encode(doc)
         trace_id = doc["trace_id"]
@@ -363,14 +363,13 @@ class TraceWriter:
             key = keys.unmatched_key(p.canvas, trace_id)
             return data, StoredRequest(p.canvas, p.method, p.path, p.started_ns, trace_id, key)
         handler_id = p.handler["id"]
-        key = keys.trace_key(p.canvas, handler_id, trace_id)
         functions = sorted({c[C_FUNCTION] for c in p.calls if c[C_KIND] == USER}) if p.calls else []
         row = IndexRow(
             canvas=p.canvas,
             handler_id=handler_id,
             trace_id=trace_id,
             started_at=utc_datetime(p.started_ns),
-            object_key=key,
+            object_key="",
             size_bytes=len(data),
             sha256=hashlib.sha256(data).digest(),
             status=p.status,

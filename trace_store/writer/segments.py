@@ -13,7 +13,7 @@ Pure: bytes and rows in, objects out (:func:`pack`), and back (:func:`rows_of`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +47,9 @@ class Encoded:
 
 
 def pack(traces: Sequence[tuple[bytes, IndexRow]], *, max_bytes: int) -> list[Encoded]:
-    """The objects for a batch's handler traces: each ``(frame, row)`` has its row's
-    single-trace key; traces of one handler are packed into segments of at most
-    ``max_bytes`` (a larger trace goes alone), in batch order."""
+    """The objects for a batch's handler traces, in batch order: traces of one handler
+    are packed into segments of at most ``max_bytes``, a trace alone (or larger) gets
+    its single-trace key. Sets each row's ``object_key`` and ``offset``."""
     groups: dict[tuple[str, str], list[tuple[bytes, IndexRow]]] = {}
     for frame, row in traces:
         groups.setdefault((row.canvas, row.handler_id), []).append((frame, row))
@@ -58,6 +58,8 @@ def pack(traces: Sequence[tuple[bytes, IndexRow]], *, max_bytes: int) -> list[En
         for chunk in _chunks(group, max_bytes):
             if len(chunk) == 1:
                 frame, row = chunk[0]
+                row.object_key = keys.trace_key(row.canvas, row.handler_id, row.trace_id)
+                row.offset = None
                 objects.append(Encoded(row.object_key, frame, [row]))
             else:
                 objects.append(_segment(chunk))
@@ -89,7 +91,8 @@ def _segment(chunk: list[tuple[bytes, IndexRow]]) -> Encoded:
     rows = []
     offset = 0
     for frame, row in chunk:
-        rows.append(replace(row, object_key=key, offset=offset))
+        row.object_key, row.offset = key, offset
+        rows.append(row)
         offset += len(frame)
     return Encoded(key, b"".join(frame for frame, _ in chunk), rows)
 
