@@ -37,7 +37,7 @@ async def measure(store: ObjectStore, dsn: str, n: int) -> tuple[float, float, i
     )
     writer.start()
     for seed in range(n):
-        assert writer.submit(_pending(_run_sync(True, seed), seed))
+        assert writer.submit(_pending("chain", _run_sync("chain", True, seed), seed))
     await writer.flush()
     await writer.stop()
     await pool.execute("TRUNCATE traces, pins, pin_outbox, unmatched")

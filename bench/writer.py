@@ -100,7 +100,7 @@ async def measure(
     writer = TraceWriter(store, pool, Metrics(), config=config)
     pendings = []
     for i in range(n):
-        p = _pending(_run_sync(True))
+        p = _pending("chain", _run_sync("chain", True))
         assert p.handler is not None
         p.handler = {**p.handler, "id": f"handler-{i % handlers}"}
         pendings.append(p)
