@@ -112,8 +112,15 @@ async def exercise_page(browser: Any, server: Server, name: str, base_prefix: st
         api_calls = [e for e in log.entries if "/api/" in e["url"]]
         assert all(e["headers"].get("content-encoding") != "zstd" for e in api_calls)
 
-        await page.click("#rerun")
+        # A run of the base's own call lands on it: a strata.trace/2 base stores no
+        # args_hash for user calls, so the page derived add_tax(11.0, 0.2)'s
+        # (argshash.js) to the hash the server gave the run.
+        await add_tax.locator(":scope > .call-meta .run-function").click()
         await expect(page.locator("#patches")).to_have_attribute("data-applied", "1")
+        await expect(add_tax.locator(":scope > .call-latest")).to_contain_text("13.2")
+
+        await page.click("#rerun")
+        await expect(page.locator("#patches")).to_have_attribute("data-applied", "2")
         result = page.locator("#result")
         await expect(result).not_to_have_attribute("data-source", "base")
         await expect(result.locator(".source")).to_contain_text("patch")
@@ -121,8 +128,8 @@ async def exercise_page(browser: Any, server: Server, name: str, base_prefix: st
         await expect(page.locator("#recorded")).to_have_count(1)
 
         await page.locator("#calls .call[data-function='add_tax'] .run-function").first.click()
-        await expect(page.locator("#patches")).to_have_attribute("data-applied", "2")
-        run = page.locator(".function-run[data-function='add_tax']")
+        await expect(page.locator("#patches")).to_have_attribute("data-applied", "3")
+        run = page.locator(".function-run[data-function='add_tax']").last
         await expect(run).to_contain_text("13.2")
         # Same args hash as the recorded call: the run shows on that call in the tree.
         latest = page.locator("#calls .call[data-function='add_tax'] .call-latest")
@@ -132,7 +139,7 @@ async def exercise_page(browser: Any, server: Server, name: str, base_prefix: st
         await page.locator("#recorded > summary").click()
         recorded_run = page.locator("#recorded-calls .call[data-function='subtotal'] .run-function")
         await recorded_run.first.click()
-        await expect(page.locator("#patches")).to_have_attribute("data-applied", "3")
+        await expect(page.locator("#patches")).to_have_attribute("data-applied", "4")
         await expect(page.locator(".function-run[data-function='subtotal']")).to_contain_text(
             "11.0"
         )
