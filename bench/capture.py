@@ -6,21 +6,28 @@ datetimes and big ints as arguments and results), in one run."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 import zstandard
 
 from bench.canvas import CHAIN_CALLS, TAGGED_CALLS, WIDE_CALLS, canvas
+from bench.common import MEMORY_DIR
 from runtime import Request
 from runtime.execute import execute
+from trace_store import gc_tuning
 from trace_store.document import codec
 from trace_store.document.build import TraceLimits, build_trace
 from trace_store.record import Execution, PendingTrace
+from trace_store.writer import wire
+from trace_store.writer.log import TraceLog
 
 HEADERS = [(b"Host", b"127.0.0.1:8000"), (b"User-Agent", b"wrk"), (b"Accept", b"*/*")]
 #: Handler id -> (path, user calls).
@@ -95,6 +102,34 @@ def stages(handler_id: str, n: int) -> Stages:
     return Stages(untraced, traced - untraced, build, encode, compress, raw, codec.compress(raw))
 
 
+#: Traces a frame of the hand-off carries at saturation (what piles up in the sender's
+#: 4 ms wait at ~10,000 req/s).
+FRAME = 40
+
+
+def handoff(handler_id: str, n: int) -> tuple[float, float, int]:
+    """The gateway's hand-off to the writer process, µs per trace: ``prepare`` and
+    pickling a frame of :data:`FRAME` traces plus appending it to a trace log (on
+    ``/dev/shm``, as ``bench.gateway`` keeps it); the writer unpickling it; and the
+    pickled bytes per trace."""
+    batch = [_pending(handler_id, _run_sync(handler_id, True, seed), seed) for seed in range(FRAME)]
+    with tempfile.TemporaryDirectory(dir=MEMORY_DIR) as tmp:
+        tracelog = TraceLog(Path(tmp), max_bytes=2**40)
+        tracelog.open()
+
+        def send() -> bytes:
+            data = wire.encode_batch_fast([wire.prepare(p) for p in batch])
+            assert data is not None
+            tracelog.append(data, len(batch))
+            return data
+
+        data = send()
+        sent = per_call_us(send, max(1, n // FRAME)) / FRAME
+        received = per_call_us(lambda: wire.loads(data), max(1, n // FRAME)) / FRAME
+        tracelog.close()
+    return sent, received, len(data) // FRAME
+
+
 def otel_baseline(n: int) -> float:
     """µs per request for the OpenTelemetry SDK recording the same 21 spans."""
     from opentelemetry.sdk.trace import TracerProvider
@@ -122,7 +157,20 @@ def otel_baseline(n: int) -> float:
 
 def main(n: int = 2000) -> None:
     """Print the stage table for ``/chain`` (with OpenTelemetry and a trained dictionary
-    beside it), then the same stages for every route of ``bench.canvas``."""
+    beside it), then the same stages for every route of ``bench.canvas``, with the
+    collector set as strata's processes set it (:mod:`trace_store.gc_tuning`: with the
+    defaults a young collection every 700 allocations doubles what unpickling a 200-call
+    trace costs here, which no strata process pays)."""
+    thresholds = gc.get_threshold()
+    gc_tuning.tune()
+    try:
+        _main(n)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def _main(n: int) -> None:
     limits = TraceLimits()
     # /wide is ten times the work of a call: a tenth of the calls keeps the run short.
     found = {h: stages(h, n // 10 if h == "wide" else n) for h in TRACES}
@@ -166,16 +214,22 @@ def main(n: int = 2000) -> None:
 
     print("\n## Capture and encode by shape of trace (µs per trace, bytes)\n")
     print(
-        "| route | user calls | handler untraced | recording | build | encode JSON "
-        f"| zstd {codec.LEVEL} | **total** | bytes raw | bytes zstd |"
+        "Hand-off: the gateway's `prepare`, pickling and trace-log append of a frame of"
+        f" {FRAME} traces, per trace; unpickle: the writer process reading it back.\n"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| route | user calls | handler untraced | recording | build | encode JSON "
+        f"| zstd {codec.LEVEL} | **total** | bytes raw | bytes zstd "
+        "| hand-off | unpickle | pickled bytes |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for handler_id, (path, user_calls) in TRACES.items():
         s = found[handler_id]
+        sent, received, pickled = handoff(handler_id, n // 10 if handler_id == "wide" else n)
         print(
             f"| {path} | {user_calls} | {s.untraced:.1f} | {s.record:.1f} | {s.build:.1f} "
             f"| {s.encode:.1f} | {s.compress:.1f} | **{s.total:.1f}** | {len(s.raw):,} "
-            f"| {len(s.compressed):,} |"
+            f"| {len(s.compressed):,} | {sent:.1f} | {received:.1f} | {pickled:,} |"
         )
 
 
