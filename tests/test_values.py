@@ -139,3 +139,11 @@ def test_args_hash_is_versioned_and_separates_lookalikes() -> None:
     assert args_hash((), {"b": 2, "a": 1}) == args_hash((), {"a": 1, "b": 2})
     assert args_hash((uuid.UUID(int=1),)) != args_hash((str(uuid.UUID(int=1)),))
     assert args_hash((decimal.Decimal("1.0"),)) != args_hash((decimal.Decimal("1"),))
+
+
+@given(st.frozensets(st.one_of(st.integers(-3, 3), st.sampled_from([-0.0, 0.0, 1.0, -1.0, 2.5]))))
+def test_equal_sets_hash_alike(items: frozenset[Any]) -> None:
+    # -0.0 == 0 and 1.0 == 1: a set holding one is equal to the set holding the other,
+    # so its arguments hash alike (the items are ordered by their hashed form).
+    as_ints = {int(x) if isinstance(x, float) and x.is_integer() else x for x in items}
+    assert args_hash((set(items),)) == args_hash((as_ints,))

@@ -86,7 +86,9 @@ def to_json(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, uuid.UUID):
         return {TAG: "uuid", "v": str(value)}
     if isinstance(value, (set, frozenset)):
-        items = sorted((to_json(item, depth) for item in value), key=canonical_bytes)
+        # In the order of the items' hashed form: equal sets ({0, -1}, {-0.0, -1}) then
+        # store, and hash, alike.
+        items = sorted((to_json(item, depth) for item in value), key=_hashed_bytes)
         return {TAG: "frozenset" if isinstance(value, frozenset) else "set", "v": items}
     if isinstance(value, enum.Enum):
         return _repr(value)
@@ -244,6 +246,10 @@ def _hashable(value: Any) -> Any:
 def canonical_bytes(tagged: Any) -> bytes:
     """The canonical encoding of an already-tagged value."""
     return orjson.dumps(tagged, option=orjson.OPT_SORT_KEYS)
+
+
+def _hashed_bytes(tagged: Any) -> bytes:
+    return canonical_bytes(_integral_floats_as_ints(tagged))
 
 
 def args_hash(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None = None) -> str:
