@@ -5,7 +5,7 @@
 // "strata.trace/2" document stores no args_hash for user calls, and a reader derives it
 // from the stored tagged arguments. Both are pinned by the shared vectors in
 // tests/vectors/args_hash/ (vectors.json: real writer output and its hashes;
-// floats.json: orjson's text for 20,000 doubles) and must agree on every one.
+// floats.json: orjson's text for 8,993 doubles) and must agree on every one.
 //
 // The canonical JSON is the bytes of orjson.dumps(value, option=OPT_SORT_KEYS) after
 // integral floats within ±(2**53 - 1) became ints:

@@ -69,7 +69,7 @@ test("every vector hashes the same when parseExact tags integral floats", (t) =>
 
 test("orjson's float text for every double of floats.json", () => {
   const cases = JSON.parse(readFileSync(FLOATS, "utf8"));
-  assert.ok(cases.length >= 19000, `only ${cases.length} floats in ${FLOATS.pathname}`);
+  assert.ok(cases.length >= 8000, `only ${cases.length} floats in ${FLOATS.pathname}`);
   const view = new DataView(new ArrayBuffer(8));
   const wrong = [];
   for (const [hex, text] of cases) {
