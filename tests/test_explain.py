@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from runtime.explain import ExplainLimits, explain
+from runtime.replay import replay
 from tests.canvases_dev import dev
 from tests.harness import Server, serve
 from trace_store.document import codec, compact
@@ -181,3 +182,24 @@ def _doc_for(handler_id: str, path: str) -> dict[str, Any]:
         "input": {"method": "GET", "path": path, "query": {}, "params": {}, "headers": []},
         "calls": [],
     }
+
+
+async def test_a_format_1_trace_explains_and_replays_as_its_format_2_original(
+    server: Server,
+) -> None:
+    # Traces written before strata.trace/2 stay readable for their whole retention: the
+    # /1 document a /2 one stands for explains and replays exactly as the stored one.
+    token = await server.token("dev")
+    trace = await _trace(server, "/order/tea?count=2", token)
+    _, manifest = await server.api(f"{API}/traces/{trace['trace_id']}", token)
+    _, _, data = await server.fetch_base(manifest["base"]["url"])
+    stored = codec.decode(data)
+    old = compact.expanded(stored)
+    assert (stored["format"], old["format"]) == ("strata.trace/2", "strata.trace/1")
+    assert all("args_hash" in call for call in old["calls"])
+    explained = await explain(dev, stored)
+    assert explained["frames"]
+    assert await explain(dev, old) == explained
+    replayed = [await replay(dev, doc) for doc in (stored, old)]
+    assert replayed[0].differences == replayed[1].differences == []
+    assert replayed[0].result == replayed[1].result
