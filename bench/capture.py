@@ -204,7 +204,7 @@ def _main(n: int) -> None:
     print(f"| (zstd {codec.LEVEL}, trained 16 KiB dictionary: not used) | {compress_dict:.1f} |")
     print(f"| **capture + encode + compress** | **{chain.total:.1f}** |")
     print(f"| OpenTelemetry SDK, same {calls} spans | {otel:.1f} |")
-    print(f"| ratio strata / OpenTelemetry | {chain.total / otel:.2f} |")
+    print(f"| ratio strata / OpenTelemetry | {chain.total / otel:.3f} |")
     print("\n| bytes per trace | raw JSON | zstd | zstd + 16 KiB trained dictionary |")
     print("|---|---|---|---|")
     print(

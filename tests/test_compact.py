@@ -73,7 +73,7 @@ def test_compact_calls_read_back_as_the_call_objects_of_format_1(calls: list[lis
     old = orjson.loads(orjson.dumps(calls_doc(calls, 500)))
     assert _same(compact.call_objects(stored), old)
     # No user call's hash is written: readers derive it.
-    assert all(row[10] is None for row in stored["calls"] if row[3] == USER)
+    assert all(len(row) < 11 or row[10] is None for row in stored["calls"] if row[3] == USER)
 
 
 @settings(max_examples=300, deadline=None)
@@ -112,8 +112,9 @@ def test_a_written_document_is_format_2_and_validates() -> None:
     schema.validate("trace", stored)
     assert stored["format"] == "strata.trace/2"
     user, builtin = stored["calls"]
-    assert user[4] == [1, {"$strata": "bytes", "v": "AA=="}]
-    assert user[10] is None
+    # A user call without kwargs that returned ends after its result.
+    assert user == [0, None, "f", "user", [1, {"$strata": "bytes", "v": "AA=="}],
+                    {"k": {"$strata": "tuple", "v": [1]}}, 0, 0]  # fmt: skip
     assert builtin[4] is None
     assert builtin[10].startswith("1:")
     # The /1 document it stands for is what the /1 writer wrote, and validates too.
@@ -124,7 +125,10 @@ def test_a_written_document_is_format_2_and_validates() -> None:
 
 def test_malformed_compact_calls_are_read_as_empty_objects() -> None:
     doc = {"format": compact.FORMAT_2, "call_fields": list(compact.CALL_FIELDS)}
-    doc["calls"] = [[0, None], "x", [0, None, "f", "user", "not a list", None, 1, None, 0, 0, None]]
+    doc["calls"] = [[0] * 12, "x", [0, None, "f", "user", "not a list", 1, 0, 0], [0, None]]
     calls = compact.call_objects(doc)
     assert calls[:2] == [{}, {}]
     assert "args_hash" not in calls[2]  # nothing to derive it from
+    # A row that ends early: the fields it leaves out read as null (absent when optional).
+    assert (calls[3]["id"], calls[3]["kind"], calls[3]["result"]) == (0, None, None)
+    assert "args" not in calls[3]

@@ -11,8 +11,8 @@ import { argsHash } from "./argshash.js";
 export const FORMAT_1 = "strata.trace/1";
 export const FORMAT_2 = "strata.trace/2";
 export const CALL_FIELDS = [
-  "id", "parent", "function", "kind", "args", "kwargs", "result", "error",
-  "started_us", "duration_us", "args_hash",
+  "id", "parent", "function", "kind", "args", "result", "started_us", "duration_us",
+  "kwargs", "error", "args_hash",
 ];
 // Fields whose null in a call array means "absent" in the Call object.
 const ABSENT_WHEN_NULL = new Set(["args", "kwargs", "error", "args_hash"]);
@@ -26,8 +26,9 @@ export function isCompact(doc) {
 
 /**
  * The Call objects of a /1 or /2 document (a /1 one's own list). A malformed /2 call
- * (not an array of the named fields) is kept as an empty object, as the Python reader
- * keeps it, so the views skip it as they skip a malformed /1 call.
+ * (not an array, or longer than the named fields) is kept as an empty object, as the
+ * Python reader keeps it, so the views skip it as they skip a malformed /1 call; the
+ * fields a shorter row leaves out are null.
  */
 export async function callObjects(doc) {
   const calls = isObject(doc) ? doc.calls : undefined;
@@ -39,10 +40,10 @@ export async function callObjects(doc) {
 }
 
 async function callObject(names, row) {
-  if (!Array.isArray(row) || row.length !== names.length) return {};
+  if (!Array.isArray(row) || row.length > names.length) return {};
   const call = {};
   names.forEach((name, i) => {
-    const value = row[i];
+    const value = i < row.length ? row[i] : null; // a row may end early: the rest is null
     if (!(value === null && ABSENT_WHEN_NULL.has(name))) call[name] = value;
   });
   if (Object.hasOwn(call, "error")) delete call.result;

@@ -108,8 +108,9 @@ def error_doc(exc: BaseException | ErrorInfo) -> JSONObject:
 def compact_calls(
     calls: list[list[Any]], origin_ns: int, values_tagged: bool = False
 ) -> list[list[Any]]:
-    """The ``/2`` call arrays (fields in :data:`CALL_FIELDS` order) of a recorded call
-    list, times relative to ``origin_ns``: one pass, no per-call object.
+    """The ``/2`` call arrays (fields in :data:`CALL_FIELDS` order, ending after the last
+    one that is not null, ``duration_us`` at least) of a recorded call list, times relative
+    to ``origin_ns``: one pass, no per-call object.
 
     A user call's ``args_hash`` is left for readers to derive; a builtin's is written,
     because its arguments are not stored. Values JSON already says exactly pass as they
@@ -149,21 +150,16 @@ def compact_calls(
             if not (kind_of is str or (kind_of is int and -safe <= result <= safe)):
                 result = exact_json(result)
         started = (start - origin_ns) // 1000
-        append(
-            [
-                cid,
-                parent,
-                function,
-                kind,
-                args,
-                kwargs,
-                result,
-                error,
-                started if started > 0 else 0,
-                ((end or start) - start) // 1000,
-                args_hash,
-            ]
-        )
+        if started < 0:
+            started = 0
+        duration = ((end or start) - start) // 1000
+        if kwargs is None and error is None and args_hash is None:  # the common call
+            append([cid, parent, function, kind, args, result, started, duration])
+        else:
+            row = [cid, parent, function, kind, args, result, started, duration, kwargs, error]
+            if args_hash is not None:
+                row.append(args_hash)
+            append(row)
     return out
 
 

@@ -3,7 +3,10 @@
 A ``/1`` document writes every call as an object with named keys and an ``args_hash``
 computed for every call. Most traces are never opened, so ``/2`` does less per trace:
 each call is an array whose fields the document names once (``call_fields``), and
-``args_hash`` is written for builtin calls only, whose arguments are not stored. A
+``args_hash`` is written for builtin calls only, whose arguments are not stored. The
+fields that are mostly null come last, and a row ends after ``duration_us`` when all of
+them are (a user call without keyword arguments that returned). In this order a trace
+compresses as well as with ``args_hash`` in every row, smaller raw. A
 reader derives a user call's hash from its stored (tagged) arguments with the same
 canonical encoding the writer would have used (:func:`values.hash_tagged_args`; the
 browser's twin is ``gateway/static/argshash.js``, both pinned by the vectors in
@@ -34,11 +37,11 @@ CALL_FIELDS: Final = (
     "function",
     "kind",
     "args",
-    "kwargs",
     "result",
-    "error",
     "started_us",
     "duration_us",
+    "kwargs",
+    "error",
     "args_hash",
 )
 #: Fields whose ``null`` in a call array means "absent" in the Call object.
@@ -55,8 +58,8 @@ def call_objects(doc: JSONObject, *, hashes: bool = True) -> list[JSONObject]:
 
     ``hashes=False`` skips deriving user calls' ``args_hash`` (a sha256 each) for a
     reader that needs only names and times. A malformed ``/2`` call (not an array of
-    the named fields) is kept as an empty object, so readers skip it as they skip a
-    malformed ``/1`` call.
+    the named fields, or more) is kept as an empty object, so readers skip it as they
+    skip a malformed ``/1`` call; the fields a shorter row leaves out are null.
     """
     calls = doc.get("calls")
     if not isinstance(calls, list):
@@ -70,10 +73,10 @@ def call_objects(doc: JSONObject, *, hashes: bool = True) -> list[JSONObject]:
 
 
 def _call_object(names: list[str], row: Any, hashes: bool) -> JSONObject:
-    if not isinstance(row, list) or len(row) != len(names):
+    if not isinstance(row, list) or len(row) > len(names):
         return {}
     call: JSONObject = {}
-    for name, value in zip(names, row, strict=True):
+    for name, value in zip(names, row + [None] * (len(names) - len(row)), strict=True):
         if value is None and name in _ABSENT_WHEN_NULL:
             continue
         call[name] = value
