@@ -27,7 +27,7 @@ from trace_store.record import BUILTIN, ErrorInfo
 from trace_store.timestamps import rfc3339
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from trace_store.record import PendingTrace
     from trace_store.types import JSONObject
@@ -71,7 +71,7 @@ def headers_doc(pairs: Iterable[tuple[str, str]], redact: frozenset[str]) -> lis
     return [[name, REDACTED if name.lower() in redact else value] for name, value in pairs]
 
 
-def content_type(pairs: Iterable[tuple[str, str]]) -> str | None:
+def content_type(pairs: Iterable[Sequence[str]]) -> str | None:
     """The ``Content-Type`` value among header ``pairs``, if any."""
     for name, value in pairs:
         if name.lower() == "content-type":
@@ -79,7 +79,7 @@ def content_type(pairs: Iterable[tuple[str, str]]) -> str | None:
     return None
 
 
-def redacted_body(data: bytes, headers: Iterable[tuple[str, str]], limits: TraceLimits) -> bytes:
+def redacted_body(data: bytes, headers: Iterable[Sequence[str]], limits: TraceLimits) -> bytes:
     """``data`` with secret fields redacted, as its headers' ``Content-Type`` reads it."""
     if not data or not limits.redact_fields:
         return data
@@ -244,8 +244,11 @@ def _http_parts(
 ) -> tuple[JSONObject, JSONObject | None]:
     """An HTTP trace's ``input`` and ``result`` from the request's raw material."""
     redact = limits.redact_headers
-    raw_headers = [(_text(k), _text(v)) for k, v in p.raw_headers]
-    body = redacted_body(p.body, raw_headers, limits)
+    headers = [[_text(k), _text(v)] for k, v in p.raw_headers]
+    body = redacted_body(p.body, headers, limits)  # by the Content-Type as sent
+    for pair in headers:  # then redacted in place: the pairs are the document's
+        if pair[0].lower() in redact:
+            pair[1] = REDACTED
     req_body, cut = body_doc(body, limits.max_body_bytes, p.body_truncated)
     if cut or p.body_truncated:
         hit.append("request_body")
@@ -269,7 +272,7 @@ def _http_parts(
         "path": p.path,
         "query": query,
         "params": p.params,
-        "headers": headers_doc(raw_headers, redact),
+        "headers": headers,
         "body": req_body,
     }
     return doc_input, result
