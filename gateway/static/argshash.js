@@ -20,7 +20,8 @@
 //   parseExact in exact.js) as that number: it stands for the float Python would hash.
 //   A tagged non-finite float ("nan", "inf", "-inf") stays the object Python stores.
 
-import { isTaggedFloat } from "./exact.js";
+import { sha256Hex } from "./digest.js";
+import { compareCodePoints, isTaggedFloat } from "./exact.js";
 
 export const ARGS_HASH_VERSION = "1";
 
@@ -48,15 +49,13 @@ export function canonicalJson(value) {
  *
  * @param {Array} args the call's tagged positional arguments
  * @param {object} [kwargs] its tagged keyword arguments (absent or null: none)
- * @returns {Promise<string>} "1:" and 64 hex digits
+ * @returns {Promise<string|null>} "1:" and 64 hex digits; null where the page has no
+ *   WebCrypto (not a secure context)
  */
 export async function argsHash(args, kwargs) {
   if (!Array.isArray(args)) throw new TypeError("args must be an array");
-  const bytes = new TextEncoder().encode(canonicalJson([args, kwargs ?? {}]));
-  const digest = new Uint8Array(await globalThis.crypto.subtle.digest("SHA-256", bytes));
-  let hex = "";
-  for (const byte of digest) hex += byte.toString(16).padStart(2, "0");
-  return `${ARGS_HASH_VERSION}:${hex}`;
+  const hex = await sha256Hex(new TextEncoder().encode(canonicalJson([args, kwargs ?? {}])));
+  return hex === null ? null : `${ARGS_HASH_VERSION}:${hex}`;
 }
 
 /**
@@ -155,17 +154,4 @@ function writeObject(object, out) {
     write(object[key], out);
   });
   out.push("}");
-}
-
-// orjson sorts keys by their UTF-8 bytes, which is code point order; JS's < compares
-// UTF-16 code units, which disagree once a key holds characters beyond U+FFFF.
-function compareCodePoints(a, b) {
-  const left = Array.from(a);
-  const right = Array.from(b);
-  const n = Math.min(left.length, right.length);
-  for (let i = 0; i < n; i++) {
-    const diff = left[i].codePointAt(0) - right[i].codePointAt(0);
-    if (diff !== 0) return diff;
-  }
-  return left.length - right.length;
 }

@@ -14,6 +14,7 @@
 
 import { parseExact } from "./exact.js";
 import { expanded } from "./compact.js";
+import { sha256Hex } from "./digest.js";
 
 export const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
 /** The largest base (compressed bytes, from the manifest) the viewer downloads. */
@@ -81,14 +82,6 @@ function tooLarge(bytes) {
     `This trace is ${megabytes(bytes || 0)} compressed, over the viewer's limit of ` +
       `${megabytes(MAX_BASE_BYTES)}. Use \`strata traces show\` from a terminal instead.`,
   );
-}
-
-/** Hex sha256 of `bytes`, or null where the page has no WebCrypto (not a secure context). */
-export async function sha256Hex(bytes) {
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) return null;
-  const digest = new Uint8Array(await subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function nativeZstd() {

@@ -7,6 +7,7 @@
 // the /1 shape, so the page expands a base once, as it loads it.
 
 import { argsHash } from "./argshash.js";
+import { isObject } from "./exact.js";
 
 export const FORMAT_1 = "strata.trace/1";
 export const FORMAT_2 = "strata.trace/2";
@@ -16,8 +17,6 @@ export const CALL_FIELDS = [
 ];
 // Fields whose null in a call array means "absent" in the Call object.
 const ABSENT_WHEN_NULL = new Set(["args", "kwargs", "error", "args_hash"]);
-
-const isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Whether `doc`'s calls are /2 arrays. */
 export function isCompact(doc) {
@@ -50,7 +49,10 @@ async function callObject(names, row) {
   if (isObject(call.kwargs) && Object.keys(call.kwargs).length === 0) delete call.kwargs;
   const kwargs = call.kwargs;
   if (!Object.hasOwn(call, "args_hash") && call.kind !== "builtin" && Array.isArray(call.args) && (kwargs === undefined || isObject(kwargs))) {
-    call.args_hash = await argsHash(call.args, kwargs || {});
+    // Without WebCrypto (a page not in a secure context) the hash stays unknown: the call
+    // shows, but a function run is not matched to it.
+    const hash = await argsHash(call.args, kwargs || {});
+    if (hash !== null) call.args_hash = hash;
   }
   return call;
 }

@@ -8,7 +8,7 @@
 // builds DOM only when called, so the module imports under node. Trace data goes into the
 // page as text nodes only: it holds whatever grand-users sent.
 
-import { isTaggedFloat, parseExact, TAG } from "./exact.js";
+import { isObject, isTaggedFloat, parseExact, TAG } from "./exact.js";
 import { h, json } from "./view.js";
 
 /** Differences listed per part before the rest is summed up in one "more" entry. */
@@ -287,10 +287,6 @@ function floatOf(value) {
 
 function isPlainObject(value) {
   return isObject(value) && !has(value, TAG);
-}
-
-function isObject(value) {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 // Own properties only: "constructor" in a body must not read as Object.prototype's.

@@ -41,3 +41,24 @@ export function showJson(value) {
 export function toNumber(value) {
   return isTaggedFloat(value) ? Number(value.v) : value;
 }
+
+/** Whether `value` is a JSON object (not null, not an array). */
+export function isObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Order two strings as Python (and orjson's sorted keys) do: by code point. JS's <
+ * compares UTF-16 code units, which disagree once a string holds characters outside
+ * the Basic Multilingual Plane ("\u{1F600}" before "\uffff").
+ */
+export function compareCodePoints(a, b) {
+  const left = Array.from(a);
+  const right = Array.from(b);
+  const n = Math.min(left.length, right.length);
+  for (let i = 0; i < n; i++) {
+    const diff = left[i].codePointAt(0) - right[i].codePointAt(0);
+    if (diff !== 0) return diff;
+  }
+  return left.length - right.length;
+}

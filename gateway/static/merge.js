@@ -1,9 +1,11 @@
 // The merge fold of SPEC §9 for the browser: a base trace plus its patches -> the
-// merged view. Dependency-free ES module, no build step.
+// merged view. ES module, no build step.
 //
 // This is the twin of trace_store/document/merge.py; the view's shape and every rule of the fold
 // are documented in that module's docstring. Both are pinned by the JSON vectors in
 // tests/vectors/merge/ and must agree on every input, malformed ones included.
+
+import { compareCodePoints, isObject } from "./exact.js";
 
 export const MERGED_FORMAT = "strata.merged/1";
 export const PATCH_FORMAT = "strata.patch/1";
@@ -151,22 +153,6 @@ function key(fn, argsHash) {
   return `${fn}:${argsHash}`;
 }
 
-// Python's str ordering compares code points; JS's < compares UTF-16 code units, which
-// disagree once a string holds characters outside the Basic Multilingual Plane.
-function compareCodePoints(a, b) {
-  const left = Array.from(a);
-  const right = Array.from(b);
-  const n = Math.min(left.length, right.length);
-  for (let i = 0; i < n; i++) {
-    const diff = left[i].codePointAt(0) - right[i].codePointAt(0);
-    if (diff !== 0) return diff;
-  }
-  return left.length - right.length;
-}
-
-function isObject(value) {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 // Own properties only: a key inherited from Object.prototype ("constructor",
 // "toString") must read as absent, as it does in a Python dict.

@@ -51,3 +51,15 @@ test("expanded: a /2 document as the /1 one it stands for; a /1 document itself"
   const v1 = { format: FORMAT_1, calls: [{ id: 0 }] };
   assert.equal(await expanded(v1), v1);
 });
+
+test("without WebCrypto (no secure context) a user call's hash stays unknown, the call reads", async () => {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "crypto");
+  Object.defineProperty(globalThis, "crypto", { value: {}, configurable: true });
+  try {
+    const [call] = await callObjects(doc([[0, null, "f", "user", [1], 2, 0, 1]]));
+    assert.deepEqual(call, { id: 0, parent: null, function: "f", kind: "user", args: [1], result: 2, started_us: 0, duration_us: 1 });
+  } finally {
+    Object.defineProperty(globalThis, "crypto", saved);
+  }
+  assert.match((await callObjects(doc([[0, null, "f", "user", [1], 2, 0, 1]])))[0].args_hash, /^1:/);
+});
