@@ -52,6 +52,44 @@ def postgres_pid(admin_dsn: str) -> int | None:
     return asyncio.run(parent_of_backend())
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    # Split after the command name, which may hold spaces: index 0 is field 3 (state).
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (all its threads) so far."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time so far of ``root`` and every live descendant, plus the
+    children each of them has waited for (``cutime``/``cstime``, fields 16 and 17).
+
+    The postmaster reaps its backends as they exit, so a backend that ends between two
+    marks still counts, in the postmaster's ``cutime``: the sum is exact up to a backend
+    that exits between this scan reading its parent and reading it."""
+    stats: dict[int, list[str]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                stats[int(proc.name)] = _stat(int(proc.name))
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += sum(int(field) for field in stats[pid][11:15])
+            todo.extend(children.get(pid, ()))
+    return total / TICK
+
+
 def fresh_database(admin_dsn: str) -> str:
     """Create an empty database and return its DSN."""
     import asyncio

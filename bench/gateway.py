@@ -27,7 +27,6 @@ process writer stored every traced request.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import statistics
@@ -42,10 +41,12 @@ from bench.common import (
     Served,
     WrkResult,
     count_rows,
+    cpu_seconds,
     fresh_database,
     postgres,
     postgres_pid,
     serve,
+    tree_cpu_seconds,
     wrk,
 )
 
@@ -67,42 +68,6 @@ TRACED = ("inline", "process")
 #: The issue's budget: CPU per stored trace of everything strata runs for it.
 TARGET_US = 100.0
 PACE_MS = 10
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    # Split after the command name, which may hold spaces: index 0 is field 3 (state).
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process (all its threads) so far."""
-    fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU time so far of ``root`` and every live descendant, plus the
-    children each of them has waited for (``cutime``/``cstime``, fields 16 and 17).
-
-    The postmaster reaps its backends as they exit, so a backend that ends between two
-    marks still counts, in the postmaster's ``cutime``: the sum is exact up to a backend
-    that exits between this scan reading its parent and reading it."""
-    stats: dict[int, list[str]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                stats[int(proc.name)] = _stat(int(proc.name))
-    children: dict[int, list[int]] = {}
-    for pid, fields in stats.items():
-        children.setdefault(int(fields[1]), []).append(pid)
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            total += sum(int(field) for field in stats[pid][11:15])
-            todo.extend(children.get(pid, ()))
-    return total / TICK
 
 
 def children_cpu_seconds() -> float:

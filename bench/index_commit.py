@@ -20,9 +20,9 @@ figures are medians over the runs:
 - a retried commit: the same batch committed again, every row already present. For
   ``COPY`` that is a failed transaction and the fallback (``insert_rows``).
 
-Also measured, the design not taken: ``COPY`` into a per-connection staging table
-(``ON COMMIT DELETE ROWS``, created in the pool's ``init``) and ``INSERT ... SELECT ...
-ON CONFLICT DO NOTHING`` from it.
+(The design not taken, ``COPY`` into a per-connection staging table and ``INSERT ...
+SELECT ... ON CONFLICT DO NOTHING`` from it, measured slower than direct ``COPY`` at
+every size: see ``index.copy_rows``.)
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import operator
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,12 +39,12 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from bench.common import fresh_database, postgres
+from bench.common import fresh_database, postgres, postgres_pid, tree_cpu_seconds
 from trace_store import db, keys
-from trace_store.db import index, notify, pins, unmatched
+from trace_store.db import index
 from trace_store.db.index import IndexRow
 from trace_store.document.ids import uuid7
-from trace_store.writer.commit import Batch, commit_batch
+from trace_store.writer.commit import Batch, commit_batch, write_batch
 
 SIZES = (1, 50, 500)
 HANDLERS = 8
@@ -64,53 +62,11 @@ if TYPE_CHECKING:
     Insert = Callable[[db.Connection, Sequence[IndexRow]], Awaitable[int]]
 
 
-async def _commit_with(pool: db.Pool, batch: Batch, insert: Insert) -> None:
-    """``commit_batch`` as it was before issue 19, the index insert a parameter."""
-    async with pool.acquire() as conn, conn.transaction():
-        await insert(conn, batch.rows)
-        await pins.update_pins(conn, batch.rows)
-        await unmatched.record(conn, batch.unmatched)
-        await notify.publish_many(conn, [(r.canvas, "trace", r.summary()) for r in batch.rows])
-
-
 async def _reference_commit(pool: db.Pool, batch: Batch) -> None:
     """The reference: the old path, one ``INSERT ... SELECT FROM json_to_recordset($1)
     ... ON CONFLICT DO NOTHING`` (``index.insert_rows``, now only the fallback)."""
-    await _commit_with(pool, batch, index.insert_rows)
-
-
-_STAGING = "strata_bench_staging"
-_STAGING_COLUMNS = (
-    "canvas, handler_id, trace_id, started_at, object_key, size_bytes, sha256, status,"
-    " duration_ms, functions, has_error, adopted, object_offset"
-)
-_STAGING_FIELDS = operator.attrgetter(
-    "canvas", "handler_id", "trace_id", "started_at", "object_key", "size_bytes", "sha256",
-    "status", "duration_ms", "functions", "has_error", "adopted", "offset",
-)  # fmt: skip
-
-
-async def _create_staging(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    # Once per connection (the pool's init): a temporary table per transaction would
-    # add catalog rows (pg_class, pg_attribute, pg_type) and their deletion to each.
-    await conn.execute(f"CREATE TEMP TABLE {_STAGING} (LIKE traces) ON COMMIT DELETE ROWS")
-
-
-async def _staged_insert(conn: db.Connection, rows: Sequence[IndexRow]) -> int:
-    if not rows:
-        return 0
-    await conn.copy_records_to_table(
-        _STAGING, records=map(_STAGING_FIELDS, rows), columns=_STAGING_COLUMNS.split(", ")
-    )
-    result = await conn.execute(
-        f"INSERT INTO traces ({_STAGING_COLUMNS}) SELECT {_STAGING_COLUMNS} FROM {_STAGING}"
-        " ON CONFLICT DO NOTHING"
-    )
-    return int(result.rsplit(" ", 1)[-1])
-
-
-async def _staged_commit(pool: db.Pool, batch: Batch) -> None:
-    await _commit_with(pool, batch, _staged_insert)
+    async with pool.acquire() as conn, conn.transaction():
+        await write_batch(conn, batch, index.insert_rows)
 
 
 class Rows:
@@ -161,42 +117,6 @@ class Rows:
         return Batch(rows=rows)
 
 
-def _stat(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-class ServerCpu:
-    """CPU seconds of a local Postgres: the postmaster, its live children, and the
-    children that exited (a pool closes a connection after ``max_queries``)."""
-
-    def __init__(self, postmaster: int) -> None:
-        self.postmaster = postmaster
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    @classmethod
-    async def of(cls, pool: db.Pool) -> ServerCpu | None:
-        backend = await pool.fetchval("SELECT pg_backend_pid()")
-        try:
-            return cls(int(_stat(backend)[1]))
-        except OSError:  # not a server on this machine (or not in this pid namespace)
-            return None
-
-    def seconds(self) -> float:
-        fields = _stat(self.postmaster)
-        ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                child = _stat(int(entry))
-            except OSError:
-                continue
-            if int(child[1]) == self.postmaster:
-                ticks += int(child[11]) + int(child[12])
-        return ticks / self.tick
-
-
 @dataclass
 class Figures:
     """What one variant spent at one batch size, summed over its chunks."""
@@ -223,9 +143,9 @@ class Figures:
 
 
 async def _chunk(
-    pool: db.Pool, commit: Commit, batches: Sequence[Batch], cpu: ServerCpu | None, f: Figures
+    pool: db.Pool, commit: Commit, batches: Sequence[Batch], server_pid: int | None, f: Figures
 ) -> None:
-    server = cpu.seconds() if cpu else 0.0
+    server = tree_cpu_seconds(server_pid) if server_pid else 0.0
     client = time.process_time()
     start = time.perf_counter()
     for batch in batches:
@@ -233,10 +153,10 @@ async def _chunk(
     f.seconds += time.perf_counter() - start
     f.client += time.process_time() - client
     f.rows += sum(len(b.rows) for b in batches)
-    if cpu is None or f.server is None:
+    if server_pid is None or f.server is None:
         f.server = None
     else:
-        f.server += cpu.seconds() - server
+        f.server += tree_cpu_seconds(server_pid) - server
 
 
 async def _retries(pool: db.Pool, commit: Commit, batches: Sequence[Batch], f: Figures) -> None:
@@ -247,7 +167,9 @@ async def _retries(pool: db.Pool, commit: Commit, batches: Sequence[Batch], f: F
     f.retries += len(batches)
 
 
-async def measure(dsn: str, total_rows: int) -> dict[int, dict[str, Figures]]:
+async def measure(
+    dsn: str, total_rows: int, server_pid: int | None
+) -> dict[int, dict[str, Figures]]:
     """Figures per batch size and variant.
 
     The variants take turns in chunks of about 50 rows' worth of commits (the order
@@ -260,17 +182,8 @@ async def measure(dsn: str, total_rows: int) -> dict[int, dict[str, Figures]]:
     finally:
         await conn.close()
     pool = await db.connect_pool(dsn, max_size=2)
-    staging_pool = await asyncpg.create_pool(
-        dsn, min_size=0, max_size=2, command_timeout=db.COMMAND_TIMEOUT, init=_create_staging
-    )
-    assert staging_pool is not None
-    variants: dict[str, tuple[db.Pool, Commit]] = {
-        "old": (pool, _reference_commit),
-        "new": (pool, commit_batch),
-        "staging": (staging_pool, _staged_commit),
-    }
+    variants: dict[str, Commit] = {"old": _reference_commit, "new": commit_batch}
     try:
-        cpu = await ServerCpu.of(pool)
         source = Rows()
         results: dict[int, dict[str, Figures]] = {}
         for size in SIZES:
@@ -279,26 +192,23 @@ async def measure(dsn: str, total_rows: int) -> dict[int, dict[str, Figures]]:
             commits = max(20, min(2000, total_rows // size)) // per_chunk * per_chunk
             batches = {name: [source.batch(size) for _ in range(commits)] for name in variants}
             figures = {name: Figures() for name in variants}
-            for p, commit in variants.values():  # warm up: plans, caches, codecs
+            for commit in variants.values():  # warm up: plans, caches, codecs
                 for _ in range(3):
-                    await commit(p, source.batch(size))
+                    await commit(pool, source.batch(size))
             order = list(variants)
             for first in range(0, commits, per_chunk):
                 for name in order:
-                    p, commit = variants[name]
                     chunk = batches[name][first : first + per_chunk]
-                    await _chunk(p, commit, chunk, cpu, figures[name])
+                    await _chunk(pool, variants[name], chunk, server_pid, figures[name])
                 order.append(order.pop(0))
             for name in order:
-                p, commit = variants[name]
-                await _retries(p, commit, batches[name][-20:], figures[name])
+                await _retries(pool, variants[name], batches[name][-20:], figures[name])
             indexed = await pool.fetchval("SELECT count(*) FROM traces")
             expected = sum(f.rows for f in figures.values()) + 3 * size * len(variants)
             assert indexed == expected, f"{indexed} index rows for {expected} committed"
             results[size] = figures
     finally:
         await pool.close()
-        await staging_pool.close()
     return results
 
 
@@ -309,7 +219,7 @@ def main() -> None:
     )
     args, _ = parser.parse_known_args()
     with postgres() as admin:
-        results = asyncio.run(measure(fresh_database(admin), args.rows))
+        results = asyncio.run(measure(fresh_database(admin), args.rows, postgres_pid(admin)))
     print(
         "\n**Index commits** (`bench.index_commit`): `commit_batch` (index rows, pins,"
         " notifications in one transaction) with the rows by `COPY` against the old JSON"
@@ -326,17 +236,6 @@ def main() -> None:
             f"| {size} | {old.rate:,.0f} | {new.rate:,.0f} | {new.rate / old.rate:.2f}"
             f" | {old.server_us()} → {new.server_us()} | {old.client_us()} → {new.client_us()}"
             f" | {old.retry_ms()} → {new.retry_ms()} |"
-        )
-    print("\nThe design not taken, `COPY` into a per-connection staging table:\n")
-    print(
-        "| batch size | staging rows/s | ratio to old | Postgres CPU µs/row | retried commit ms |"
-    )
-    print("|---|---|---|---|---|")
-    for size, by_name in results.items():
-        old, staging = by_name["old"], by_name["staging"]
-        print(
-            f"| {size} | {staging.rate:,.0f} | {staging.rate / old.rate:.2f}"
-            f" | {staging.server_us()} | {staging.retry_ms()} |"
         )
 
 

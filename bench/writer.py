@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 
 from bench.capture import _pending, _run_sync
-from bench.common import fresh_database, postgres
+from bench.common import cpu_seconds, fresh_database, postgres
 from tests.fixtures_cloud import MOTO_KEY, REGION, free_port
 from trace_store import db
 from trace_store.backends.base import ObjectStore
@@ -62,16 +62,6 @@ def moto() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def _cpu_seconds(pid: int | None = None) -> float:
-    """CPU seconds (user + system) of this process, or of process ``pid``."""
-    if pid is None:
-        t = os.times()
-        return t.user + t.system
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 #: Layouts compared: one object per trace (as before segments) and the defaults.
 LAYOUTS = {
     "one object per trace": WriterConfig(batch_size=256, batch_wait=0.02, segment_bytes=0),
@@ -105,15 +95,15 @@ async def measure(
         p.handler = {**p.handler, "id": f"handler-{i % handlers}"}
         pendings.append(p)
     writer.start()
-    cpu0 = _cpu_seconds()
-    server0 = _cpu_seconds(server_pid) if server_pid else 0.0
+    cpu0 = cpu_seconds(os.getpid())
+    server0 = cpu_seconds(server_pid) if server_pid else 0.0
     t0 = time.perf_counter()
     for p in pendings:
         assert writer.submit(p)
     await writer.flush()
     elapsed = time.perf_counter() - t0
-    cpu = (_cpu_seconds() - cpu0) * 1000 / n
-    server = (_cpu_seconds(server_pid) - server0) * 1000 / n if server_pid else 0.0
+    cpu = (cpu_seconds(os.getpid()) - cpu0) * 1000 / n
+    server = (cpu_seconds(server_pid) - server0) * 1000 / n if server_pid else 0.0
     await writer.stop()
     rows = int(await pool.fetchval("SELECT count(*) FROM traces"))
     objects = int(await pool.fetchval("SELECT count(DISTINCT object_key) FROM traces"))

@@ -45,17 +45,19 @@ async def commit_batch(pool: Pool, batch: Batch) -> None:
     async with pool.acquire() as conn:
         try:
             async with conn.transaction():
-                await _commit(conn, batch, copy_rows)
+                await write_batch(conn, batch, copy_rows)
         except AlreadyIndexed:
             async with conn.transaction():
-                await _commit(conn, batch, insert_rows)
+                await write_batch(conn, batch, insert_rows)
 
 
-async def _commit(
+async def write_batch(
     conn: Connection,
     batch: Batch,
     insert: Callable[[Connection, Sequence[IndexRow]], Awaitable[int]],
 ) -> None:
+    """What :func:`commit_batch` writes, in the caller's transaction, the index rows
+    inserted by ``insert`` (``bench.index_commit`` compares the two inserts with it)."""
     # The rows first: everything after derives from them, and a conflict aborts the
     # transaction before anything else was done in it.
     await insert(conn, batch.rows)

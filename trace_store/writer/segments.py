@@ -59,7 +59,6 @@ def pack(traces: Sequence[tuple[bytes, IndexRow]], *, max_bytes: int) -> list[En
             if len(chunk) == 1:
                 frame, row = chunk[0]
                 row.object_key = keys.trace_key(row.canvas, row.handler_id, row.trace_id)
-                row.offset = None
                 objects.append(Encoded(row.object_key, frame, [row]))
             else:
                 objects.append(_segment(chunk))
