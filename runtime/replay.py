@@ -48,7 +48,8 @@ class TraceReplay(Replay):
     _queues: dict[tuple[str, str], deque[JSONObject]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for call in call_objects(self.doc):
+        # Builtins only, whose hashes are stored: no user call's hash is derived here.
+        for call in call_objects(self.doc, hashes=False):
             if call.get("kind") == "builtin":
                 key = (call["function"], call["args_hash"])
                 self._queues.setdefault(key, deque()).append(call)

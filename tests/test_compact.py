@@ -4,6 +4,7 @@ writer made, for any recorded values; the writer's shortcuts agree with the long
 from __future__ import annotations
 
 import datetime as dt
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -11,10 +12,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.pin_support import pending
 from trace_store.document import codec, compact, schema
 from trace_store.document.build import TraceLimits, build_trace, calls_doc, compact_calls, query_doc
 from trace_store.document.values import exact_json, to_json
-from trace_store.record import BUILTIN, USER, ErrorInfo, PendingTrace
+from trace_store.record import BUILTIN, USER, ErrorInfo
 
 scalars = st.one_of(
     st.none(),
@@ -94,21 +96,14 @@ def test_query_doc_reads_a_query_string_as_parse_qsl(query: str) -> None:
     assert query_doc(query) == expected
 
 
-def _pending(calls: list[list[Any]]) -> PendingTrace:
-    return PendingTrace(
-        canvas="c", kind="traces", handler={"id": "h", "kind": "http", "method": "GET",
-        "route": "/"}, started_ns=1_700_000_000_000_000_000, duration_ns=1_000,
-        method="GET", path="/", query_string="a=1", params={}, raw_headers=[], body=b"",
-        status=200, calls=calls, origin_ns=0,
-    )  # fmt: skip
-
-
 def test_a_written_document_is_format_2_and_validates() -> None:
     calls = [
         [0, None, "f", USER, (1, b"\x00"), {}, {"k": (1,)}, None, 10, 20],
         [1, 0, "time.now", BUILTIN, (), {}, 1.5, None, 12, 13],
     ]
-    stored = codec.decode(codec.encode(build_trace(_pending(calls), TraceLimits())))
+    trace = pending("c", "h", datetime.now(UTC))
+    trace.calls = calls  # origin_ns 0: times relative to 0
+    stored = codec.decode(codec.encode(build_trace(trace, TraceLimits())))
     schema.validate("trace", stored)
     assert stored["format"] == "strata.trace/2"
     user, builtin = stored["calls"]
